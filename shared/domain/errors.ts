@@ -1,0 +1,48 @@
+/**
+ * The root of every error the broker raises on purpose. Expected outcomes are values; these are
+ * for what a use case cannot complete. Messages are sentences a person can act on and never carry a
+ * token, a code or a secret.
+ */
+export class BrokerError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The request itself is wrong: a 400 with this message. */
+export class InvalidRequestError extends BrokerError {
+  readonly field: string | undefined;
+
+  constructor(message: string, options?: { field?: string; cause?: unknown }) {
+    super(message, options);
+    this.field = options?.field;
+  }
+}
+
+/** The caller's principal is not allowed to do this: a 403. */
+export class ForbiddenError extends BrokerError {}
+
+/** No live connection has this id: a 404. */
+export class ConnectionNotFoundError extends BrokerError {
+  readonly connectionId: string;
+
+  constructor(connectionId: string, options?: { cause?: unknown }) {
+    super(`No connection "${connectionId}" exists; create one with POST /connect-sessions.`, options);
+    this.connectionId = connectionId;
+  }
+}
+
+/** The connection exists but the Wise user must authorize the partner again: a 409. */
+export class ReauthorizationRequiredError extends BrokerError {
+  readonly connectionId: string;
+
+  constructor(connectionId: string, message?: string, options?: { cause?: unknown }) {
+    super(
+      message ??
+        `Connection "${connectionId}" needs the Wise user to authorize again; start a new connect session.`,
+      options,
+    );
+    this.connectionId = connectionId;
+  }
+}
