@@ -46,3 +46,16 @@ export class ReauthorizationRequiredError extends BrokerError {
     this.connectionId = connectionId;
   }
 }
+
+/** Wise cannot be reached or is rate limiting, and no still-valid token can be vended: a 503. */
+export class ProviderUnavailableError extends BrokerError {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, options: { retryAfterSeconds: number; cause?: unknown }) {
+    super(message, options);
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+/** A stored ciphertext did not decrypt under its record's encryption context: tampering or a bug, a 500. */
+export class TokenDecryptionError extends BrokerError {}

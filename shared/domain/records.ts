@@ -1,0 +1,84 @@
+/**
+ * The records the broker keeps. The store holds them with every secret already encrypted: nothing in
+ * this file is ever plaintext token material.
+ */
+
+/** Connection ids are chosen by the partner: 1 to 128 of letters, digits, `.`, `_`, `:` and `-`. */
+export const CONNECTION_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export type ConnectionStatus = 'active' | 'needs_reauth' | 'disconnected';
+
+/** The grant that connected the Wise user. */
+export type GrantType = 'authorization_code' | 'registration_code';
+
+/** The kinds of secret the broker encrypts; each is part of the ciphertext's encryption context. */
+export type SecretKind = 'access_token' | 'refresh_token' | 'registration_code';
+
+/** Which record a token belongs to: a connection of a Wise user, or the application's own client token. */
+export type RecordKey = { kind: 'connection'; connectionId: string } | { kind: 'client' };
+
+/** KMS ciphertext as stored. */
+export type Ciphertext = Uint8Array;
+
+/** A lease on a record's refresh: only its owner may write the refresh's outcome until it expires. */
+export interface Lease {
+  owner: string;
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+/** What went wrong last, without any secret: shown to admins and kept for operators. */
+export interface LastError {
+  code: string;
+  message: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+/** The token state shared by connections and the client token; every time is epoch ms. */
+export interface TokenState {
+  accessToken?: Ciphertext;
+  accessTokenExpiresAt?: number;
+  scope?: string;
+  /** Grows by one with every new access token, across refreshes and re-connections. */
+  generation: number;
+  /** Grows by one with every write; conditional writes compare it. */
+  version: number;
+  /** When the next proactive refresh is due. Present (and indexed) only while the record is refreshable. */
+  nextRefreshAt?: number;
+  lastRefreshAt?: number;
+  lastError?: LastError;
+  /** Consecutive transient failures, for backoff; zero after a success. */
+  failureCount: number;
+  lease?: Lease;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ConnectionRecord extends TokenState {
+  connectionId: string;
+  status: ConnectionStatus;
+  grant: GrantType;
+  refreshToken?: Ciphertext;
+  refreshTokenExpiresAt?: number;
+  /** Only for the registration-code grant: kept so the broker can grant again after invalid_grant. */
+  registrationCode?: Ciphertext;
+  email?: string;
+  profileId?: number;
+  userId?: number;
+}
+
+/** The application's client-credentials token: minted, stored and refreshed like a connection. */
+export interface ClientTokenRecord extends TokenState {}
+
+/** A one-time connect-session state, consumed by the OAuth callback. */
+export interface ConnectSessionRecord {
+  state: string;
+  connectionId: string;
+  returnUrl?: string;
+  /** The principal that created the session, for the audit trail. */
+  createdBy: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  createdAt: number;
+}

@@ -1,0 +1,101 @@
+import type {
+  ClientTokenRecord,
+  ConnectionRecord,
+  ConnectionStatus,
+  ConnectSessionRecord,
+  LastError,
+  RecordKey,
+  TokenState,
+} from '#shared/domain/records.ts';
+
+/** The fields a successful grant or refresh writes. */
+export interface TokenUpdate {
+  accessToken: Uint8Array;
+  accessTokenExpiresAt: number;
+  scope?: string;
+  nextRefreshAt: number;
+  lastRefreshAt: number;
+  /** Connections only. Absent: keep the stored refresh token (Wise returned none). */
+  refreshToken?: Uint8Array;
+  refreshTokenExpiresAt?: number;
+}
+
+/** The fields a failed refresh writes when it gives its lease back. */
+export interface FailureUpdate {
+  lastError: LastError;
+  failureCount: number;
+  /** When to try again; absent with `status: 'needs_reauth'` (the record leaves the due index). */
+  nextRefreshAt?: number;
+  status?: Extract<ConnectionStatus, 'needs_reauth'>;
+}
+
+/** A new or replacing connection written by a grant (authorization code or registration code). */
+export type NewConnection = Omit<
+  ConnectionRecord,
+  'version' | 'generation' | 'failureCount' | 'lease' | 'lastError' | 'createdAt' | 'updatedAt'
+> & { status: 'active' };
+
+export interface DueRecord {
+  key: RecordKey;
+  nextRefreshAt: number;
+}
+
+export interface ListConnectionsResult {
+  connections: ConnectionRecord[];
+  /** Opaque cursor for the next page; absent on the last page. */
+  nextToken?: string;
+}
+
+/**
+ * The broker's storage. Every write is a single-item conditional write, so two writers can never both
+ * win; a lost condition is reported as a value (`undefined` or `false`), never as an exception.
+ */
+export interface TokenStore {
+  putConnectSession(session: ConnectSessionRecord): Promise<void>;
+  /** Deletes the session and returns it, exactly once; `undefined` when unknown or already used. Expiry is the caller's check. */
+  consumeConnectSession(state: string): Promise<ConnectSessionRecord | undefined>;
+
+  /** Includes tombstones (`status: 'disconnected'`); callers decide what a tombstone means. */
+  getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  listConnections(options: {
+    status?: Exclude<ConnectionStatus, 'disconnected'>;
+    limit: number;
+    nextToken?: string;
+  }): Promise<ListConnectionsResult>;
+  /**
+   * Writes a connection's tokens from a new grant, replacing whatever was there (a tombstone included):
+   * generation becomes the old generation + 1, version the old version + 1, lease and errors cleared.
+   * Succeeds only if the stored version still equals `expectedVersion` (`undefined`: no record exists).
+   */
+  saveConnection(
+    connection: NewConnection,
+    options: { expectedVersion: number | undefined; now: number },
+  ): Promise<ConnectionRecord | undefined>;
+  /** Destroys the tokens and leaves a tombstone that no late write can undo. `false` if there was no live connection. */
+  disconnect(connectionId: string, options: { now: number }): Promise<boolean>;
+
+  getClientToken(): Promise<ClientTokenRecord | undefined>;
+
+  /** The records whose refresh is due at `now`, read from the sharded due index (never a scan). */
+  listDue(options: { now: number; limit: number }): Promise<DueRecord[]>;
+
+  /**
+   * Takes the refresh lease when it is free or expired. For a connection the record must exist and be active;
+   * the client token record is created on first use. Returns the leased record, or `undefined` when another
+   * owner holds the lease or the record cannot be refreshed.
+   */
+  acquireLease(
+    key: RecordKey,
+    options: { owner: string; now: number; leaseMs: number },
+  ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined>;
+  /** Writes a refresh's result and frees the lease; generation + 1. Only while `owner` holds the lease. */
+  completeRefresh(
+    key: RecordKey,
+    options: { owner: string; now: number; update: TokenUpdate },
+  ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined>;
+  /** Records a failed refresh and frees the lease. Only while `owner` holds the lease. */
+  failRefresh(
+    key: RecordKey,
+    options: { owner: string; now: number; update: FailureUpdate },
+  ): Promise<boolean>;
+}
