@@ -93,6 +93,8 @@ export interface TokenStore {
     key: RecordKey,
     options: { owner: string; now: number; update: TokenUpdate },
   ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined>;
+  /** Frees the lease without changing anything else (the refresh turned out not to be needed). */
+  releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean>;
   /** Records a failed refresh and frees the lease. Only while `owner` holds the lease. */
   failRefresh(
     key: RecordKey,

@@ -1,0 +1,91 @@
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import {
+  ConnectionNotFoundError,
+  ForbiddenError,
+  InvalidRequestError,
+  ProviderUnavailableError,
+  ReauthorizationRequiredError,
+} from '#shared/domain/errors.ts';
+
+const securityHeaders = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
+
+/** A JSON response. Every response is `no-store`: some carry tokens. */
+export function jsonResponse(
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', ...securityHeaders, ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+/** An HTML page for people (the OAuth callback). */
+export function htmlResponse(statusCode: number, body: string): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+      'referrer-policy': 'no-referrer',
+      ...securityHeaders,
+    },
+    body,
+  };
+}
+
+/** An empty response, such as the 204 of a delete. */
+export function emptyResponse(statusCode: number, headers: Record<string, string> = {}) {
+  return {
+    statusCode,
+    headers: { ...securityHeaders, ...headers },
+  } satisfies APIGatewayProxyStructuredResultV2;
+}
+
+/** The broker's error body: `{"error": code, "message": sentence}`. */
+export function errorBody(
+  statusCode: number,
+  error: string,
+  message: string,
+  headers?: Record<string, string>,
+) {
+  return jsonResponse(statusCode, { error, message }, headers);
+}
+
+/**
+ * The one place where errors become HTTP responses. Anything unexpected is a 500 that says nothing of
+ * its cause; the caller logs the error.
+ */
+export function errorToResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
+  if (error instanceof InvalidRequestError) return errorBody(400, 'invalid_request', error.message);
+  if (error instanceof ForbiddenError) return errorBody(403, 'forbidden', error.message);
+  if (error instanceof ConnectionNotFoundError) return errorBody(404, 'connection_not_found', error.message);
+  if (error instanceof ReauthorizationRequiredError) {
+    return errorBody(409, 'reauthorization_required', error.message);
+  }
+  if (error instanceof ProviderUnavailableError) {
+    return errorBody(503, 'provider_unavailable', error.message, {
+      'retry-after': String(error.retryAfterSeconds),
+    });
+  }
+  return errorBody(
+    500,
+    'internal_error',
+    'The broker failed unexpectedly; try again, and tell the operator if it persists.',
+  );
+}
+
+/** Whether an error is the caller's doing (4xx) rather than the broker's. */
+export function isClientError(error: unknown): boolean {
+  return (
+    error instanceof InvalidRequestError ||
+    error instanceof ForbiddenError ||
+    error instanceof ConnectionNotFoundError ||
+    error instanceof ReauthorizationRequiredError
+  );
+}
