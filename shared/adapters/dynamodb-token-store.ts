@@ -1,0 +1,682 @@
+import {
+  CreateTableCommand,
+  type CreateTableCommandInput,
+  DescribeTableCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { BrokerError, InvalidRequestError } from '#shared/domain/errors.ts';
+import type {
+  ClientTokenRecord,
+  ConnectionRecord,
+  ConnectionStatus,
+  ConnectSessionRecord,
+  RecordKey,
+  TokenState,
+} from '#shared/domain/records.ts';
+import type {
+  DueRecord,
+  FailureUpdate,
+  ListConnectionsResult,
+  NewConnection,
+  TokenStore,
+  TokenUpdate,
+} from '#shared/ports/token-store.ts';
+
+/** The sparse index of refreshable records: partition `dueShard`, sort `dueAt`, keys only. */
+export const REFRESH_DUE_INDEX = 'refresh-due';
+/** Connections by status: partition `status`, sort `connectionId`, every attribute projected. */
+export const CONNECTIONS_BY_STATUS_INDEX = 'connections-by-status';
+
+const CLIENT_PK = 'CLIENT';
+const CONNECTION_PREFIX = 'CONNECTION#';
+const SESSION_PREFIX = 'SESSION#';
+const DAY_SECONDS = 86_400;
+/** The statuses `listConnections` walks, in this order, when no status is given. */
+const LISTED_STATUSES = ['active', 'needs_reauth'] as const;
+type ListedStatus = (typeof LISTED_STATUSES)[number];
+
+type Item = Record<string, unknown>;
+type Key = { pk: string; sk: string };
+
+export interface DynamoDbTokenStoreOptions {
+  /** A client built by the composition root (credentials, region or local endpoint already set). */
+  client: DynamoDBClient;
+  tableName: string;
+  /**
+   * Partitions of the refresh-due index. Only ever raise it: a record keeps the shard it was written with
+   * until its next write, and `listDue` reads shards `0 .. shards - 1`.
+   */
+  shards?: number;
+  /** How long a disconnected connection's tombstone is kept before the table's TTL removes it. */
+  tombstoneDays?: number;
+}
+
+/**
+ * The broker's single DynamoDB table behind the `TokenStore` port. Every write is one conditional write on
+ * one item (the embedded engine used locally has no transactions), and a lost condition is a value.
+ *
+ * Items: connections (`CONNECTION#<id>` / `CONNECTION`), the client token (`CLIENT` / `CLIENT`) and
+ * connect sessions (`SESSION#<state>` / `SESSION`, with `ttl`). A record's next refresh is stored as
+ * `dueAt` beside `dueShard` only while it is refreshable, which keeps the `refresh-due` index sparse.
+ */
+export class DynamoDbTokenStore implements TokenStore {
+  readonly #documents: DynamoDBDocumentClient;
+  readonly #tableName: string;
+  readonly #shards: number;
+  readonly #tombstoneSeconds: number;
+
+  constructor(options: DynamoDbTokenStoreOptions) {
+    const shards = options.shards ?? 4;
+    if (!Number.isInteger(shards) || shards < 1) {
+      throw new BrokerError(
+        `The refresh-due index needs a whole number of shards of at least 1, not ${shards}.`,
+      );
+    }
+    this.#documents = DynamoDBDocumentClient.from(options.client, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+    this.#tableName = options.tableName;
+    this.#shards = shards;
+    this.#tombstoneSeconds = Math.round((options.tombstoneDays ?? 30) * DAY_SECONDS);
+  }
+
+  async putConnectSession(session: ConnectSessionRecord): Promise<void> {
+    const item: Item = {
+      ...sessionKey(session.state),
+      state: session.state,
+      connectionId: session.connectionId,
+      createdBy: session.createdBy,
+      expiresAt: session.expiresAt,
+      createdAt: session.createdAt,
+      ttl: Math.ceil(session.expiresAt / 1000),
+    };
+    if (session.returnUrl !== undefined) item.returnUrl = session.returnUrl;
+    const written = await this.#conditional(
+      this.#documents.send(
+        new PutCommand({
+          TableName: this.#tableName,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+    if (!written) {
+      // A state is random and single-use; never overwrite one that is already waiting for its callback.
+      throw new BrokerError(
+        'A connect session with the same state already exists; create the session again.',
+      );
+    }
+  }
+
+  async consumeConnectSession(state: string): Promise<ConnectSessionRecord | undefined> {
+    const output = await this.#conditional(
+      this.#documents.send(
+        new DeleteCommand({
+          TableName: this.#tableName,
+          Key: sessionKey(state),
+          ConditionExpression: 'attribute_exists(pk)',
+          ReturnValues: 'ALL_OLD',
+        }),
+      ),
+    );
+    return output?.Attributes ? toSession(output.Attributes) : undefined;
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const output = await this.#documents.send(
+      new GetCommand({ TableName: this.#tableName, Key: connectionKey(connectionId), ConsistentRead: true }),
+    );
+    return output.Item ? toConnection(output.Item) : undefined;
+  }
+
+  async listConnections(options: {
+    status?: Exclude<ConnectionStatus, 'disconnected'>;
+    limit: number;
+    nextToken?: string;
+  }): Promise<ListConnectionsResult> {
+    if (!Number.isInteger(options.limit) || options.limit < 1) {
+      throw new InvalidRequestError('The page size (limit) must be a whole number of at least 1.', {
+        field: 'limit',
+      });
+    }
+    const statuses: readonly ListedStatus[] = options.status ? [options.status] : LISTED_STATUSES;
+    const cursor = options.nextToken === undefined ? undefined : decodeCursor(options.nextToken, statuses);
+    let statusIndex = cursor ? statuses.indexOf(cursor.status) : 0;
+    let startKey = cursor?.lastKey;
+    const connections: ConnectionRecord[] = [];
+    // Every query either returns at least one item or moves on to the next status, so this bounds the loop.
+    for (let round = 0; round < options.limit + statuses.length; round++) {
+      const status = statuses[statusIndex];
+      if (status === undefined) return { connections };
+      const output = await this.#documents.send(
+        new QueryCommand({
+          TableName: this.#tableName,
+          IndexName: CONNECTIONS_BY_STATUS_INDEX,
+          KeyConditionExpression: '#status = :status',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':status': status },
+          Limit: options.limit - connections.length,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      connections.push(...(output.Items ?? []).map(toConnection));
+      startKey = output.LastEvaluatedKey;
+      if (!startKey) {
+        statusIndex += 1;
+      }
+      if (connections.length >= options.limit) {
+        const nextStatus = statuses[statusIndex];
+        if (nextStatus === undefined) return { connections };
+        return { connections, nextToken: encodeCursor({ status: nextStatus, lastKey: startKey }) };
+      }
+    }
+    throw new BrokerError('Listing connections did not finish within its bound of queries; try again.');
+  }
+
+  async saveConnection(
+    connection: NewConnection,
+    options: { expectedVersion: number | undefined; now: number },
+  ): Promise<ConnectionRecord | undefined> {
+    const key = connectionKey(connection.connectionId);
+    const update = new ItemUpdate();
+    update.set('connectionId', connection.connectionId);
+    update.set('status', 'active');
+    update.set('grant', connection.grant);
+    for (const attribute of CONNECTION_OPTIONAL_FIELDS) {
+      update.setOrRemove(attribute, connection[attribute]);
+    }
+    this.#setDue(update, key, connection.nextRefreshAt);
+    update.setTo('generation', `if_not_exists(${update.name('generation')}, :zero) + :one`);
+    update.setTo('version', `if_not_exists(${update.name('version')}, :zero) + :one`);
+    update.set('failureCount', 0);
+    update.setTo('createdAt', `if_not_exists(${update.name('createdAt')}, :now)`);
+    update.setTo('updatedAt', ':now');
+    update.remove('leaseOwner', 'leaseExpiresAt', 'lastError', 'ttl');
+    update.value('zero', 0);
+    update.value('one', 1);
+    update.value('now', options.now);
+    if (options.expectedVersion === undefined) {
+      update.condition('attribute_not_exists(pk)');
+    } else {
+      update.condition(
+        `${update.name('version')} = ${update.value('expectedVersion', options.expectedVersion)}`,
+      );
+    }
+    const attributes = await this.#update(key, update);
+    return attributes ? toConnection(attributes) : undefined;
+  }
+
+  async disconnect(connectionId: string, options: { now: number }): Promise<boolean> {
+    const update = new ItemUpdate();
+    update.set('status', 'disconnected');
+    update.setTo('version', `${update.name('version')} + :one`);
+    update.set('updatedAt', options.now);
+    update.set('ttl', Math.floor(options.now / 1000) + this.#tombstoneSeconds);
+    update.remove(
+      'accessToken',
+      'refreshToken',
+      'registrationCode',
+      'dueShard',
+      'dueAt',
+      'leaseOwner',
+      'leaseExpiresAt',
+    );
+    update.value('one', 1);
+    update.condition(`attribute_exists(pk) AND ${update.name('status')} <> :disconnected`);
+    update.value('disconnected', 'disconnected');
+    return (await this.#update(connectionKey(connectionId), update)) !== undefined;
+  }
+
+  async getClientToken(): Promise<ClientTokenRecord | undefined> {
+    const output = await this.#documents.send(
+      new GetCommand({ TableName: this.#tableName, Key: clientKey(), ConsistentRead: true }),
+    );
+    return output.Item ? toTokenState(output.Item) : undefined;
+  }
+
+  async listDue(options: { now: number; limit: number }): Promise<DueRecord[]> {
+    if (options.limit < 1) return [];
+    const pages = await Promise.all(
+      Array.from({ length: this.#shards }, (_, shard) =>
+        this.#documents.send(
+          new QueryCommand({
+            TableName: this.#tableName,
+            IndexName: REFRESH_DUE_INDEX,
+            KeyConditionExpression: '#dueShard = :shard AND #dueAt <= :now',
+            ExpressionAttributeNames: { '#dueShard': 'dueShard', '#dueAt': 'dueAt' },
+            ExpressionAttributeValues: { ':shard': String(shard), ':now': options.now },
+            Limit: options.limit,
+          }),
+        ),
+      ),
+    );
+    const due: DueRecord[] = [];
+    for (const page of pages) {
+      for (const item of page.Items ?? []) {
+        const key = recordKeyOf(String(item.pk));
+        if (key && typeof item.dueAt === 'number') due.push({ key, nextRefreshAt: item.dueAt });
+      }
+    }
+    // The most overdue first, so a full sweep never starves the oldest records.
+    return due.sort((a, b) => a.nextRefreshAt - b.nextRefreshAt).slice(0, options.limit);
+  }
+
+  async acquireLease(
+    key: RecordKey,
+    options: { owner: string; now: number; leaseMs: number },
+  ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined> {
+    const update = new ItemUpdate();
+    update.set('leaseOwner', options.owner);
+    update.set('leaseExpiresAt', options.now + options.leaseMs);
+    const leaseFree = `(attribute_not_exists(${update.name('leaseExpiresAt')}) OR ${update.name('leaseExpiresAt')} < :now)`;
+    update.value('now', options.now);
+    if (key.kind === 'connection') {
+      update.condition(`${update.name('status')} = :active AND ${leaseFree}`);
+      update.value('active', 'active');
+    } else {
+      // The client token's item is created by its first lease.
+      for (const attribute of ['generation', 'version', 'failureCount'] as const) {
+        update.setTo(attribute, `if_not_exists(${update.name(attribute)}, :zero)`);
+      }
+      for (const attribute of ['createdAt', 'updatedAt'] as const) {
+        update.setTo(attribute, `if_not_exists(${update.name(attribute)}, :now)`);
+      }
+      update.value('zero', 0);
+      update.condition(leaseFree);
+    }
+    const attributes = await this.#update(itemKey(key), update);
+    return attributes ? toLeasedRecord(key, attributes) : undefined;
+  }
+
+  async completeRefresh(
+    key: RecordKey,
+    options: { owner: string; now: number; update: TokenUpdate },
+  ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined> {
+    const tokens = options.update;
+    const update = new ItemUpdate();
+    update.set('accessToken', tokens.accessToken);
+    update.set('accessTokenExpiresAt', tokens.accessTokenExpiresAt);
+    // Wise may leave out what did not change: keep the stored scope and refresh token then.
+    if (tokens.scope !== undefined) update.set('scope', tokens.scope);
+    update.set('lastRefreshAt', tokens.lastRefreshAt);
+    if (key.kind === 'connection' && tokens.refreshToken !== undefined) {
+      update.set('refreshToken', tokens.refreshToken);
+      update.setOrRemove('refreshTokenExpiresAt', tokens.refreshTokenExpiresAt);
+    }
+    update.setTo('generation', `${update.name('generation')} + :one`);
+    update.setTo('version', `${update.name('version')} + :one`);
+    this.#setDue(update, itemKey(key), tokens.nextRefreshAt);
+    update.set('failureCount', 0);
+    update.set('updatedAt', options.now);
+    update.remove('leaseOwner', 'leaseExpiresAt', 'lastError');
+    update.value('one', 1);
+    this.#leaseHeldBy(update, key, options.owner);
+    const attributes = await this.#update(itemKey(key), update);
+    return attributes ? toLeasedRecord(key, attributes) : undefined;
+  }
+
+  async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {
+    const update = new ItemUpdate();
+    update.remove('leaseOwner', 'leaseExpiresAt');
+    update.condition(`${update.name('leaseOwner')} = ${update.value('owner', options.owner)}`);
+    return (await this.#update(itemKey(key), update)) !== undefined;
+  }
+
+  async failRefresh(
+    key: RecordKey,
+    options: { owner: string; now: number; update: FailureUpdate },
+  ): Promise<boolean> {
+    const failure = options.update;
+    const update = new ItemUpdate();
+    update.set('lastError', { ...failure.lastError });
+    update.set('failureCount', failure.failureCount);
+    update.setTo('version', `${update.name('version')} + :one`);
+    update.set('updatedAt', options.now);
+    if (failure.status === 'needs_reauth') {
+      if (key.kind !== 'connection') {
+        throw new BrokerError(
+          'The client token has no status: a failed client-credentials grant cannot need reauthorization.',
+        );
+      }
+      update.set('status', 'needs_reauth');
+      update.remove('dueShard', 'dueAt');
+    } else if (failure.nextRefreshAt !== undefined) {
+      this.#setDue(update, itemKey(key), failure.nextRefreshAt);
+    }
+    update.remove('leaseOwner', 'leaseExpiresAt');
+    update.value('one', 1);
+    this.#leaseHeldBy(update, key, options.owner);
+    return (await this.#update(itemKey(key), update)) !== undefined;
+  }
+
+  /** `dueAt` and `dueShard` while the record is refreshable; neither otherwise (the index is sparse). */
+  #setDue(update: ItemUpdate, key: Key, nextRefreshAt: number | undefined): void {
+    if (nextRefreshAt === undefined) {
+      update.remove('dueShard', 'dueAt');
+    } else {
+      update.set('dueShard', dueShardOf(key.pk, this.#shards));
+      update.set('dueAt', nextRefreshAt);
+    }
+  }
+
+  #leaseHeldBy(update: ItemUpdate, key: RecordKey, owner: string): void {
+    update.value('owner', owner);
+    if (key.kind === 'connection') {
+      update.condition(`${update.name('leaseOwner')} = :owner AND ${update.name('status')} = :active`);
+      update.value('active', 'active');
+    } else {
+      update.condition(`${update.name('leaseOwner')} = :owner`);
+    }
+  }
+
+  async #update(key: Key, update: ItemUpdate): Promise<Item | undefined> {
+    const output = await this.#conditional(
+      this.#documents.send(new UpdateCommand({ TableName: this.#tableName, Key: key, ...update.input() })),
+    );
+    return output?.Attributes;
+  }
+
+  /** Resolves to `undefined` when the write's condition failed. */
+  async #conditional<T>(write: Promise<T>): Promise<T | undefined> {
+    try {
+      return await write;
+    } catch (error) {
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return undefined;
+      throw error;
+    }
+  }
+}
+
+/** The optional connection fields a new grant writes, or removes when the grant has none. */
+const CONNECTION_OPTIONAL_FIELDS = [
+  'accessToken',
+  'accessTokenExpiresAt',
+  'scope',
+  'lastRefreshAt',
+  'refreshToken',
+  'refreshTokenExpiresAt',
+  'registrationCode',
+  'email',
+  'profileId',
+  'userId',
+] as const satisfies readonly (keyof NewConnection)[];
+
+/**
+ * Builds one UpdateItem's expressions. Every attribute goes through a `#name` placeholder (`status`, `ttl`
+ * and others are reserved words), and only the placeholders used are sent, as DynamoDB requires.
+ */
+class ItemUpdate {
+  readonly #sets: string[] = [];
+  readonly #removes: string[] = [];
+  readonly #conditions: string[] = [];
+  readonly #names: Record<string, string> = {};
+  readonly #values: Record<string, unknown> = {};
+
+  name(attribute: string): string {
+    const placeholder = `#${attribute}`;
+    this.#names[placeholder] = attribute;
+    return placeholder;
+  }
+
+  value(label: string, value: unknown): string {
+    const placeholder = `:${label}`;
+    this.#values[placeholder] = value;
+    return placeholder;
+  }
+
+  set(attribute: string, value: unknown): void {
+    this.#sets.push(`${this.name(attribute)} = ${this.value(attribute, value)}`);
+  }
+
+  /** SET with an expression whose value placeholders the caller adds. */
+  setTo(attribute: string, expression: string): void {
+    this.#sets.push(`${this.name(attribute)} = ${expression}`);
+  }
+
+  setOrRemove(attribute: string, value: unknown): void {
+    if (value === undefined) this.remove(attribute);
+    else this.set(attribute, value);
+  }
+
+  remove(...attributes: string[]): void {
+    for (const attribute of attributes) this.#removes.push(this.name(attribute));
+  }
+
+  condition(expression: string): void {
+    this.#conditions.push(expression);
+  }
+
+  input(): Pick<
+    UpdateCommandInput,
+    | 'UpdateExpression'
+    | 'ConditionExpression'
+    | 'ExpressionAttributeNames'
+    | 'ExpressionAttributeValues'
+    | 'ReturnValues'
+  > {
+    const clauses = [];
+    if (this.#sets.length > 0) clauses.push(`SET ${this.#sets.join(', ')}`);
+    if (this.#removes.length > 0) clauses.push(`REMOVE ${this.#removes.join(', ')}`);
+    return {
+      UpdateExpression: clauses.join(' '),
+      ConditionExpression: this.#conditions.join(' AND '),
+      ExpressionAttributeNames: this.#names,
+      ExpressionAttributeValues: this.#values,
+      ReturnValues: 'ALL_NEW',
+    };
+  }
+}
+
+/**
+ * The refresh-due shard of a record: FNV-1a (32 bit) of its partition key modulo the shard count. Stable
+ * across deployments; changing it would strand records in shards nobody reads.
+ */
+export function dueShardOf(pk: string, shards: number): string {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(pk)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return String(hash % shards);
+}
+
+function connectionKey(connectionId: string): Key {
+  return { pk: `${CONNECTION_PREFIX}${connectionId}`, sk: 'CONNECTION' };
+}
+
+function clientKey(): Key {
+  return { pk: CLIENT_PK, sk: 'CLIENT' };
+}
+
+function sessionKey(state: string): Key {
+  return { pk: `${SESSION_PREFIX}${state}`, sk: 'SESSION' };
+}
+
+function itemKey(key: RecordKey): Key {
+  return key.kind === 'connection' ? connectionKey(key.connectionId) : clientKey();
+}
+
+function recordKeyOf(pk: string): RecordKey | undefined {
+  if (pk === CLIENT_PK) return { kind: 'client' };
+  if (pk.startsWith(CONNECTION_PREFIX)) {
+    return { kind: 'connection', connectionId: pk.slice(CONNECTION_PREFIX.length) };
+  }
+  return undefined;
+}
+
+const Cursor = z.object({
+  s: z.enum(LISTED_STATUSES),
+  k: z
+    .object({ pk: z.string(), sk: z.string(), status: z.string(), connectionId: z.string() })
+    .strict()
+    .optional(),
+});
+
+function encodeCursor(cursor: { status: ListedStatus; lastKey: Item | undefined }): string {
+  const json = JSON.stringify(
+    cursor.lastKey ? { s: cursor.status, k: cursor.lastKey } : { s: cursor.status },
+  );
+  return Buffer.from(json, 'utf8').toString('base64url');
+}
+
+function decodeCursor(
+  token: string,
+  statuses: readonly ListedStatus[],
+): { status: ListedStatus; lastKey: Item | undefined } {
+  const invalid = () =>
+    new InvalidRequestError(
+      'The nextToken is not one this listing returned; pass the nextToken of the previous page unchanged, with the same status filter.',
+      { field: 'nextToken' },
+    );
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  const parsed = Cursor.safeParse(json);
+  if (!parsed.success || !statuses.includes(parsed.data.s)) throw invalid();
+  if (parsed.data.k && parsed.data.k.status !== parsed.data.s) throw invalid();
+  return { status: parsed.data.s, lastKey: parsed.data.k };
+}
+
+function toSession(item: Item): ConnectSessionRecord {
+  const session: ConnectSessionRecord = {
+    state: item.state as string,
+    connectionId: item.connectionId as string,
+    createdBy: item.createdBy as string,
+    expiresAt: item.expiresAt as number,
+    createdAt: item.createdAt as number,
+  };
+  if (typeof item.returnUrl === 'string') session.returnUrl = item.returnUrl;
+  return session;
+}
+
+function toTokenState(item: Item): TokenState {
+  const state: TokenState = {
+    generation: (item.generation as number | undefined) ?? 0,
+    version: (item.version as number | undefined) ?? 0,
+    failureCount: (item.failureCount as number | undefined) ?? 0,
+    createdAt: item.createdAt as number,
+    updatedAt: item.updatedAt as number,
+  };
+  if (item.accessToken instanceof Uint8Array) state.accessToken = item.accessToken;
+  if (typeof item.accessTokenExpiresAt === 'number') state.accessTokenExpiresAt = item.accessTokenExpiresAt;
+  if (typeof item.scope === 'string') state.scope = item.scope;
+  if (typeof item.dueAt === 'number') state.nextRefreshAt = item.dueAt;
+  if (typeof item.lastRefreshAt === 'number') state.lastRefreshAt = item.lastRefreshAt;
+  if (isLastError(item.lastError)) state.lastError = { ...item.lastError };
+  if (typeof item.leaseOwner === 'string' && typeof item.leaseExpiresAt === 'number') {
+    state.lease = { owner: item.leaseOwner, expiresAt: item.leaseExpiresAt };
+  }
+  return state;
+}
+
+function toConnection(item: Item): ConnectionRecord {
+  const connection: ConnectionRecord = {
+    ...toTokenState(item),
+    connectionId: item.connectionId as string,
+    status: item.status as ConnectionStatus,
+    grant: item.grant as ConnectionRecord['grant'],
+  };
+  if (item.refreshToken instanceof Uint8Array) connection.refreshToken = item.refreshToken;
+  if (typeof item.refreshTokenExpiresAt === 'number') {
+    connection.refreshTokenExpiresAt = item.refreshTokenExpiresAt;
+  }
+  if (item.registrationCode instanceof Uint8Array) connection.registrationCode = item.registrationCode;
+  if (typeof item.email === 'string') connection.email = item.email;
+  if (typeof item.profileId === 'number') connection.profileId = item.profileId;
+  if (typeof item.userId === 'number') connection.userId = item.userId;
+  return connection;
+}
+
+function toLeasedRecord(key: RecordKey, item: Item): TokenState & Partial<ConnectionRecord> {
+  return key.kind === 'connection' ? toConnection(item) : toTokenState(item);
+}
+
+function isLastError(value: unknown): value is { code: string; message: string; at: number } {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Record<string, unknown>;
+  return (
+    typeof candidate.code === 'string' &&
+    typeof candidate.message === 'string' &&
+    typeof candidate.at === 'number'
+  );
+}
+
+/**
+ * The table's definition: keys `pk`/`sk`, on-demand billing, the sparse `refresh-due` index and the
+ * `connections-by-status` index. The CDK stateful stack declares the same keys and indexes; the TTL
+ * attribute `ttl` is set there (the embedded engine has no `UpdateTimeToLive`).
+ */
+export function brokerTableDefinition(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'sk', AttributeType: 'S' },
+      { AttributeName: 'dueShard', AttributeType: 'S' },
+      { AttributeName: 'dueAt', AttributeType: 'N' },
+      { AttributeName: 'status', AttributeType: 'S' },
+      { AttributeName: 'connectionId', AttributeType: 'S' },
+    ],
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: REFRESH_DUE_INDEX,
+        KeySchema: [
+          { AttributeName: 'dueShard', KeyType: 'HASH' },
+          { AttributeName: 'dueAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+      {
+        IndexName: CONNECTIONS_BY_STATUS_INDEX,
+        KeySchema: [
+          { AttributeName: 'status', KeyType: 'HASH' },
+          { AttributeName: 'connectionId', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
+/**
+ * Creates the broker's table (tests and the local run) and waits, at most `timeoutMs`, until it and its
+ * indexes are active.
+ */
+export async function createBrokerTable(
+  client: DynamoDBClient,
+  tableName: string,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
+  await client.send(new CreateTableCommand(brokerTableDefinition(tableName)));
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  let delayMs = 25;
+  while (Date.now() < deadline) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const indexesActive = (Table?.GlobalSecondaryIndexes ?? []).every(
+      (index) => index.IndexStatus === 'ACTIVE',
+    );
+    if (Table?.TableStatus === 'ACTIVE' && indexesActive) return;
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    delayMs = Math.min(delayMs * 2, 1_000);
+  }
+  throw new BrokerError(`Table "${tableName}" did not become active in time; check the DynamoDB endpoint.`);
+}
