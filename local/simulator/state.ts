@@ -1,0 +1,49 @@
+import { SimulatorClock } from './clock.ts';
+import { FaultPlan } from './faults.ts';
+import type { SimulatorConfig } from './options.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { StatsCounter } from './stats.ts';
+import { TokenStore } from './token-store.ts';
+import { UserDirectory } from './users.ts';
+
+/** Everything one simulator knows; shared by its listeners and its control interface. */
+export interface SimulatorState {
+  readonly config: SimulatorConfig;
+  readonly clock: SimulatorClock;
+  /** The registered client; the secret changes through `POST /__control/client-secret`. */
+  readonly client: { id: string; secret: string };
+  readonly users: UserDirectory;
+  readonly tokens: TokenStore;
+  readonly stats: StatsCounter;
+  readonly faults: FaultPlan;
+  readonly rateLimiter: RateLimiter;
+  /** Timers of delayed answers, cleared on close so nothing keeps the process alive. */
+  readonly timers: Set<NodeJS.Timeout>;
+}
+
+/** A fresh simulator state from resolved options. */
+export function createSimulatorState(config: SimulatorConfig): SimulatorState {
+  const clock = new SimulatorClock(config.now);
+  return {
+    config,
+    clock,
+    client: { id: config.clientId, secret: config.clientSecret },
+    users: new UserDirectory(clock),
+    tokens: new TokenStore(config, clock),
+    stats: new StatsCounter(),
+    faults: new FaultPlan(),
+    rateLimiter: new RateLimiter(config.rateLimit, clock),
+    timers: new Set(),
+  };
+}
+
+/** Resolves after `ms` on a timer that `close()` can cancel. */
+export function pause(state: SimulatorState, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      state.timers.delete(timer);
+      resolve();
+    }, ms);
+    state.timers.add(timer);
+  });
+}

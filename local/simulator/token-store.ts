@@ -1,0 +1,156 @@
+import type { SimulatorClock } from './clock.ts';
+import { opaqueToken } from './opaque-token.ts';
+
+/** Lifetimes and the rotation switch the store needs. */
+export interface TokenRules {
+  accessTokenSeconds: number;
+  refreshTokenSeconds: number;
+  codeSeconds: number;
+  rotateRefreshTokens: boolean;
+}
+
+/** A live access token: an application token, or a user token with its user. */
+export type AccessGrant =
+  | { kind: 'client'; expiresAt: number }
+  | { kind: 'user'; userId: number; expiresAt: number };
+
+/** What a grant hands out; `refresh` only for user tokens. */
+export interface IssuedTokens {
+  accessToken: string;
+  accessExpiresAt: number;
+  createdAt: number;
+  refresh?: { token: string; expiresAt: number };
+}
+
+interface CodeRecord {
+  userId: number;
+  redirectUri: string;
+  expiresAt: number;
+}
+
+interface RefreshRecord {
+  userId: number;
+  expiresAt: number;
+  /** The access token granted last from this refresh token; the next refresh kills it. */
+  accessToken: string;
+}
+
+/**
+ * Authorization codes, access tokens and refresh tokens with Wise's rules: codes are single-use and
+ * expire; a refresh kills the access token granted before it; a new code or registration grant kills the
+ * user's previous refresh token (its last access token lives on until it expires).
+ */
+export class TokenStore {
+  readonly #codes = new Map<string, CodeRecord>();
+  readonly #access = new Map<string, AccessGrant>();
+  readonly #refresh = new Map<string, RefreshRecord>();
+  readonly #rules: TokenRules;
+  readonly #clock: SimulatorClock;
+
+  constructor(rules: TokenRules, clock: SimulatorClock) {
+    this.#rules = rules;
+    this.#clock = clock;
+  }
+
+  issueCode(userId: number, redirectUri: string): string {
+    const code = opaqueToken();
+    const expiresAt = this.#clock.now() + this.#rules.codeSeconds * 1000;
+    this.#codes.set(code, { userId, redirectUri, expiresAt });
+    return code;
+  }
+
+  /** Consumes the code whatever the outcome; its user when it was live and issued for this redirect URI. */
+  redeemCode(code: string, redirectUri: string): number | undefined {
+    const record = this.#codes.get(code);
+    this.#codes.delete(code);
+    if (!record || record.expiresAt <= this.#clock.now() || record.redirectUri !== redirectUri)
+      return undefined;
+    return record.userId;
+  }
+
+  mintClientToken(): IssuedTokens {
+    return this.#issueAccess(undefined);
+  }
+
+  /** A fresh user token after an authorization or registration grant; the user's old refresh tokens die. */
+  grantUserTokens(userId: number): IssuedTokens {
+    for (const [token, record] of this.#refresh) {
+      if (record.userId === userId) this.#refresh.delete(token);
+    }
+    const issued = this.#issueAccess(userId);
+    const refresh = this.#newRefreshToken(issued.createdAt);
+    this.#refresh.set(refresh.token, {
+      userId,
+      expiresAt: refresh.expiresAt,
+      accessToken: issued.accessToken,
+    });
+    return { ...issued, refresh };
+  }
+
+  /** A new access token for a live refresh token; `undefined` when it is unknown, revoked or expired. */
+  refresh(refreshToken: string): IssuedTokens | undefined {
+    const record = this.#refresh.get(refreshToken);
+    if (!record) return undefined;
+    if (record.expiresAt <= this.#clock.now()) {
+      this.#refresh.delete(refreshToken);
+      return undefined;
+    }
+    this.#access.delete(record.accessToken);
+    const issued = this.#issueAccess(record.userId);
+    if (!this.#rules.rotateRefreshTokens) {
+      record.accessToken = issued.accessToken;
+      return { ...issued, refresh: { token: refreshToken, expiresAt: record.expiresAt } };
+    }
+    this.#refresh.delete(refreshToken);
+    const rotated = this.#newRefreshToken(issued.createdAt);
+    this.#refresh.set(rotated.token, {
+      ...record,
+      expiresAt: rotated.expiresAt,
+      accessToken: issued.accessToken,
+    });
+    return { ...issued, refresh: rotated };
+  }
+
+  /** The grant behind a live access token; `undefined` when it is unknown, replaced, revoked or expired. */
+  liveAccess(accessToken: string): AccessGrant | undefined {
+    const grant = this.#access.get(accessToken);
+    if (!grant) return undefined;
+    if (grant.expiresAt <= this.#clock.now()) {
+      this.#access.delete(accessToken);
+      return undefined;
+    }
+    return grant;
+  }
+
+  /** Kills every refresh and access token of the user, as when the user revokes the partner's access. */
+  revokeUser(userId: number): { refreshTokens: number; accessTokens: number } {
+    const revoked = { refreshTokens: 0, accessTokens: 0 };
+    for (const [token, record] of this.#refresh) {
+      if (record.userId !== userId) continue;
+      this.#refresh.delete(token);
+      revoked.refreshTokens++;
+    }
+    for (const [token, grant] of this.#access) {
+      if (grant.kind !== 'user' || grant.userId !== userId) continue;
+      this.#access.delete(token);
+      revoked.accessTokens++;
+    }
+    return revoked;
+  }
+
+  /** An access token for the user, or for the application when `userId` is undefined. */
+  #issueAccess(userId: number | undefined): IssuedTokens {
+    const now = this.#clock.now();
+    const accessToken = opaqueToken();
+    const expiresAt = now + this.#rules.accessTokenSeconds * 1000;
+    this.#access.set(
+      accessToken,
+      userId === undefined ? { kind: 'client', expiresAt } : { kind: 'user', userId, expiresAt },
+    );
+    return { accessToken, accessExpiresAt: expiresAt, createdAt: now };
+  }
+
+  #newRefreshToken(now: number): { token: string; expiresAt: number } {
+    return { token: opaqueToken(), expiresAt: now + this.#rules.refreshTokenSeconds * 1000 };
+  }
+}
