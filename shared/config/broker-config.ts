@@ -1,0 +1,259 @@
+import { z } from 'zod';
+import { BrokerError } from '#shared/domain/errors.ts';
+
+/**
+ * Whether a caller's connection pattern covers a connection id: `*` matches any run of characters (also
+ * none), every other character only itself. The caller policy owns the rule; configuration re-exports it.
+ */
+export { connectionPatternMatches } from '#shared/domain/caller-policy.ts';
+
+/**
+ * Wise's hosts per environment (WISE.md, "Hosts"). They are only defaults: an explicit `wise.apiUrl` or
+ * `wise.authorizeUrl` in the configuration wins, so integrations on the older hosts keep working.
+ */
+export const WISE_HOSTS = {
+  sandbox: {
+    apiUrl: 'https://api.wise-sandbox.com',
+    mtlsApiUrl: 'https://api-mtls.wise-sandbox.com',
+    authorizeUrl: 'https://wise-sandbox.com/oauth/authorize/',
+  },
+  production: {
+    apiUrl: 'https://api.wise.com',
+    mtlsApiUrl: 'https://api-mtls.transferwise.com',
+    authorizeUrl: 'https://wise.com/oauth/authorize/',
+  },
+} as const;
+
+/** A connection id: 1 to 128 letters, digits, `.`, `_`, `:` or `-` (DESIGN.md, HTTP contract). */
+export const CONNECTION_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+const CONNECTION_PATTERN = /^[A-Za-z0-9._:*-]{1,128}$/;
+const PRINCIPAL_ARN = /^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
+const STAGE = /^[a-z0-9-]{1,20}$/;
+const VERSION_PREFIX = /^(?:[A-Za-z0-9._~-]+(?:\/[A-Za-z0-9._~-]+)*)?$/;
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Error options for a schema whose type is wrong: says "is required" when the field is absent, so the
+ * message names the fix in both cases.
+ */
+function must(rule: string) {
+  return {
+    error: (issue: { input?: unknown }) =>
+      issue.input === undefined ? `is required and must ${rule}` : `must ${rule}`,
+  };
+}
+
+function isWebUrl(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  const secure = url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
+  return secure && url.hash === '' && url.username === '' && url.password === '';
+}
+
+/** An absolute https URL (http only on the loopback host, for the local run). */
+function webUrl(example: string) {
+  const rule = `be an absolute https:// URL (http:// only for localhost) without a #fragment or user info, for example "${example}"`;
+  return z.string(must(rule)).refine(isWebUrl, { error: `must ${rule}` });
+}
+
+const wiseSchema = z
+  .strictObject({
+    environment: z.enum(['sandbox', 'production'], must('be "sandbox" or "production"')).default('sandbox'),
+    apiUrl: webUrl('https://api.wise.com')
+      .refine((value) => !value.includes('?'), { error: 'must not carry a ?query: give the bare API host' })
+      .optional(),
+    authorizeUrl: webUrl('https://wise.com/oauth/authorize/').optional(),
+    versionPrefix: z
+      .string(must('be text such as "/2026Q3", or "" for none'))
+      .transform((value) => value.replace(/^\/+|\/+$/g, ''))
+      .refine((value) => VERSION_PREFIX.test(value), {
+        error:
+          'must be path segments of letters, digits, ".", "_", "~" or "-", such as "/2026Q3", or "" for none',
+      })
+      .transform((value) => (value === '' ? '' : `/${value}`))
+      .default(''),
+    mtls: z.boolean(must('be true or false')).default(false),
+  })
+  .transform((wise) => {
+    const hosts = WISE_HOSTS[wise.environment];
+    return {
+      environment: wise.environment,
+      apiUrl: (wise.apiUrl ?? (wise.mtls ? hosts.mtlsApiUrl : hosts.apiUrl)).replace(/\/+$/, ''),
+      authorizeUrl: wise.authorizeUrl ?? hosts.authorizeUrl,
+      versionPrefix: wise.versionPrefix,
+      mtls: wise.mtls,
+    };
+  })
+  .prefault({});
+
+const callerSchema = z.strictObject({
+  principal: z.string(must('be an IAM role or user ARN')).regex(PRINCIPAL_ARN, {
+    error:
+      'must be an IAM role or user ARN such as "arn:aws:iam::123456789012:role/payments" (not an assumed-role session ARN)',
+  }),
+  connections: z
+    .array(
+      z.string(must('be a connection id pattern')).regex(CONNECTION_PATTERN, {
+        error:
+          'must be 1 to 128 letters, digits, ".", "_", ":", "-" or "*" (any run of characters), for example "acme-*"',
+      }),
+      must('be a list of connection id patterns, for example ["acme-*"]'),
+    )
+    .default([]),
+  clientToken: z.boolean(must('be true or false')).default(false),
+  admin: z.boolean(must('be true or false')).default(false),
+});
+
+const refreshSchema = z
+  .strictObject({
+    fraction: z
+      .number(must('be a number between 0.5 and 0.95'))
+      .min(0.5, { error: 'must be at least 0.5 (Wise refreshes at half the token lifetime)' })
+      .max(0.95, { error: 'must be at most 0.95, to leave time for retries before the token expires' })
+      .default(0.8),
+    sweepSeconds: z
+      .number(must('be a whole number of seconds'))
+      .int({ error: 'must be a whole number of seconds' })
+      .min(60, { error: 'must be at least 60: EventBridge schedules run at most once a minute' })
+      .multipleOf(60, { error: 'must be a multiple of 60 (EventBridge schedules have minute granularity)' })
+      .default(60),
+    shards: z
+      .number(must('be a whole number from 1 to 16'))
+      .int({ error: 'must be a whole number from 1 to 16' })
+      .min(1, { error: 'must be at least 1' })
+      .max(16, { error: 'must be at most 16' })
+      .default(4),
+    concurrency: z
+      .number(must('be a whole number from 1 to 50'))
+      .int({ error: 'must be a whole number from 1 to 50' })
+      .min(1, { error: 'must be at least 1' })
+      .max(50, { error: "must be at most 50, to stay under Wise's token rate limit" })
+      .default(8),
+    leaseSeconds: z
+      .number(must('be a whole number of seconds from 30 to 900'))
+      .int({ error: 'must be a whole number of seconds from 30 to 900' })
+      .min(30, { error: 'must be at least 30, longer than the longest refresh' })
+      .max(900, { error: 'must be at most 900 (the longest a Lambda function runs)' })
+      .default(120),
+  })
+  .prefault({});
+
+const envSchema = z.strictObject({
+  account: z
+    .string(must('be a 12-digit AWS account id'))
+    .regex(/^\d{12}$/, { error: 'must be a 12-digit AWS account id, for example "123456789012"' }),
+  region: z
+    .string(must('be an AWS region'))
+    .regex(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, { error: 'must be an AWS region such as "eu-west-1"' }),
+});
+
+/**
+ * The schema of a deployment's configuration: the CDK context, the `BROKER_CONFIG` environment variable of
+ * every Lambda function, and the local run's configuration file all use it.
+ */
+export const brokerConfigSchema = z
+  .strictObject({
+    stage: z
+      .string(must('be 1 to 20 lowercase letters, digits or hyphens'))
+      .regex(STAGE, {
+        error: 'must be 1 to 20 lowercase letters, digits or hyphens, for example "prod" or "test-1"',
+      })
+      .default('dev'),
+    wise: wiseSchema,
+    redirectUri: webUrl('https://broker.example.com/oauth/callback').optional(),
+    callers: z.array(callerSchema, must('be a list of callers')).default([]),
+    returnUrls: z.array(webUrl('https://app.example.com/wise/done'), must('be a list of URLs')).default([]),
+    refresh: refreshSchema,
+    alarmEmail: z
+      .email({ error: 'must be an e-mail address such as "ops@example.com", or be left out' })
+      .optional(),
+    removalPolicy: z
+      .enum(['retain', 'destroy'], {
+        error:
+          'must be "retain" (keep the table, key and secret when the stack is deleted) or "destroy" (test stages only)',
+      })
+      .default('retain'),
+    env: envSchema.optional(),
+    local: z.record(z.string(), z.unknown(), must('be an object')).optional(),
+  })
+  .superRefine((config, context) => {
+    config.callers.forEach((caller, index) => {
+      if (caller.connections.length === 0 && !caller.clientToken && !caller.admin) {
+        context.addIssue({
+          code: 'custom',
+          path: ['callers', index],
+          message:
+            'grants nothing: give it connection patterns in "connections", set "clientToken" or "admin" to true, or remove it',
+        });
+      }
+    });
+  });
+
+/** A deployment's validated configuration, with every default filled in. */
+export type BrokerConfig = z.output<typeof brokerConfigSchema>;
+
+/** What a deployer writes: every field with a default may be left out. */
+export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
+
+/** One entry of {@link BrokerConfig.callers}. */
+export type CallerPolicy = BrokerConfig['callers'][number];
+
+/** One field of a configuration that failed validation. */
+export interface ConfigurationProblem {
+  /** Where the field is, such as `refresh.sweepSeconds` or `callers[0].principal`; empty for the whole. */
+  readonly path: string;
+  /** What is wrong with it and how to fix it. */
+  readonly message: string;
+}
+
+/**
+ * A configuration that cannot be used. Its message lists every bad field with its path and the fix, and
+ * never repeats a value from the configuration.
+ */
+export class ConfigurationError extends BrokerError {
+  readonly source: string;
+  readonly problems: readonly ConfigurationProblem[];
+
+  constructor(source: string, problems: readonly ConfigurationProblem[], options?: { cause?: unknown }) {
+    const lines = problems.map(
+      (problem) => `  - ${problem.path || '(the configuration)'}: ${problem.message}`,
+    );
+    super(
+      `The broker configuration from ${source} is not valid; fix ${problems.length === 1 ? 'this field' : 'these fields'} (broker.example.json shows every field):\n${lines.join('\n')}`,
+      options,
+    );
+    this.source = source;
+    this.problems = problems;
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((text, key) => {
+    if (typeof key === 'number') return `${text}[${key}]`;
+    return text === '' ? String(key) : `${text}.${String(key)}`;
+  }, '');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): ConfigurationProblem[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({
+      path: formatPath([...issue.path, key]),
+      message: 'is not a known field: check its spelling or remove it',
+    }));
+  }
+  return [{ path: formatPath(issue.path), message: issue.message }];
+}
+
+/**
+ * Validates a deployment's configuration and fills in its defaults.
+ *
+ * @param input - the parsed JSON (CDK context, a configuration file or `BROKER_CONFIG`)
+ * @param source - where it came from, for the error message (`"cdk.json context"`, a file path, ...)
+ * @throws ConfigurationError listing every bad field
+ */
+export function parseBrokerConfig(input: unknown, source: string): BrokerConfig {
+  const result = brokerConfigSchema.safeParse(input);
+  if (result.success) return result.data;
+  throw new ConfigurationError(source, result.error.issues.flatMap(describeIssue), { cause: result.error });
+}

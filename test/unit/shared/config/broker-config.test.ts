@@ -1,0 +1,377 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type BrokerConfigInput,
+  ConfigurationError,
+  connectionPatternMatches,
+  parseBrokerConfig,
+  WISE_HOSTS,
+} from '#shared/config/broker-config.ts';
+import { BrokerError } from '#shared/domain/errors.ts';
+
+const payments = 'arn:aws:iam::123456789012:role/payments';
+
+function problemsOf(input: unknown): Record<string, string> {
+  try {
+    parseBrokerConfig(input, 'test.json');
+  } catch (error) {
+    if (error instanceof ConfigurationError) {
+      const problems: Record<string, string> = {};
+      for (const { path, message } of error.problems) {
+        problems[path] = problems[path] === undefined ? message : `${problems[path]}; ${message}`;
+      }
+      return problems;
+    }
+    throw error;
+  }
+  throw new Error('the configuration was accepted');
+}
+
+describe('parseBrokerConfig', () => {
+  it('fills every default into an empty configuration', () => {
+    const config = parseBrokerConfig({}, 'test.json');
+
+    expect(config).toEqual({
+      stage: 'dev',
+      wise: {
+        environment: 'sandbox',
+        apiUrl: 'https://api.wise-sandbox.com',
+        authorizeUrl: 'https://wise-sandbox.com/oauth/authorize/',
+        versionPrefix: '',
+        mtls: false,
+      },
+      callers: [],
+      returnUrls: [],
+      refresh: { fraction: 0.8, sweepSeconds: 60, shards: 4, concurrency: 8, leaseSeconds: 120 },
+      removalPolicy: 'retain',
+    });
+  });
+
+  it('keeps a complete configuration as written', () => {
+    const input = {
+      stage: 'prod',
+      wise: {
+        environment: 'production',
+        apiUrl: 'https://api.transferwise.com',
+        authorizeUrl: 'https://transferwise.com/oauth/authorize/',
+        versionPrefix: '/2026Q3',
+        mtls: false,
+      },
+      redirectUri: 'https://broker.example.com/oauth/callback',
+      callers: [{ principal: payments, connections: ['acme-*'], clientToken: true, admin: true }],
+      returnUrls: ['https://app.example.com/wise/done'],
+      refresh: { fraction: 0.5, sweepSeconds: 120, shards: 16, concurrency: 50, leaseSeconds: 900 },
+      alarmEmail: 'ops@example.com',
+      removalPolicy: 'destroy',
+      env: { account: '123456789012', region: 'eu-west-1' },
+      local: { port: 8080, anything: { goes: true } },
+    } satisfies BrokerConfigInput;
+
+    expect(parseBrokerConfig(input, 'test.json')).toEqual(input);
+  });
+
+  it('gives the same configuration when its own output is parsed again', () => {
+    const once = parseBrokerConfig(
+      {
+        wise: { environment: 'production', mtls: true, versionPrefix: '2026Q3' },
+        callers: [{ principal: payments, clientToken: true }],
+      },
+      'test.json',
+    );
+
+    expect(parseBrokerConfig(JSON.parse(JSON.stringify(once)), 'BROKER_CONFIG')).toEqual(once);
+  });
+
+  describe('Wise hosts', () => {
+    it.each([
+      ['sandbox', false, WISE_HOSTS.sandbox.apiUrl, 'https://api.wise-sandbox.com'],
+      ['sandbox', true, WISE_HOSTS.sandbox.mtlsApiUrl, 'https://api-mtls.wise-sandbox.com'],
+      ['production', false, WISE_HOSTS.production.apiUrl, 'https://api.wise.com'],
+      ['production', true, WISE_HOSTS.production.mtlsApiUrl, 'https://api-mtls.transferwise.com'],
+    ] as const)(
+      'uses the %s API host (mtls %s) from the host table',
+      (environment, mtls, fromTable, expected) => {
+        const config = parseBrokerConfig({ wise: { environment, mtls } }, 'test.json');
+
+        expect(config.wise.apiUrl).toBe(fromTable);
+        expect(config.wise.apiUrl).toBe(expected);
+      },
+    );
+
+    it('uses the authorization page of the chosen environment', () => {
+      expect(parseBrokerConfig({ wise: { environment: 'production' } }, 'x').wise.authorizeUrl).toBe(
+        'https://wise.com/oauth/authorize/',
+      );
+      expect(parseBrokerConfig({ wise: { environment: 'sandbox' } }, 'x').wise.authorizeUrl).toBe(
+        'https://wise-sandbox.com/oauth/authorize/',
+      );
+    });
+
+    it('lets explicit URLs for older hosts override the defaults, without a trailing slash on the API', () => {
+      const config = parseBrokerConfig(
+        {
+          wise: {
+            environment: 'sandbox',
+            apiUrl: 'https://api.sandbox.transferwise.tech/',
+            authorizeUrl: 'https://sandbox.transferwise.tech/oauth/authorize',
+            mtls: true,
+          },
+        },
+        'test.json',
+      );
+
+      expect(config.wise.apiUrl).toBe('https://api.sandbox.transferwise.tech');
+      expect(config.wise.authorizeUrl).toBe('https://sandbox.transferwise.tech/oauth/authorize');
+    });
+
+    it.each([
+      ['', ''],
+      ['2026Q3', '/2026Q3'],
+      ['/2026Q3/', '/2026Q3'],
+      ['/v/2026Q3', '/v/2026Q3'],
+    ])('writes the version prefix %j as %j', (written, expected) => {
+      expect(parseBrokerConfig({ wise: { versionPrefix: written } }, 'x').wise.versionPrefix).toBe(expected);
+    });
+
+    it('accepts http only for a local Wise (the simulator)', () => {
+      const local = parseBrokerConfig(
+        { wise: { apiUrl: 'http://127.0.0.1:4010', authorizeUrl: 'http://localhost:4010/oauth/authorize/' } },
+        'x',
+      );
+
+      expect(local.wise.apiUrl).toBe('http://127.0.0.1:4010');
+      expect(problemsOf({ wise: { apiUrl: 'http://api.wise.com' } })['wise.apiUrl']).toMatch(/https:\/\//);
+    });
+  });
+
+  describe('caller policy', () => {
+    it('defaults a caller to no client token and no admin rights', () => {
+      const config = parseBrokerConfig({ callers: [{ principal: payments, connections: ['acme-*'] }] }, 'x');
+
+      expect(config.callers).toEqual([
+        { principal: payments, connections: ['acme-*'], clientToken: false, admin: false },
+      ]);
+    });
+
+    it.each([
+      'arn:aws:iam::123456789012:role/payments',
+      'arn:aws:iam::123456789012:role/service-role/payments.eu_1',
+      'arn:aws:iam::123456789012:user/ci-bot',
+      'arn:aws-us-gov:iam::123456789012:role/payments',
+    ])('accepts the principal %s', (principal) => {
+      expect(
+        parseBrokerConfig({ callers: [{ principal, clientToken: true }] }, 'x').callers[0]?.principal,
+      ).toBe(principal);
+    });
+
+    it.each([
+      'arn:aws:sts::123456789012:assumed-role/payments/session',
+      'arn:aws:iam::12345678901:role/payments',
+      'arn:aws:iam::123456789012:group/payments',
+      'arn:aws:iam::123456789012:role/',
+      'payments',
+    ])('rejects the principal %s with an example of a good one', (principal) => {
+      expect(problemsOf({ callers: [{ principal, clientToken: true }] })['callers[0].principal']).toContain(
+        'arn:aws:iam::123456789012:role/payments',
+      );
+    });
+
+    it.each(['acme-*', '*', 'a.b_c:d-*', 'exact-id', 'x'.repeat(128)])(
+      'accepts the pattern %s',
+      (pattern) => {
+        expect(
+          parseBrokerConfig({ callers: [{ principal: payments, connections: [pattern] }] }, 'x'),
+        ).toBeDefined();
+      },
+    );
+
+    it.each(['', 'has space', 'slash/no', 'x'.repeat(129), 'q?'])('rejects the pattern %j', (pattern) => {
+      expect(problemsOf({ callers: [{ principal: payments, connections: [pattern] }] })).toHaveProperty(
+        'callers[0].connections[0]',
+      );
+    });
+
+    it('rejects a caller that would be granted nothing', () => {
+      expect(problemsOf({ callers: [{ principal: payments }] })['callers[0]']).toMatch(/grants nothing/);
+    });
+
+    it('accepts an admin without patterns and several entries for one principal', () => {
+      const config = parseBrokerConfig(
+        {
+          callers: [
+            { principal: payments, admin: true },
+            { principal: payments, connections: ['acme-*'] },
+          ],
+        },
+        'x',
+      );
+
+      expect(config.callers).toHaveLength(2);
+    });
+  });
+
+  describe('refresh settings', () => {
+    it.each([
+      ['fraction', 0.49, /at least 0\.5/],
+      ['fraction', 0.96, /at most 0\.95/],
+      ['sweepSeconds', 30, /at least 60/],
+      ['sweepSeconds', 90, /multiple of 60/],
+      ['shards', 0, /at least 1/],
+      ['shards', 17, /at most 16/],
+      ['shards', 2.5, /whole number/],
+      ['concurrency', 0, /at least 1/],
+      ['concurrency', 51, /at most 50/],
+      ['leaseSeconds', 29, /at least 30/],
+      ['leaseSeconds', 901, /at most 900/],
+      ['leaseSeconds', '120', /whole number of seconds/],
+    ])('rejects %s = %j', (field, value, message) => {
+      expect(problemsOf({ refresh: { [field]: value } })[`refresh.${field}`]).toMatch(message);
+    });
+
+    it.each([
+      ['fraction', 0.5],
+      ['fraction', 0.95],
+      ['sweepSeconds', 60],
+      ['sweepSeconds', 600],
+      ['shards', 1],
+      ['shards', 16],
+      ['concurrency', 1],
+      ['concurrency', 50],
+      ['leaseSeconds', 30],
+      ['leaseSeconds', 900],
+    ])('accepts %s = %j at the edge of its range', (field, value) => {
+      expect(parseBrokerConfig({ refresh: { [field]: value } }, 'x').refresh).toMatchObject({
+        [field]: value,
+      });
+    });
+  });
+
+  describe('other fields', () => {
+    it.each(['a', 'prod', 'test-1', 'x'.repeat(20)])('accepts the stage %s', (stage) => {
+      expect(parseBrokerConfig({ stage }, 'x').stage).toBe(stage);
+    });
+
+    it.each(['', 'Prod', 'under_score', 'x'.repeat(21), 'dot.ted'])('rejects the stage %j', (stage) => {
+      expect(problemsOf({ stage }).stage).toMatch(/lowercase letters, digits or hyphens/);
+    });
+
+    it('rejects a redirect URI and return URLs that are not https', () => {
+      const problems = problemsOf({
+        redirectUri: 'http://broker.example.com/oauth/callback',
+        returnUrls: [
+          'https://ok.example.com/done',
+          'ftp://files.example.com',
+          'https://app.example.com/#frag',
+        ],
+      });
+
+      expect(Object.keys(problems)).toEqual(['redirectUri', 'returnUrls[1]', 'returnUrls[2]']);
+    });
+
+    it('rejects an alarm e-mail that is not an address, a removal policy it does not know, and a bad env', () => {
+      const problems = problemsOf({
+        alarmEmail: 'ops-at-example',
+        removalPolicy: 'snapshot',
+        env: { account: '1234', region: 'Europe' },
+      });
+
+      expect(problems.alarmEmail).toMatch(/e-mail address/);
+      expect(problems.removalPolicy).toMatch(/"retain".*"destroy"/);
+      expect(problems['env.account']).toMatch(/12-digit/);
+      expect(problems['env.region']).toMatch(/eu-west-1/);
+    });
+
+    it('rejects a misspelt field at any depth instead of ignoring it', () => {
+      const problems = problemsOf({
+        stages: 'prod',
+        refresh: { sweepSecond: 60 },
+        wise: { enviroment: 'sandbox' },
+      });
+
+      expect(problems).toEqual({
+        stages: expect.stringMatching(/not a known field/),
+        'refresh.sweepSecond': expect.stringMatching(/not a known field/),
+        'wise.enviroment': expect.stringMatching(/not a known field/),
+      });
+    });
+
+    it('keeps the local section open for the local run to validate', () => {
+      const config = parseBrokerConfig({ local: { port: 8080, wise: { clientId: 'local' } } }, 'x');
+
+      expect(config.local).toEqual({ port: 8080, wise: { clientId: 'local' } });
+    });
+
+    it('says a required field is missing rather than of the wrong type', () => {
+      expect(problemsOf({ callers: [{ clientToken: true }] })['callers[0].principal']).toMatch(
+        /^is required/,
+      );
+    });
+  });
+
+  describe('the error', () => {
+    it('is a BrokerError that lists every bad field with its path, its fix and the source', () => {
+      let caught: unknown;
+      try {
+        parseBrokerConfig({ stage: 'Bad Stage', refresh: { sweepSeconds: 90 } }, 'deploy/prod.json');
+      } catch (error) {
+        caught = error;
+      }
+
+      expect(caught).toBeInstanceOf(ConfigurationError);
+      expect(caught).toBeInstanceOf(BrokerError);
+      const message = (caught as Error).message;
+      expect(message).toContain('deploy/prod.json');
+      expect(message).toContain('  - stage: must be 1 to 20 lowercase letters, digits or hyphens');
+      expect(message).toContain('  - refresh.sweepSeconds: must be a multiple of 60');
+    });
+
+    it('never repeats a value from the configuration', () => {
+      const secretLooking = 'super-secret-value-123';
+      let message = '';
+      try {
+        parseBrokerConfig({ stage: secretLooking, alarmEmail: secretLooking, local: secretLooking }, 'x');
+      } catch (error) {
+        message = (error as Error).message;
+      }
+
+      expect(message).not.toBe('');
+      expect(message).not.toContain(secretLooking);
+    });
+
+    it('reports a configuration that is not an object at all', () => {
+      expect(Object.keys(problemsOf('stage=prod'))).toEqual(['']);
+    });
+  });
+});
+
+describe('connectionPatternMatches', () => {
+  it.each([
+    ['acme-1', 'acme-1', true],
+    ['acme-1', 'acme-12', false],
+    ['acme-*', 'acme-', true],
+    ['acme-*', 'acme-42', true],
+    ['acme-*', 'acme', false],
+    ['acme-*', 'beta-42', false],
+    ['*', '', true],
+    ['*', 'anything:at.all', true],
+    ['*-eu', 'acme-eu', true],
+    ['*-eu', 'acme-us', false],
+    ['a*b*c', 'axxbyyc', true],
+    ['a*b*c', 'axxbyy', false],
+    ['a*b', 'ab', true],
+    ['a*b', 'abc', false],
+    ['a**b', 'a-b', true],
+    ['*a*a*a*b', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', false],
+  ])('pattern %j against %j is %s', (pattern, connectionId, expected) => {
+    expect(connectionPatternMatches(pattern, connectionId)).toBe(expected);
+  });
+
+  it('treats every character but * literally', () => {
+    expect(connectionPatternMatches('a.c', 'abc')).toBe(false);
+    expect(connectionPatternMatches('a.c', 'a.c')).toBe(true);
+    expect(connectionPatternMatches('acme:*', 'acme:1')).toBe(true);
+  });
+
+  it('is case-sensitive', () => {
+    expect(connectionPatternMatches('Acme-*', 'acme-1')).toBe(false);
+  });
+});
