@@ -1,0 +1,32 @@
+import type { RefreshDeps } from './refresh-record.ts';
+import { currentToken } from './vend-token.ts';
+
+/** The application's client-credentials token; times are epoch ms. */
+export interface ClientAccessToken {
+  accessToken: string;
+  expiresAt: number;
+  generation: number;
+  /** Until when the broker promises not to replace it. */
+  validUntil: number;
+  scope?: string;
+}
+
+/**
+ * The stored client-credentials token: minted under the lease when there is none yet, refreshed (minted
+ * again) when it is due or expired, and shared by every instance, since a new one may end the old.
+ * For the broker's own use (the registration-code signup); callers outside go through `POST /tokens`.
+ *
+ * @throws ProviderUnavailableError when Wise cannot mint one and no valid token is stored
+ * @throws TokenDecryptionError when the stored token does not decrypt under its record's context
+ */
+export async function obtainClientAccessToken(runtime: RefreshDeps): Promise<ClientAccessToken> {
+  const token = await currentToken(runtime, { kind: 'client' });
+  const result: ClientAccessToken = {
+    accessToken: token.accessToken,
+    expiresAt: token.expiresAt,
+    generation: token.generation,
+    validUntil: token.validUntil,
+  };
+  if (token.scope !== undefined) result.scope = token.scope;
+  return result;
+}

@@ -1,0 +1,444 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { BrokerConfig } from '#shared/config/broker-config.ts';
+import { BrokerError } from '#shared/domain/errors.ts';
+import type { ConnectionRecord, RecordKey, TokenState } from '#shared/domain/records.ts';
+import { backoff, nextRefreshAt, type RefreshDemand, refreshNeeded } from '#shared/domain/refresh-rule.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
+import type { FailureUpdate, TokenUpdate } from '#shared/ports/token-store.ts';
+import type { TokenGrant } from '#shared/ports/wise-oauth.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import {
+  WiseError,
+  WiseInvalidClientError,
+  WiseInvalidGrantError,
+  WiseRateLimitedError,
+  WiseUnavailableError,
+} from '#shared/wise/errors.ts';
+
+/** A record as the store hands it out under a lease: a connection, or the client token's state. */
+export type StoredRecord = TokenState & Partial<ConnectionRecord>;
+
+/**
+ * What one refresh attempt came to. Expected outcomes are values; only the unexpected (a ciphertext
+ * that does not decrypt, a store that keeps failing) is thrown.
+ */
+export type RefreshOutcome =
+  /** Wise granted a new token and it is stored; `accessToken` is its plaintext, for the vend at hand. */
+  | { outcome: 'refreshed'; record: StoredRecord; accessToken: string }
+  /** Under the lease the record turned out not to need a refresh (someone else just did it). */
+  | { outcome: 'not_needed'; record: StoredRecord }
+  /** Another attempt holds the lease; `record` is what the store holds now. */
+  | { outcome: 'busy'; record: StoredRecord }
+  /** Nothing to refresh: unknown, disconnected (a tombstone), or the lease was lost before the write. */
+  | { outcome: 'gone' }
+  /** Wise refused the grant (`invalid_grant`): the connection is marked and the Wise user must authorize again. */
+  | { outcome: 'needs_reauth' }
+  /** Wise is unavailable or rate limiting (or refused the request): try again after `retryAfterSeconds`. */
+  | { outcome: 'failed_transient'; retryAfterSeconds: number }
+  /** Wise rejected the partner's client credentials: an operator problem; nothing was marked. */
+  | { outcome: 'invalid_client'; retryAfterSeconds: number };
+
+/** What a refresh needs from the runtime; `sleep` is injectable for the write retries. */
+export type RefreshDeps = Pick<
+  Runtime,
+  'store' | 'cipher' | 'wise' | 'events' | 'clock' | 'random' | 'instanceId'
+> & {
+  config: { refresh: Pick<BrokerConfig['refresh'], 'fraction' | 'leaseSeconds'> };
+  sleep?: (ms: number) => Promise<void>;
+};
+
+export interface RefreshOptions {
+  /**
+   * Why a vend asks; re-checked under the lease. Absent (the sweep), the record is refreshed only when it
+   * is due or its token is gone or expired.
+   */
+  demand?: RefreshDemand;
+  /** Epoch ms by which the call to Wise must be over (the sweep's own deadline); the lease bounds it too. */
+  deadlineMs?: number;
+}
+
+/** The refreshed token came back from Wise but could not be stored before the lease ran out. */
+export class RefreshNotStoredError extends BrokerError {}
+
+/** Tries at writing a refresh's result; the lease bounds them too. */
+export const WRITE_ATTEMPTS = 4;
+const WRITE_RETRY_BASE_MS = 200;
+
+/**
+ * Refreshes one record, a connection or the client token, exactly once across every instance:
+ *
+ * 1. takes the record's lease (a conditional write; the lease is `refresh.leaseSeconds` long, and the call
+ *    to Wise gets a deadline at half of it, so the lease outlives the longest refresh);
+ * 2. re-checks the need on the leased record, and gives the lease back when someone else already did it;
+ * 3. asks Wise (refresh token grant; the client-credentials grant for the client token; the stored
+ *    registration code again when a registration-code connection's refresh token is refused);
+ * 4. encrypts what Wise returned (the old refresh token stays when Wise returned none) and writes it with
+ *    the generation + 1 and the next refresh time, only while the lease is still held.
+ *
+ * A write that fails after Wise answered is retried while the lease lasts, so the newest refresh token is
+ * not lost to a transient failure; a write whose answer was lost is recognised by reading the record back.
+ * Failures are classified: `invalid_grant` marks the connection `needs_reauth` and publishes an event;
+ * `invalid_client` alarms the operator and marks nothing; 429, 5xx and timeouts back off with jitter,
+ * honouring `Retry-After`, and keep the still-valid token.
+ */
+export async function refreshRecord(
+  deps: RefreshDeps,
+  key: RecordKey,
+  options: RefreshOptions = {},
+): Promise<RefreshOutcome> {
+  const leaseMs = deps.config.refresh.leaseSeconds * 1000;
+  const owner = `${deps.instanceId}:${randomUUID()}`;
+  const startedAt = deps.clock.now();
+  const leased = await deps.store.acquireLease(key, { owner, now: startedAt, leaseMs });
+  if (!leased) return withoutLease(deps, key);
+
+  const leaseEndsAt = startedAt + leaseMs;
+  const attempt: Attempt = {
+    deps,
+    key,
+    owner,
+    leased,
+    // Writes stop a tenth of the lease before it ends, so a write never lands after a takeover.
+    writeDeadline: leaseEndsAt - Math.max(1_000, Math.floor(leaseMs / 10)),
+    sleep: deps.sleep ?? ((ms) => delay(ms)),
+  };
+  if (!refreshNeeded(leased, startedAt, options.demand)) {
+    await releaseQuietly(attempt);
+    logger.debug('Refresh not needed under the lease', {
+      record: describe(key),
+      generation: leased.generation,
+    });
+    return { outcome: 'not_needed', record: leased };
+  }
+
+  const wiseDeadline = Math.min(
+    startedAt + Math.floor(leaseMs / 2),
+    options.deadlineMs ?? Number.POSITIVE_INFINITY,
+  );
+  let granted: Granted;
+  try {
+    granted = await askWise(attempt, wiseDeadline);
+  } catch (error) {
+    if (error instanceof WiseError) return failed(attempt, error);
+    await releaseQuietly(attempt);
+    throw error;
+  }
+  return storeGrant(attempt, granted);
+}
+
+interface Attempt {
+  deps: RefreshDeps;
+  key: RecordKey;
+  owner: string;
+  leased: StoredRecord;
+  /** Epoch ms after which no write is started. */
+  writeDeadline: number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+interface Granted {
+  grant: TokenGrant;
+  via: 'refresh_token' | 'registration_code' | 'client_credentials';
+}
+
+/** Why the lease could not be taken: another holder, a record that cannot be refreshed, or none at all. */
+async function withoutLease(deps: RefreshDeps, key: RecordKey): Promise<RefreshOutcome> {
+  const current = await readRecord(deps, key);
+  if (!current || current.status === 'disconnected') return { outcome: 'gone' };
+  if (current.status === 'needs_reauth') return { outcome: 'needs_reauth' };
+  logger.debug('Refresh busy: another attempt holds the lease', { record: describe(key) });
+  return { outcome: 'busy', record: current };
+}
+
+async function askWise(attempt: Attempt, deadlineMs: number): Promise<Granted> {
+  const { deps, key, leased } = attempt;
+  if (key.kind === 'client') {
+    return { grant: await deps.wise.clientCredentials({ deadlineMs }), via: 'client_credentials' };
+  }
+  const regrantable = leased.grant === 'registration_code' && leased.registrationCode && leased.email;
+  if (leased.refreshToken) {
+    const refreshToken = await deps.cipher.decrypt(leased.refreshToken, {
+      record: key,
+      kind: 'refresh_token',
+    });
+    try {
+      return { grant: await deps.wise.refresh({ refreshToken }, { deadlineMs }), via: 'refresh_token' };
+    } catch (error) {
+      if (!(error instanceof WiseInvalidGrantError) || !regrantable) throw error;
+      logger.warn('Wise refused the refresh token; granting again with the stored registration code', {
+        record: describe(key),
+        traceId: error.traceId,
+      });
+    }
+  }
+  if (regrantable && leased.registrationCode && leased.email) {
+    const registrationCode = await deps.cipher.decrypt(leased.registrationCode, {
+      record: key,
+      kind: 'registration_code',
+    });
+    const grant = await deps.wise.registrationCodeGrant(
+      { email: leased.email, registrationCode },
+      { deadlineMs },
+    );
+    return { grant, via: 'registration_code' };
+  }
+  throw new WiseInvalidGrantError(
+    'The connection holds no refresh token, so the Wise user must authorize again.',
+    {
+      wiseError: 'invalid_grant',
+    },
+  );
+}
+
+async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcome> {
+  const { deps, key, leased } = attempt;
+  const now = deps.clock.now();
+  const failureCount = leased.failureCount + 1;
+  const attrs = {
+    record: describe(key),
+    traceId: error.traceId,
+    correlationId: error.correlationId,
+    status: error.status,
+    failureCount,
+  };
+  metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
+
+  if (error instanceof WiseInvalidGrantError && key.kind === 'connection') {
+    metrics.addMetric(MetricName.reauthorizationRequired, MetricUnit.Count, 1);
+    const written = await recordFailure(attempt, {
+      lastError: { code: 'invalid_grant', message: error.message, at: now },
+      failureCount,
+      status: 'needs_reauth',
+    });
+    logger.warn('Refresh refused with invalid_grant: the connection needs reauthorization', {
+      ...attrs,
+      outcome: 'needs_reauth',
+      marked: written,
+    });
+    if (written === 'lost') return { outcome: 'gone' };
+    // Published only once the mark is stored: an unmarked connection is tried again and published then.
+    if (written === 'written') await publishReauthorization(deps, key.connectionId, now);
+    return { outcome: 'needs_reauth' };
+  }
+
+  const retryAfterSeconds = wiseRetryAfter(error);
+  const waitMs = backoff(failureCount, deps.random, retryAfterSeconds);
+  const update: FailureUpdate = {
+    lastError: { code: failureCode(error), message: error.message, at: now },
+    failureCount,
+    nextRefreshAt: now + waitMs,
+  };
+  const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+  if (error instanceof WiseInvalidClientError) {
+    metrics.addMetric(MetricName.invalidClient, MetricUnit.Count, 1);
+    const written = await recordFailure(attempt, update);
+    // The operator alarm: the client id or secret in Secrets Manager is wrong or revoked.
+    logger.error('Wise rejected the client credentials; the connection is left as it is', {
+      ...attrs,
+      outcome: 'invalid_client',
+      retryAfterSeconds: retryAfter,
+    });
+    return written === 'lost'
+      ? { outcome: 'gone' }
+      : { outcome: 'invalid_client', retryAfterSeconds: retryAfter };
+  }
+
+  const written = await recordFailure(attempt, update);
+  if (error instanceof WiseUnavailableError || error instanceof WiseRateLimitedError) {
+    metrics.addMetric(MetricName.providerUnavailable, MetricUnit.Count, 1);
+    logger.warn('Wise is unavailable; the refresh backs off and the still-valid token is kept', {
+      ...attrs,
+      outcome: 'failed_transient',
+      retryAfterSeconds: retryAfter,
+      reason: error.message,
+    });
+  } else {
+    // invalid_request and the like: a bug or a configuration error, not the user's doing.
+    logger.error('Wise refused the refresh request; the refresh backs off', {
+      ...attrs,
+      outcome: 'failed_transient',
+      wiseError: error.wiseError,
+      reason: error.message,
+    });
+  }
+  return written === 'lost'
+    ? { outcome: 'gone' }
+    : { outcome: 'failed_transient', retryAfterSeconds: retryAfter };
+}
+
+async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<RefreshOutcome> {
+  const { deps, key, owner } = attempt;
+  const issuedAt = deps.clock.now();
+  const attrs = { record: describe(key), grant: via, traceId: grant.traceId };
+  let ambiguous = false;
+  let update: TokenUpdate | undefined;
+  try {
+    update = await persisting(attempt, 'encrypt the refreshed token', async () => {
+      const accessToken = await deps.cipher.encrypt(grant.accessToken, { record: key, kind: 'access_token' });
+      const tokens: TokenUpdate = {
+        accessToken,
+        accessTokenExpiresAt: grant.expiresAt,
+        nextRefreshAt: nextRefreshAt(issuedAt, grant.expiresAt, deps.config.refresh.fraction, deps.random),
+        lastRefreshAt: issuedAt,
+      };
+      if (grant.scope !== undefined) tokens.scope = grant.scope;
+      if (key.kind === 'connection' && grant.refreshToken !== undefined) {
+        tokens.refreshToken = await deps.cipher.encrypt(grant.refreshToken, {
+          record: key,
+          kind: 'refresh_token',
+        });
+        if (grant.refreshTokenExpiresAt !== undefined)
+          tokens.refreshTokenExpiresAt = grant.refreshTokenExpiresAt;
+      }
+      return tokens;
+    });
+    const tokens = update;
+    const stored = await persisting(
+      attempt,
+      'store the refreshed token',
+      () => deps.store.completeRefresh(key, { owner, now: deps.clock.now(), update: tokens }),
+      () => {
+        ambiguous = true;
+      },
+    );
+    if (stored) return refreshed(stored, grant, attrs);
+  } catch (error) {
+    const landed =
+      update && ambiguous ? await landedRecord(deps, key, update).catch(() => undefined) : undefined;
+    if (landed) return refreshed(landed, grant, attrs);
+    await releaseQuietly(attempt);
+    metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
+    logger.error('Wise granted a new token but it could not be stored', {
+      ...attrs,
+      error: errorName(error),
+    });
+    throw new RefreshNotStoredError(
+      `The refreshed token of ${describe(key)} could not be stored; the next attempt refreshes again.`,
+      { cause: error },
+    );
+  }
+  // The write's condition failed: either an earlier try landed and only its answer was lost, or the lease
+  // is gone (taken over after it expired, or the connection was disconnected and is a tombstone now).
+  const landed = ambiguous && update ? await landedRecord(deps, key, update) : undefined;
+  if (landed) return refreshed(landed, grant, attrs);
+  metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
+  logger.warn('The refreshed token was not stored: the lease was lost or the connection was disconnected', {
+    ...attrs,
+    outcome: 'gone',
+  });
+  return { outcome: 'gone' };
+}
+
+function refreshed(record: StoredRecord, grant: TokenGrant, attrs: Record<string, unknown>): RefreshOutcome {
+  metrics.addMetric(MetricName.refreshSucceeded, MetricUnit.Count, 1);
+  logger.info('Refreshed', { ...attrs, outcome: 'refreshed', generation: record.generation });
+  return { outcome: 'refreshed', record, accessToken: grant.accessToken };
+}
+
+/** The stored record when it holds exactly the ciphertext this attempt wrote (KMS ciphertexts are unique). */
+async function landedRecord(
+  deps: RefreshDeps,
+  key: RecordKey,
+  update: TokenUpdate,
+): Promise<StoredRecord | undefined> {
+  const current = await readRecord(deps, key);
+  if (!current?.accessToken || current.status === 'disconnected') return undefined;
+  return Buffer.from(current.accessToken).equals(Buffer.from(update.accessToken)) ? current : undefined;
+}
+
+/**
+ * Runs one step of storing Wise's answer, retrying a throw a bounded number of times while the lease
+ * lasts; `onThrow` hears of every throw (the write may have landed anyway).
+ */
+async function persisting<T>(
+  attempt: Attempt,
+  what: string,
+  step: () => Promise<T>,
+  onThrow: () => void = () => {},
+): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await step();
+    } catch (error) {
+      onThrow();
+      const waitMs = WRITE_RETRY_BASE_MS * 2 ** (tries - 1);
+      if (tries >= WRITE_ATTEMPTS || attempt.deps.clock.now() + waitMs >= attempt.writeDeadline) throw error;
+      logger.warn(`Failed to ${what}; retrying while the lease lasts`, {
+        record: describe(attempt.key),
+        tries,
+        error: errorName(error),
+      });
+      await attempt.sleep(waitMs);
+    }
+  }
+}
+
+/** Writes a failure and frees the lease: `lost` when the lease was no longer held, `failed` when the write threw. */
+async function recordFailure(
+  attempt: Attempt,
+  update: FailureUpdate,
+): Promise<'written' | 'lost' | 'failed'> {
+  const { deps, key, owner } = attempt;
+  try {
+    const written = await deps.store.failRefresh(key, { owner, now: deps.clock.now(), update });
+    return written ? 'written' : 'lost';
+  } catch (error) {
+    // The lease runs out on its own and the next attempt meets the same failure again.
+    logger.warn('Failed to record the refresh failure', { record: describe(key), error: errorName(error) });
+    return 'failed';
+  }
+}
+
+async function releaseQuietly(attempt: Attempt): Promise<void> {
+  try {
+    await attempt.deps.store.releaseLease(attempt.key, { owner: attempt.owner });
+  } catch (error) {
+    logger.warn('Failed to release the refresh lease; it runs out on its own', {
+      record: describe(attempt.key),
+      error: errorName(error),
+    });
+  }
+}
+
+async function publishReauthorization(deps: RefreshDeps, connectionId: string, at: number): Promise<void> {
+  try {
+    await deps.events.reauthorizationRequired({ connectionId, reason: 'invalid_grant', at });
+  } catch (error) {
+    logger.error('Failed to publish the reauthorization event; the connection is marked needs_reauth', {
+      record: connectionId,
+      error: errorName(error),
+    });
+  }
+}
+
+/** The stored record of a key, tombstones included. */
+export async function readRecord(
+  deps: Pick<Runtime, 'store'>,
+  key: RecordKey,
+): Promise<StoredRecord | undefined> {
+  return key.kind === 'connection' ? deps.store.getConnection(key.connectionId) : deps.store.getClientToken();
+}
+
+/** How logs name a record: its connection id, or `client` for the client-credentials token. */
+export function describe(key: RecordKey): string {
+  return key.kind === 'connection' ? key.connectionId : 'client';
+}
+
+function wiseRetryAfter(error: WiseError): number | undefined {
+  if (error instanceof WiseRateLimitedError || error instanceof WiseUnavailableError)
+    return error.retryAfterSeconds;
+  return undefined;
+}
+
+function failureCode(error: WiseError): string {
+  if (error instanceof WiseInvalidClientError) return 'invalid_client';
+  if (error instanceof WiseRateLimitedError) return 'rate_limited';
+  if (error instanceof WiseUnavailableError) return 'provider_unavailable';
+  return error.wiseError ?? 'invalid_request';
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}

@@ -1,0 +1,336 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import {
+  ConnectionNotFoundError,
+  ProviderUnavailableError,
+  ReauthorizationRequiredError,
+} from '#shared/domain/errors.ts';
+import type { RecordKey } from '#shared/domain/records.ts';
+import { isExpired, type RefreshDemand, refreshNeeded, validUntil } from '#shared/domain/refresh-rule.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import {
+  describe,
+  type RefreshDeps,
+  readRecord,
+  refreshRecord,
+  type StoredRecord,
+} from './refresh-record.ts';
+
+/**
+ * How long an instance serves a vended token from memory. A disconnect (or a refresh made elsewhere) is
+ * therefore seen by every instance within this many seconds; callers that meet a 401 sooner bypass the
+ * cache with `rejectedGeneration`.
+ */
+export const VEND_CACHE_SECONDS = 30;
+
+/** The most entries one instance's cache holds; the oldest go first. */
+export const VEND_CACHE_MAX_ENTRIES = 10_000;
+
+/** How long, at most, a vend waits for another instance's refresh of the same record. */
+export const BUSY_WAIT_BUDGET_MS = 4_000;
+
+/** A token as the broker holds it for vending; times are epoch ms. */
+export interface CurrentToken {
+  accessToken: string;
+  expiresAt: number;
+  generation: number;
+  /** Until when the broker promises not to replace this token. */
+  validUntil: number;
+  scope?: string;
+  connectionId?: string;
+  profileId?: number;
+}
+
+/** The `POST /tokens` request, after the handler validated it. */
+export interface VendRequest {
+  callerArn: string;
+  target: RecordKey;
+  minValiditySeconds?: number;
+  rejectedGeneration?: number;
+}
+
+/** The `POST /tokens` response body. */
+export interface VendedToken {
+  accessToken: string;
+  tokenType: 'Bearer';
+  /** ISO-8601. */
+  expiresAt: string;
+  /** ISO-8601: cache the token until then. */
+  validUntil: string;
+  generation: number;
+  scope?: string;
+  connectionId?: string;
+  profileId?: number;
+}
+
+/** What a vend needs from the runtime. */
+export type VendDeps = RefreshDeps & Pick<Runtime, 'policy'>;
+
+export interface VendOptions {
+  /** The instance's warm cache; absent, every vend reads the store. */
+  cache?: VendCache;
+  /** How a vend waits between looks at a record another instance is refreshing. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * The per-instance memory of recently vended tokens, so a repeated vend of a fresh token touches neither
+ * DynamoDB nor KMS. An entry lives at most {@link VEND_CACHE_SECONDS} and never past the token's
+ * `validUntil`; a `rejectedGeneration` at or past the cached generation, or a `minValiditySeconds` the
+ * cached token cannot meet, bypasses it.
+ */
+export class VendCache {
+  readonly #entries = new Map<string, { token: CurrentToken; until: number }>();
+  readonly #maxEntries: number;
+  readonly #ttlMs: number;
+
+  constructor(options: { maxEntries?: number; ttlSeconds?: number } = {}) {
+    this.#maxEntries = options.maxEntries ?? VEND_CACHE_MAX_ENTRIES;
+    this.#ttlMs = (options.ttlSeconds ?? VEND_CACHE_SECONDS) * 1000;
+  }
+
+  get(key: RecordKey, now: number, demand: RefreshDemand = {}): CurrentToken | undefined {
+    const id = cacheId(key);
+    const entry = this.#entries.get(id);
+    if (!entry) return undefined;
+    if (now >= entry.until) {
+      this.#entries.delete(id);
+      return undefined;
+    }
+    const { token } = entry;
+    if (demand.rejectedGeneration !== undefined && demand.rejectedGeneration >= token.generation) {
+      if (demand.rejectedGeneration === token.generation) this.#entries.delete(id);
+      return undefined;
+    }
+    if (demand.minValiditySeconds !== undefined && token.expiresAt - now < demand.minValiditySeconds * 1000) {
+      return undefined;
+    }
+    return token;
+  }
+
+  set(key: RecordKey, token: CurrentToken, now: number): void {
+    const until = Math.min(now + this.#ttlMs, token.validUntil);
+    const id = cacheId(key);
+    this.#entries.delete(id);
+    if (until <= now) return;
+    if (this.#entries.size >= this.#maxEntries) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+    this.#entries.set(id, { token, until });
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+/**
+ * `POST /tokens`: the caller's policy first, then the warm cache, then the stored token, refreshed on
+ * demand when it is due, expired, rejected (`rejectedGeneration` equals the stored generation) or lives
+ * less than `minValiditySeconds`.
+ *
+ * @throws ForbiddenError when the caller's policy does not cover the connection or the client token
+ * @throws ConnectionNotFoundError for an unknown or disconnected connection
+ * @throws ReauthorizationRequiredError when the Wise user must authorize again
+ * @throws ProviderUnavailableError when Wise cannot be reached and no valid, unrejected token is stored
+ * @throws TokenDecryptionError when the stored token does not decrypt under its record's context
+ */
+export async function vendToken(
+  deps: VendDeps,
+  request: VendRequest,
+  options: VendOptions = {},
+): Promise<VendedToken> {
+  const { target } = request;
+  if (target.kind === 'connection') {
+    deps.policy.assertMayUseConnection(request.callerArn, target.connectionId);
+  } else {
+    deps.policy.assertMayUseClientToken(request.callerArn);
+  }
+  const demand: RefreshDemand = {};
+  if (request.rejectedGeneration !== undefined) demand.rejectedGeneration = request.rejectedGeneration;
+  if (request.minValiditySeconds !== undefined) demand.minValiditySeconds = request.minValiditySeconds;
+
+  let token = options.cache?.get(target, deps.clock.now(), demand);
+  const fromCache = token !== undefined;
+  if (!token) {
+    token = await currentToken(
+      deps,
+      target,
+      demand,
+      options.sleep === undefined ? {} : { sleep: options.sleep },
+    );
+    options.cache?.set(target, token, deps.clock.now());
+  }
+  metrics.addMetric(MetricName.tokenVended, MetricUnit.Count, 1);
+  logger.info('Token vended', {
+    record: describe(target),
+    caller: request.callerArn,
+    generation: token.generation,
+    fromCache,
+  });
+  return toVendedToken(token);
+}
+
+/** The response body of a vend. */
+export function toVendedToken(token: CurrentToken): VendedToken {
+  const body: VendedToken = {
+    accessToken: token.accessToken,
+    tokenType: 'Bearer',
+    expiresAt: new Date(token.expiresAt).toISOString(),
+    validUntil: new Date(token.validUntil).toISOString(),
+    generation: token.generation,
+  };
+  if (token.scope !== undefined) body.scope = token.scope;
+  if (token.connectionId !== undefined) body.connectionId = token.connectionId;
+  if (token.profileId !== undefined) body.profileId = token.profileId;
+  return body;
+}
+
+const MAX_ROUNDS = 3;
+
+/**
+ * The current token of a record, refreshed first when the demand or the rule says so. Single-flight
+ * across instances: when another attempt holds the lease, it waits (bounded) for the generation to move
+ * and vends the new token. When the refresh fails for a reason other than `invalid_grant`, a stored token
+ * that is still valid and not rejected is vended anyway.
+ */
+export async function currentToken(
+  deps: RefreshDeps,
+  key: RecordKey,
+  demand: RefreshDemand = {},
+  options: { sleep?: (ms: number) => Promise<void> } = {},
+): Promise<CurrentToken> {
+  const sleep = options.sleep ?? ((ms: number) => delay(ms));
+  let basis = usable(key, await readRecord(deps, key));
+  if (basis && !refreshNeeded(basis, deps.clock.now(), demand)) return decryptStored(deps, key, basis);
+
+  let retryAfterSeconds = 1;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const outcome = await refreshRecord(deps, key, { demand });
+    switch (outcome.outcome) {
+      case 'refreshed':
+        return tokenOf(key, outcome.record, outcome.accessToken, deps.clock.now());
+      case 'not_needed':
+        return decryptStored(deps, key, outcome.record);
+      case 'needs_reauth':
+        throw reauthorization(key);
+      case 'gone':
+        basis = usable(key, await readRecord(deps, key));
+        return fallback(deps, key, basis, demand, retryAfterSeconds);
+      case 'failed_transient':
+      case 'invalid_client':
+        return fallback(deps, key, basis, demand, outcome.retryAfterSeconds);
+      case 'busy': {
+        const seen = basis ?? outcome.record;
+        const current = usable(key, await awaitOtherRefresh(deps, key, seen, sleep));
+        const now = deps.clock.now();
+        if (current && !refreshNeeded(current, now, demand)) return decryptStored(deps, key, current);
+        const leaseHeld = current?.lease !== undefined && current.lease.expiresAt >= now;
+        const otherFailed = current !== undefined && current.failureCount > seen.failureCount;
+        if (leaseHeld || otherFailed) {
+          const waitMs = leaseHeld && current?.lease ? current.lease.expiresAt - now : 0;
+          const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+          return fallback(deps, key, current, demand, retryAfter);
+        }
+        // The other attempt gave its lease back without a new token: it did not need one. Try again.
+        basis = current;
+        retryAfterSeconds = 1;
+        break;
+      }
+    }
+  }
+  return fallback(deps, key, basis, demand, retryAfterSeconds);
+}
+
+/**
+ * Waits, with a growing pause and at most {@link BUSY_WAIT_BUDGET_MS} in all, until the record's
+ * generation moves past `seen` or its lease is given back; returns the record as last read.
+ */
+async function awaitOtherRefresh(
+  deps: RefreshDeps,
+  key: RecordKey,
+  seen: StoredRecord,
+  sleep: (ms: number) => Promise<void>,
+): Promise<StoredRecord | undefined> {
+  let waited = 0;
+  let pause = 50;
+  let current: StoredRecord | undefined = seen;
+  while (waited < BUSY_WAIT_BUDGET_MS) {
+    const ms = Math.min(pause, BUSY_WAIT_BUDGET_MS - waited);
+    await sleep(ms);
+    waited += ms;
+    pause = Math.min(pause * 2, 1_000);
+    current = await readRecord(deps, key);
+    if (!current || current.status === 'disconnected' || current.status === 'needs_reauth') return current;
+    if (current.generation > seen.generation) return current;
+    if (!current.lease || current.lease.expiresAt < deps.clock.now()) return current;
+  }
+  return current;
+}
+
+/**
+ * The stored token when it is still valid and not the rejected one; otherwise a 503 that says when to
+ * try again.
+ */
+async function fallback(
+  deps: RefreshDeps,
+  key: RecordKey,
+  record: StoredRecord | undefined,
+  demand: RefreshDemand,
+  retryAfterSeconds: number,
+): Promise<CurrentToken> {
+  const now = deps.clock.now();
+  if (record && !isExpired(record, now) && demand.rejectedGeneration !== record.generation) {
+    logger.warn('Vending the stored token: it could not be refreshed but is still valid', {
+      record: describe(key),
+      generation: record.generation,
+    });
+    return decryptStored(deps, key, record);
+  }
+  throw new ProviderUnavailableError(
+    `Wise cannot issue a new token for ${describe(key)} right now and no valid one is stored; try again in ${retryAfterSeconds} s.`,
+    { retryAfterSeconds },
+  );
+}
+
+/** The record when it can be vended from; the not-found and reauthorization errors otherwise. */
+function usable(key: RecordKey, record: StoredRecord | undefined): StoredRecord | undefined {
+  if (key.kind === 'client') return record;
+  if (!record || record.status === 'disconnected') throw new ConnectionNotFoundError(key.connectionId);
+  if (record.status === 'needs_reauth') throw reauthorization(key);
+  return record;
+}
+
+function reauthorization(key: RecordKey): ReauthorizationRequiredError {
+  const connectionId = key.kind === 'connection' ? key.connectionId : 'client';
+  return new ReauthorizationRequiredError(connectionId);
+}
+
+async function decryptStored(deps: RefreshDeps, key: RecordKey, record: StoredRecord): Promise<CurrentToken> {
+  if (!record.accessToken) {
+    throw new ProviderUnavailableError(`No token is stored for ${describe(key)} yet; try again in 1 s.`, {
+      retryAfterSeconds: 1,
+    });
+  }
+  const accessToken = await deps.cipher.decrypt(record.accessToken, { record: key, kind: 'access_token' });
+  return tokenOf(key, record, accessToken, deps.clock.now());
+}
+
+function tokenOf(key: RecordKey, record: StoredRecord, accessToken: string, now: number): CurrentToken {
+  const token: CurrentToken = {
+    accessToken,
+    expiresAt: record.accessTokenExpiresAt ?? now,
+    generation: record.generation,
+    validUntil: validUntil(record, now),
+  };
+  if (record.scope !== undefined) token.scope = record.scope;
+  if (key.kind === 'connection') token.connectionId = key.connectionId;
+  if (record.profileId !== undefined) token.profileId = record.profileId;
+  return token;
+}
+
+function cacheId(key: RecordKey): string {
+  return key.kind === 'connection' ? `connection:${key.connectionId}` : 'client';
+}
