@@ -105,6 +105,17 @@ const callerSchema = z.strictObject({
   admin: z.boolean(must('be true or false')).default(false),
 });
 
+/** A whole number in [min, max]; `why` says the reason for a bound in its message. */
+function wholeNumber(min: number, max: number, unit: string, why: { min?: string; max?: string } = {}) {
+  const rule = `be a whole number${unit} from ${min} to ${max}`;
+  const reason = (text: string | undefined) => (text === undefined ? '' : `, ${text}`);
+  return z
+    .number(must(rule))
+    .int({ error: `must ${rule}` })
+    .min(min, { error: `must be at least ${min}${reason(why.min)}` })
+    .max(max, { error: `must be at most ${max}${reason(why.max)}` });
+}
+
 const refreshSchema = z
   .strictObject({
     fraction: z
@@ -118,24 +129,12 @@ const refreshSchema = z
       .min(60, { error: 'must be at least 60: EventBridge schedules run at most once a minute' })
       .multipleOf(60, { error: 'must be a multiple of 60 (EventBridge schedules have minute granularity)' })
       .default(60),
-    shards: z
-      .number(must('be a whole number from 1 to 16'))
-      .int({ error: 'must be a whole number from 1 to 16' })
-      .min(1, { error: 'must be at least 1' })
-      .max(16, { error: 'must be at most 16' })
-      .default(4),
-    concurrency: z
-      .number(must('be a whole number from 1 to 50'))
-      .int({ error: 'must be a whole number from 1 to 50' })
-      .min(1, { error: 'must be at least 1' })
-      .max(50, { error: "must be at most 50, to stay under Wise's token rate limit" })
-      .default(8),
-    leaseSeconds: z
-      .number(must('be a whole number of seconds from 30 to 900'))
-      .int({ error: 'must be a whole number of seconds from 30 to 900' })
-      .min(30, { error: 'must be at least 30, longer than the longest refresh' })
-      .max(900, { error: 'must be at most 900 (the longest a Lambda function runs)' })
-      .default(120),
+    shards: wholeNumber(1, 16, '').default(4),
+    concurrency: wholeNumber(1, 50, '', { max: "to stay under Wise's token rate limit" }).default(8),
+    leaseSeconds: wholeNumber(30, 900, ' of seconds', {
+      min: 'longer than the longest refresh',
+      max: 'the longest a Lambda function runs',
+    }).default(120),
   })
   .prefault({});
 
