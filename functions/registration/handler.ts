@@ -1,0 +1,22 @@
+import { apiHandler } from '#shared/http/api-handler.ts';
+import { callerArn, parseJsonBody } from '#shared/http/request.ts';
+import { jsonResponse } from '#shared/http/responses.ts';
+import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
+import { RegistrationRequest, registerWithCode } from '#shared/use-cases/register-with-code.ts';
+
+/**
+ * `POST /connections/{id}/registration-code` `{email, registrationCode, signup?, language?}` (IAM):
+ * connects a partner-created Wise user and answers 201 with the connection's status.
+ */
+export function createRegistrationHandler(runtime: RuntimeSource) {
+  return apiHandler(async (event) => {
+    const caller = callerArn(event);
+    const connectionId = connectionIdFromPath(event.pathParameters);
+    const body = parseJsonBody(event, RegistrationRequest);
+    const status = await registerWithCode(runtime(), { ...body, connectionId, callerArn: caller });
+    return jsonResponse(201, status);
+  });
+}
+
+export const handler = createRegistrationHandler(lazyRuntime());

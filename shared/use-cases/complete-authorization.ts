@@ -1,0 +1,231 @@
+import { BrokerError } from '#shared/domain/errors.ts';
+import type { ConnectionRecord, GrantType, RecordKey } from '#shared/domain/records.ts';
+import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
+import { logger } from '#shared/observability.ts';
+import type { NewConnection } from '#shared/ports/token-store.ts';
+import type { TokenGrant, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import {
+  WiseError,
+  WiseInvalidClientError,
+  WiseInvalidGrantError,
+  WiseRateLimitedError,
+  WiseUnavailableError,
+} from '#shared/wise/errors.ts';
+
+/** What came back on the callback, already checked for shape by the handler. */
+export type AuthorizationCallback =
+  | { state: string; code: string; profileId?: number }
+  | { state: string; error: string };
+
+/** Why a callback was refused; each is a 400 page. */
+export type RefusalReason =
+  /** No session has this state: it never existed or was already used. */
+  | 'unknown_state'
+  | 'expired_state'
+  /** The user declined on Wise's authorization page (`access_denied`). */
+  | 'denied'
+  /** Wise sent another OAuth error instead of a code. */
+  | 'authorization_failed'
+  /** Wise refused the code: expired or already used. */
+  | 'code_rejected'
+  /** The `profileId` Wise sent back is not one of the user's profiles. */
+  | 'profile_not_owned';
+
+/** What the session said about where the person came from. */
+interface SessionFacts {
+  connectionId: string;
+  returnUrl?: string;
+}
+
+/** The callback's outcome. Expected failures are values; only the unexpected is thrown. */
+export type AuthorizationResult =
+  | ({ kind: 'connected'; connection: ConnectionRecord } & SessionFacts)
+  | { kind: 'refused'; reason: 'unknown_state' }
+  | ({ kind: 'refused'; reason: Exclude<RefusalReason, 'unknown_state'> } & SessionFacts)
+  /** Wise is down or rate limiting: the person should start again a little later. */
+  | ({ kind: 'unavailable'; retryAfterSeconds: number } & SessionFacts)
+  /** Wise refused the broker itself (its client credentials, or a request Wise calls malformed). */
+  | ({ kind: 'failed'; reason: 'invalid_client' | 'wise_error' } & SessionFacts);
+
+/** The Retry-After given when Wise did not say how long to wait. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 60;
+
+/**
+ * Completes the authorization-code flow: consumes the session's state exactly once, exchanges the code,
+ * learns the Wise user and checks the profile, and stores the connection's tokens encrypted (replacing any
+ * earlier connection under the same id, a tombstone included).
+ */
+export async function completeAuthorization(
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random'>,
+  callback: AuthorizationCallback,
+): Promise<AuthorizationResult> {
+  const session = await runtime.store.consumeConnectSession(callback.state);
+  if (!session) return { kind: 'refused', reason: 'unknown_state' };
+  const facts: SessionFacts = { connectionId: session.connectionId };
+  if (session.returnUrl !== undefined) facts.returnUrl = session.returnUrl;
+  if (runtime.clock.now() >= session.expiresAt) return { kind: 'refused', reason: 'expired_state', ...facts };
+  if ('error' in callback) {
+    const reason = callback.error === 'access_denied' ? 'denied' : 'authorization_failed';
+    logger.info('Wise returned an error instead of a code', { connectionId: facts.connectionId, reason });
+    return { kind: 'refused', reason, ...facts };
+  }
+
+  try {
+    const grant = await runtime.wise.exchangeCode({ code: callback.code });
+    const { user, profiles } = await learnUser(runtime, grant.accessToken);
+    const profile = chooseProfile(profiles, callback.profileId);
+    if (profile === null) {
+      logger.warn("The callback named a profile that is not the Wise user's", {
+        connectionId: facts.connectionId,
+        userId: user.id,
+      });
+      return { kind: 'refused', reason: 'profile_not_owned', ...facts };
+    }
+    const connection = await storeGrantedConnection(runtime, {
+      connectionId: session.connectionId,
+      grant: 'authorization_code',
+      tokens: grant,
+      user,
+      ...(profile ? { profileId: profile.id } : {}),
+    });
+    return { kind: 'connected', connection, ...facts };
+  } catch (error) {
+    const failure = classifyWiseFailure(error);
+    if (!failure) throw error;
+    logger.warn('Completing the authorization failed at Wise', {
+      connectionId: facts.connectionId,
+      failure: failure.kind,
+      error: error instanceof WiseError ? error.name : undefined,
+      wiseError: error instanceof WiseError ? error.wiseError : undefined,
+      traceId: error instanceof WiseError ? error.traceId : undefined,
+    });
+    switch (failure.kind) {
+      case 'invalid_grant':
+        return { kind: 'refused', reason: 'code_rejected', ...facts };
+      case 'unavailable':
+        return { kind: 'unavailable', retryAfterSeconds: failure.retryAfterSeconds, ...facts };
+      default:
+        return { kind: 'failed', reason: failure.kind, ...facts };
+    }
+  }
+}
+
+/** How a failure at Wise is handled by a grant; `undefined` for anything that is not a Wise failure. */
+export type WiseFailure =
+  | { kind: 'invalid_grant' }
+  | { kind: 'unavailable'; retryAfterSeconds: number }
+  | { kind: 'invalid_client' }
+  | { kind: 'wise_error' };
+
+/** Sorts a thrown error into the ways a grant can fail at Wise. */
+export function classifyWiseFailure(error: unknown): WiseFailure | undefined {
+  if (error instanceof WiseInvalidGrantError) return { kind: 'invalid_grant' };
+  if (error instanceof WiseRateLimitedError) {
+    return { kind: 'unavailable', retryAfterSeconds: error.retryAfterSeconds };
+  }
+  if (error instanceof WiseUnavailableError) {
+    return { kind: 'unavailable', retryAfterSeconds: error.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS };
+  }
+  if (error instanceof WiseInvalidClientError) return { kind: 'invalid_client' };
+  if (error instanceof WiseError) return { kind: 'wise_error' };
+  return undefined;
+}
+
+/** The Wise user behind a fresh access token and their profiles. */
+export async function learnUser(
+  runtime: Pick<Runtime, 'wise'>,
+  accessToken: string,
+): Promise<{ user: WiseUser; profiles: WiseProfile[] }> {
+  const [user, profiles] = await Promise.all([
+    runtime.wise.getCurrentUser(accessToken),
+    runtime.wise.listProfiles(accessToken),
+  ]);
+  return { user, profiles };
+}
+
+/**
+ * The profile a connection acts for: the requested one when it is the user's (`null` when it is not),
+ * otherwise the personal profile, otherwise the first; `undefined` when the user has no profile at all.
+ */
+export function chooseProfile(
+  profiles: readonly WiseProfile[],
+  requestedId: number | undefined,
+): WiseProfile | null | undefined {
+  if (requestedId !== undefined) return profiles.find((profile) => profile.id === requestedId) ?? null;
+  return profiles.find((profile) => profile.type.toLowerCase() === 'personal') ?? profiles[0];
+}
+
+/** What a grant produced and what the broker learned about the user. */
+export interface GrantedConnection {
+  connectionId: string;
+  grant: GrantType;
+  tokens: TokenGrant;
+  user: WiseUser;
+  profileId?: number;
+  /** Registration-code connections only: kept encrypted so the refresh can grant again after invalid_grant. */
+  registration?: { email: string; registrationCode: string };
+}
+
+/** How often a save is retried when another writer changed the connection in between. */
+const SAVE_ATTEMPTS = 3;
+
+/**
+ * Encrypts a grant's tokens for their record and stores the connection, replacing whatever was stored
+ * (tokens of an earlier grant, a tombstone): the new grant has already made the old refresh token useless.
+ */
+export async function storeGrantedConnection(
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random'>,
+  granted: GrantedConnection,
+): Promise<ConnectionRecord> {
+  const record: RecordKey = { kind: 'connection', connectionId: granted.connectionId };
+  const { tokens } = granted;
+  const issuedAt = runtime.clock.now();
+  const connection: NewConnection = {
+    connectionId: granted.connectionId,
+    status: 'active',
+    grant: granted.grant,
+    accessToken: await runtime.cipher.encrypt(tokens.accessToken, { record, kind: 'access_token' }),
+    accessTokenExpiresAt: tokens.expiresAt,
+    nextRefreshAt: nextRefreshAt(issuedAt, tokens.expiresAt, runtime.config.refresh.fraction, runtime.random),
+    lastRefreshAt: issuedAt,
+    userId: granted.user.id,
+  };
+  if (tokens.scope !== undefined) connection.scope = tokens.scope;
+  if (tokens.refreshToken !== undefined) {
+    connection.refreshToken = await runtime.cipher.encrypt(tokens.refreshToken, {
+      record,
+      kind: 'refresh_token',
+    });
+  }
+  if (tokens.refreshTokenExpiresAt !== undefined)
+    connection.refreshTokenExpiresAt = tokens.refreshTokenExpiresAt;
+  if (granted.profileId !== undefined) connection.profileId = granted.profileId;
+  if (granted.registration) {
+    connection.email = granted.registration.email;
+    connection.registrationCode = await runtime.cipher.encrypt(granted.registration.registrationCode, {
+      record,
+      kind: 'registration_code',
+    });
+  }
+
+  for (let attempt = 1; attempt <= SAVE_ATTEMPTS; attempt++) {
+    const current = await runtime.store.getConnection(granted.connectionId);
+    const saved = await runtime.store.saveConnection(connection, {
+      expectedVersion: current?.version,
+      now: runtime.clock.now(),
+    });
+    if (saved) {
+      logger.info('Connection stored', {
+        connectionId: saved.connectionId,
+        grant: saved.grant,
+        generation: saved.generation,
+        replaced: current?.status,
+      });
+      return saved;
+    }
+  }
+  throw new BrokerError(
+    `Connection "${granted.connectionId}" kept changing while its new tokens were being stored; connect it again.`,
+  );
+}

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { InvalidRequestError } from '#shared/domain/errors.ts';
+import type { ConnectSessionRecord } from '#shared/domain/records.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { ConnectionIdSchema, requestBodySchema } from './connection-status.ts';
+
+/** How long a connect session's state waits for its callback. */
+export const CONNECT_SESSION_TTL_MS = 10 * 60 * 1000;
+
+/** The longest return URL accepted. */
+export const MAX_RETURN_URL_LENGTH = 2048;
+
+/** The body of `POST /connect-sessions`. */
+export const ConnectSessionRequest = requestBodySchema({
+  connectionId: ConnectionIdSchema,
+  returnUrl: z
+    .string({ error: 'must be a URL string' })
+    .min(1, { error: 'must not be empty; leave it out for no return URL' })
+    .max(MAX_RETURN_URL_LENGTH, { error: `must be at most ${MAX_RETURN_URL_LENGTH} characters` })
+    .optional(),
+});
+
+export type ConnectSessionInput = z.output<typeof ConnectSessionRequest> & { callerArn: string };
+
+/** What the partner sends the Wise user to, and the state that comes back on the callback. */
+export interface ConnectSession {
+  authorizeUrl: string;
+  state: string;
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+/**
+ * Starts connecting a Wise user: a one-time `state` bound to the connection id and the optional return URL,
+ * valid {@link CONNECT_SESSION_TTL_MS}, and Wise's authorization page URL carrying it.
+ *
+ * @throws ForbiddenError when the caller's patterns do not cover the connection
+ * @throws InvalidRequestError when the return URL is not allowed by the configuration
+ */
+export async function createConnectSession(
+  runtime: Pick<Runtime, 'config' | 'store' | 'wise' | 'policy' | 'clock'>,
+  input: ConnectSessionInput,
+): Promise<ConnectSession> {
+  runtime.policy.assertMayUseConnection(input.callerArn, input.connectionId);
+  const returnUrl =
+    input.returnUrl === undefined ? undefined : allowedReturnUrl(input.returnUrl, runtime.config.returnUrls);
+  const now = runtime.clock.now();
+  const session: ConnectSessionRecord = {
+    state: randomBytes(32).toString('base64url'),
+    connectionId: input.connectionId,
+    createdBy: input.callerArn,
+    expiresAt: now + CONNECT_SESSION_TTL_MS,
+    createdAt: now,
+  };
+  if (returnUrl !== undefined) session.returnUrl = returnUrl;
+  const authorizeUrl = await runtime.wise.authorizationUrl({ state: session.state });
+  await runtime.store.putConnectSession(session);
+  return { authorizeUrl, state: session.state, expiresAt: session.expiresAt };
+}
+
+/**
+ * Checks a return URL against the allow-list and returns it normalised, exactly as the browser will be
+ * sent to it.
+ *
+ * @throws InvalidRequestError (field `returnUrl`) when it is not allowed
+ */
+export function allowedReturnUrl(candidate: string, allowList: readonly string[]): string {
+  const normalised = matchReturnUrl(candidate, allowList);
+  if (normalised === undefined) {
+    throw new InvalidRequestError(
+      allowList.length === 0
+        ? 'Field "returnUrl": this deployment allows no return URLs; leave the field out, or add the URL to the configuration\'s returnUrls.'
+        : 'Field "returnUrl": must be one of the configuration\'s returnUrls, or extend an entry that ends with "/" on the same scheme, host and port, without user info.',
+      { field: 'returnUrl' },
+    );
+  }
+  return normalised;
+}
+
+/**
+ * The return-URL rule: a candidate is allowed when it equals an allow-list entry, or when it extends an
+ * entry that ends with `/` on the same scheme, host and port (after normalisation, so `..` cannot climb
+ * out of the entry's path) and carries no user info. Returns the normalised URL, or `undefined`.
+ */
+export function matchReturnUrl(candidate: string, allowList: readonly string[]): string | undefined {
+  // Whitespace and control characters are dropped or altered by URL parsers; a clean URL never has them.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: exactly what this rejects
+  if (/[\u0000-\u0020\u007f\\]/.test(candidate)) return undefined;
+  const url = parseWithoutUserInfo(candidate);
+  if (!url) return undefined;
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  for (const entry of allowList) {
+    const allowed = parseWithoutUserInfo(entry);
+    if (!allowed) continue;
+    if (url.href === allowed.href) return url.href;
+    if (
+      entry.endsWith('/') &&
+      allowed.search === '' &&
+      allowed.hash === '' &&
+      url.protocol === allowed.protocol &&
+      url.host === allowed.host &&
+      url.pathname.startsWith(allowed.pathname)
+    ) {
+      return url.href;
+    }
+  }
+  return undefined;
+}
+
+/** An absolute URL without user info, or `undefined`. */
+function parseWithoutUserInfo(value: string): URL | undefined {
+  if (!URL.canParse(value)) return undefined;
+  const url = new URL(value);
+  return url.username === '' && url.password === '' ? url : undefined;
+}

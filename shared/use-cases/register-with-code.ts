@@ -1,0 +1,171 @@
+import { z } from 'zod';
+import {
+  BrokerError,
+  InvalidRequestError,
+  ProviderUnavailableError,
+  ReauthorizationRequiredError,
+} from '#shared/domain/errors.ts';
+import { logger } from '#shared/observability.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { WiseError } from '#shared/wise/errors.ts';
+import { obtainClientAccessToken } from './client-token.ts';
+import {
+  chooseProfile,
+  classifyWiseFailure,
+  learnUser,
+  storeGrantedConnection,
+} from './complete-authorization.ts';
+import { type ConnectionStatusView, requestBodySchema, toConnectionStatus } from './connection-status.ts';
+
+/** Wise's registration codes are at least this long; they are credentials. */
+export const MIN_REGISTRATION_CODE_LENGTH = 32;
+const MAX_REGISTRATION_CODE_LENGTH = 1024;
+const MAX_EMAIL_LENGTH = 254;
+
+/** The body of `POST /connections/{id}/registration-code`. Its messages never repeat the code. */
+export const RegistrationRequest = requestBodySchema({
+  email: z
+    .string({
+      error: (issue) =>
+        issue.input === undefined ? 'is required and must be an e-mail address' : 'must be an e-mail address',
+    })
+    .max(MAX_EMAIL_LENGTH, { error: `must be at most ${MAX_EMAIL_LENGTH} characters` })
+    .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { error: 'must be an e-mail address such as "jo@example.com"' }),
+  registrationCode: z
+    .string({
+      error: (issue) =>
+        issue.input === undefined
+          ? `is required and must be the registration code, at least ${MIN_REGISTRATION_CODE_LENGTH} characters`
+          : `must be a string of at least ${MIN_REGISTRATION_CODE_LENGTH} characters`,
+    })
+    .min(MIN_REGISTRATION_CODE_LENGTH, {
+      error: `must be at least ${MIN_REGISTRATION_CODE_LENGTH} characters, as Wise requires`,
+    })
+    .max(MAX_REGISTRATION_CODE_LENGTH, {
+      error: `must be at most ${MAX_REGISTRATION_CODE_LENGTH} characters`,
+    })
+    .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' }),
+  signup: z.boolean({ error: 'must be true or false' }).optional(),
+  language: z
+    .string({ error: 'must be a language code such as "en"' })
+    .regex(/^[a-z]{2}(?:[-_][A-Za-z]{2})?$/, { error: 'must be a language code such as "en" or "pt-BR"' })
+    .optional(),
+});
+
+export type RegistrationInput = z.output<typeof RegistrationRequest> & {
+  callerArn: string;
+  connectionId: string;
+};
+
+/** What registration needs beyond the runtime; tests replace the client token. */
+export interface RegistrationDependencies {
+  /** A client-credentials access token for the signup call. */
+  clientAccessToken: () => Promise<string>;
+}
+
+/**
+ * Connects a partner-created Wise user with the `registration_code` grant, signing the user up first when
+ * asked. The code is stored encrypted with the connection, so the refresh can grant again after
+ * `invalid_grant` until the user reclaims the account.
+ *
+ * @throws ForbiddenError when the caller's patterns do not cover the connection
+ * @throws ReauthorizationRequiredError when Wise refuses the grant (the user reclaimed the account)
+ * @throws ProviderUnavailableError when Wise is down or rate limiting
+ * @throws InvalidRequestError when Wise refuses the signup
+ */
+export async function registerWithCode(
+  runtime: Runtime,
+  input: RegistrationInput,
+  dependencies: RegistrationDependencies = {
+    clientAccessToken: async () => (await obtainClientAccessToken(runtime)).accessToken,
+  },
+): Promise<ConnectionStatusView> {
+  const { connectionId, email, registrationCode } = input;
+  runtime.policy.assertMayUseConnection(input.callerArn, connectionId);
+  try {
+    if (input.signup === true) {
+      await signUp(runtime, input, dependencies);
+    }
+    const tokens = await runtime.wise.registrationCodeGrant({ email, registrationCode });
+    const { user, profiles } = await learnUser(runtime, tokens.accessToken);
+    const profile = chooseProfile(profiles, undefined);
+    const connection = await storeGrantedConnection(runtime, {
+      connectionId,
+      grant: 'registration_code',
+      tokens,
+      user,
+      ...(profile ? { profileId: profile.id } : {}),
+      registration: { email, registrationCode },
+    });
+    return toConnectionStatus(connection);
+  } catch (error) {
+    throw translateWiseFailure(error, connectionId);
+  }
+}
+
+async function signUp(
+  runtime: Runtime,
+  input: RegistrationInput,
+  dependencies: RegistrationDependencies,
+): Promise<void> {
+  const clientAccessToken = await dependencies.clientAccessToken();
+  try {
+    await runtime.wise.signUpWithRegistrationCode({
+      email: input.email,
+      registrationCode: input.registrationCode,
+      ...(input.language === undefined ? {} : { language: input.language }),
+      clientAccessToken,
+    });
+  } catch (error) {
+    // 409: Wise already has this user (an earlier signup); the grant below decides whether the code fits.
+    if (error instanceof WiseError && error.status === 409) {
+      logger.info('Wise already has a user with this e-mail; going on with the grant', {
+        connectionId: input.connectionId,
+        traceId: error.traceId,
+      });
+      return;
+    }
+    if (
+      error instanceof WiseError &&
+      error.status !== undefined &&
+      error.status >= 400 &&
+      error.status < 500
+    ) {
+      if (error.status !== 401 && error.status !== 403 && error.status !== 429) {
+        throw new InvalidRequestError(
+          `Wise refused to sign up a user with this e-mail and registration code (status ${error.status}); check both, or leave "signup" out if the user already exists.`,
+          { cause: error },
+        );
+      }
+    }
+    throw error;
+  }
+}
+
+/** Turns a Wise failure into the broker's error for this route; anything else passes through. */
+function translateWiseFailure(error: unknown, connectionId: string): unknown {
+  const failure = classifyWiseFailure(error);
+  if (!failure) return error;
+  switch (failure.kind) {
+    case 'invalid_grant':
+      return new ReauthorizationRequiredError(
+        connectionId,
+        `Wise refused the registration code for connection "${connectionId}": the user has reclaimed the account (or the code is wrong), so the user must connect through the authorization page instead; create a connect session with POST /connect-sessions.`,
+        { cause: error },
+      );
+    case 'unavailable':
+      return new ProviderUnavailableError(
+        `Wise is unavailable or rate limiting; try the registration again in ${failure.retryAfterSeconds} s.`,
+        { retryAfterSeconds: failure.retryAfterSeconds, cause: error },
+      );
+    case 'invalid_client':
+      return new BrokerError(
+        "Wise rejected the broker's client credentials; the operator must check the Wise secret.",
+        { cause: error },
+      );
+    default:
+      return new BrokerError('Wise refused the registration unexpectedly; tell the operator.', {
+        cause: error,
+      });
+  }
+}
