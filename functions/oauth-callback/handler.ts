@@ -1,12 +1,12 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { apiHandler } from '#shared/http/api-handler.ts';
+import { type CallbackOutcome, callbackResponse } from '#shared/http/pages.ts';
 import { logger } from '#shared/observability.ts';
 import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
 import {
   type AuthorizationCallback,
   completeAuthorization,
 } from '#shared/use-cases/complete-authorization.ts';
-import { type CallbackOutcome, callbackResponse } from './outcome-page.ts';
 
 // A state is 32 random bytes in base64url (43 characters); anything far from that is no state of ours.
 const STATE = /^[A-Za-z0-9_-]{16,128}$/;

@@ -1,0 +1,275 @@
+import { describe, expect, it, vi } from 'vitest';
+import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
+import { completeAuthorization } from '#shared/use-cases/complete-authorization.ts';
+import {
+  WiseInvalidClientError,
+  WiseInvalidGrantError,
+  WiseInvalidRequestError,
+  WiseRateLimitedError,
+  WiseUnavailableError,
+} from '#shared/wise/errors.ts';
+import { type FakeRuntime, fakeRuntime, START, storedConnection } from './connect-fakes.ts';
+
+const STATE = 'S'.repeat(43);
+
+async function session(runtime: FakeRuntime, options: { connectionId?: string; returnUrl?: string } = {}) {
+  await runtime.store.putConnectSession({
+    state: STATE,
+    connectionId: options.connectionId ?? 'acme-1',
+    createdBy: 'arn:aws:iam::111122223333:role/partner-app',
+    createdAt: START,
+    expiresAt: START + 600_000,
+    ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}),
+  });
+}
+
+function decode(bytes: Uint8Array | undefined): string {
+  return new TextDecoder().decode(bytes);
+}
+
+describe('completeAuthorization', () => {
+  it('exchanges the code and stores the tokens encrypted for the connection, with the personal profile', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toMatchObject({ kind: 'connected', connectionId: 'acme-1' });
+    expect(runtime.wise.calls[0]).toEqual({ method: 'exchangeCode', args: [{ code: 'the-code' }] });
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({
+      status: 'active',
+      grant: 'authorization_code',
+      profileId: 16550001,
+      userId: 5550001,
+      scope: 'transfers',
+      generation: 1,
+      lastRefreshAt: START,
+      accessTokenExpiresAt: START + 43_199_000,
+    });
+    const access = await runtime.cipher.decrypt(stored?.accessToken ?? new Uint8Array(), {
+      record: { kind: 'connection', connectionId: 'acme-1' },
+      kind: 'access_token',
+    });
+    const refresh = await runtime.cipher.decrypt(stored?.refreshToken ?? new Uint8Array(), {
+      record: { kind: 'connection', connectionId: 'acme-1' },
+      kind: 'refresh_token',
+    });
+    expect([access, refresh]).toEqual(['access-token-1', 'refresh-token-1']);
+    expect(decode(stored?.accessToken)).not.toContain('access-token-1');
+  });
+
+  it('schedules the first refresh by the refresh rule', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored?.nextRefreshAt).toBe(nextRefreshAt(START, START + 43_199_000, 0.8, () => 0.5));
+  });
+
+  it("keeps the profile Wise sent back when it is one of the user's", async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code', profileId: 16550002 });
+
+    expect((await runtime.store.getConnection('acme-1'))?.profileId).toBe(16550002);
+  });
+
+  it("refuses a profile that is not the user's and stores nothing", async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code', profileId: 999 });
+
+    expect(result).toEqual({ kind: 'refused', reason: 'profile_not_owned', connectionId: 'acme-1' });
+    expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
+  });
+
+  it('takes the first profile when the user has no personal one', async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.profiles = [{ id: 77, type: 'BUSINESS' }];
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect((await runtime.store.getConnection('acme-1'))?.profileId).toBe(77);
+  });
+
+  it('consumes the state: the same state works only once', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    const second = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(second).toEqual({ kind: 'refused', reason: 'unknown_state' });
+    expect(runtime.wise.called('exchangeCode')).toBe(1);
+  });
+
+  it('refuses an unknown state without calling Wise', async () => {
+    const runtime = fakeRuntime();
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toEqual({ kind: 'refused', reason: 'unknown_state' });
+    expect(runtime.wise.calls).toEqual([]);
+  });
+
+  it('refuses a state that has expired, with the return URL, without exchanging the code', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime, { returnUrl: 'https://app.example.com/return/' });
+    runtime.advance(600_000);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toEqual({
+      kind: 'refused',
+      reason: 'expired_state',
+      connectionId: 'acme-1',
+      returnUrl: 'https://app.example.com/return/',
+    });
+    expect(runtime.wise.calls).toEqual([]);
+  });
+
+  it('accepts a state one millisecond before it expires', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+    runtime.advance(599_999);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result.kind).toBe('connected');
+  });
+
+  it('reports denied consent and burns the state', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, error: 'access_denied' });
+    const again = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toEqual({ kind: 'refused', reason: 'denied', connectionId: 'acme-1' });
+    expect(again.kind).toBe('refused');
+    expect(runtime.wise.calls).toEqual([]);
+  });
+
+  it('reports another OAuth error from Wise as a failed authorization', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, error: 'server_error' });
+
+    expect(result).toMatchObject({ kind: 'refused', reason: 'authorization_failed' });
+  });
+
+  it('reports a code Wise rejected and stores nothing', async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.exchangeFailure = new WiseInvalidGrantError('used', {
+      status: 400,
+      wiseError: 'invalid_grant',
+    });
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toMatchObject({ kind: 'refused', reason: 'code_rejected', connectionId: 'acme-1' });
+    expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
+  });
+
+  it.each([
+    [
+      'Wise is down and names a wait',
+      new WiseUnavailableError('down', { status: 503, retryAfterSeconds: 30 }),
+      30,
+    ],
+    ['Wise is down without a wait', new WiseUnavailableError('down', { status: 503 }), 60],
+    ['Wise rate limits', new WiseRateLimitedError('slow', { status: 429, retryAfterSeconds: 12 }), 12],
+  ])('reports Wise unavailable when %s', async (_case, failure, seconds) => {
+    const runtime = fakeRuntime();
+    runtime.wise.exchangeFailure = failure;
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toEqual({ kind: 'unavailable', retryAfterSeconds: seconds, connectionId: 'acme-1' });
+  });
+
+  it.each([
+    ['invalid_client', new WiseInvalidClientError('bad secret', { status: 401 })],
+    ['wise_error', new WiseInvalidRequestError('bad request', { status: 400 })],
+  ])('reports a failure of the broker itself at Wise as %s', async (reason, failure) => {
+    const runtime = fakeRuntime();
+    runtime.wise.exchangeFailure = failure;
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toEqual({ kind: 'failed', reason, connectionId: 'acme-1' });
+  });
+
+  it('throws what is not a Wise failure', async () => {
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.store, 'saveConnection').mockRejectedValue(new Error('table gone'));
+    await session(runtime);
+
+    await expect(completeAuthorization(runtime, { state: STATE, code: 'the-code' })).rejects.toThrow(
+      'table gone',
+    );
+  });
+
+  it('replaces the tokens of an earlier connection and grows its generation', async () => {
+    const runtime = fakeRuntime();
+    runtime.store.seedConnection(
+      storedConnection('acme-1', {
+        generation: 5,
+        version: 9,
+        lastError: { code: 'invalid_grant', message: 'x', at: 1 },
+      }),
+    );
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({ generation: 6, version: 10, status: 'active' });
+    expect(stored?.lastError).toBeUndefined();
+    expect(decode(stored?.accessToken)).toContain('connection:acme-1:access_token');
+  });
+
+  it('connects again over a tombstone', async () => {
+    const runtime = fakeRuntime();
+    runtime.store.seedConnection(
+      storedConnection('acme-1', { status: 'disconnected', generation: 2, version: 4 }),
+    );
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result.kind).toBe('connected');
+    expect(await runtime.store.getConnection('acme-1')).toMatchObject({ status: 'active', generation: 3 });
+  });
+
+  it('tries the save again when another writer changed the connection in between', async () => {
+    const runtime = fakeRuntime();
+    const save = vi.spyOn(runtime.store, 'saveConnection').mockResolvedValueOnce(undefined);
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result.kind).toBe('connected');
+    expect(save).toHaveBeenCalledTimes(2);
+  });
+
+  it('gives up after three lost saves in a row', async () => {
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.store, 'saveConnection').mockResolvedValue(undefined);
+    await session(runtime);
+
+    await expect(completeAuthorization(runtime, { state: STATE, code: 'the-code' })).rejects.toThrow(
+      /kept changing/,
+    );
+  });
+});

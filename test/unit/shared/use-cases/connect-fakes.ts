@@ -1,0 +1,188 @@
+import { parseBrokerConfig } from '#shared/config/broker-config.ts';
+import { CallerPolicy } from '#shared/domain/caller-policy.ts';
+import type { ConnectionRecord } from '#shared/domain/records.ts';
+import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
+import type { TokenGrant, WiseOAuth, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { InMemoryTokenStore } from '../../../support/in-memory-store.ts';
+
+/** Fakes for the unit tests of connecting, completing, registering and administering connections. */
+
+export const PARTNER = 'arn:aws:iam::111122223333:role/partner-app';
+export const PARTNER_SESSION = 'arn:aws:sts::111122223333:assumed-role/partner-app/session-1';
+export const ADMIN = 'arn:aws:iam::111122223333:role/broker-admin';
+export const OTHER_ADMIN = 'arn:aws:iam::111122223333:role/other-admin';
+export const STRANGER = 'arn:aws:iam::111122223333:role/stranger';
+export const START = Date.parse('2026-11-26T10:00:00.000Z');
+
+/** A cipher whose ciphertext names its record and kind, so a mix-up shows in a test. */
+export class FakeCipher implements TokenCipher {
+  async encrypt(plaintext: string, context: CipherContext): Promise<Uint8Array> {
+    return new TextEncoder().encode(`${label(context)}|${Buffer.from(plaintext).toString('base64')}`);
+  }
+
+  async decrypt(ciphertext: Uint8Array, context: CipherContext): Promise<string> {
+    const [name, payload] = new TextDecoder().decode(ciphertext).split('|');
+    if (name !== label(context) || payload === undefined) throw new Error('wrong context');
+    return Buffer.from(payload, 'base64').toString();
+  }
+}
+
+function label(context: CipherContext): string {
+  const record =
+    context.record.kind === 'connection' ? `connection:${context.record.connectionId}` : 'client';
+  return `${record}:${context.kind}`;
+}
+
+/** A scripted Wise: every call is recorded; each method's behaviour can be replaced by a test. */
+export class FakeWise implements WiseOAuth {
+  readonly calls: Array<{ method: string; args: unknown[] }> = [];
+  user: WiseUser = { id: 5550001, email: 'alex.morgan@example.com' };
+  profiles: WiseProfile[] = [
+    { id: 16550002, type: 'BUSINESS' },
+    { id: 16550001, type: 'PERSONAL' },
+  ];
+  #issued = 0;
+  #now: () => number;
+  exchangeFailure: Error | undefined;
+  grantFailure: Error | undefined;
+  signupFailure: Error | undefined;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  /** A fresh user token, 12 hours long, different on every call. */
+  nextGrant(): TokenGrant {
+    this.#issued += 1;
+    return {
+      accessToken: `access-token-${this.#issued}`,
+      tokenType: 'bearer',
+      expiresAt: this.#now() + 43_199_000,
+      refreshToken: `refresh-token-${this.#issued}`,
+      refreshTokenExpiresAt: this.#now() + 628_639_555_000,
+      scope: 'transfers',
+    };
+  }
+
+  async authorizationUrl(params: { state: string }): Promise<string> {
+    this.calls.push({ method: 'authorizationUrl', args: [params] });
+    return `https://wise.example/oauth/authorize/?client_id=c&state=${params.state}`;
+  }
+
+  async clientCredentials(): Promise<TokenGrant> {
+    throw new Error('not scripted');
+  }
+
+  async exchangeCode(params: { code: string }): Promise<TokenGrant> {
+    this.calls.push({ method: 'exchangeCode', args: [params] });
+    if (this.exchangeFailure) throw this.exchangeFailure;
+    return this.nextGrant();
+  }
+
+  async refresh(): Promise<TokenGrant> {
+    throw new Error('not scripted');
+  }
+
+  async registrationCodeGrant(params: { email: string; registrationCode: string }): Promise<TokenGrant> {
+    this.calls.push({ method: 'registrationCodeGrant', args: [params] });
+    if (this.grantFailure) throw this.grantFailure;
+    return this.nextGrant();
+  }
+
+  async signUpWithRegistrationCode(params: {
+    email: string;
+    registrationCode: string;
+    language?: string;
+    clientAccessToken: string;
+  }): Promise<void> {
+    this.calls.push({ method: 'signUpWithRegistrationCode', args: [params] });
+    if (this.signupFailure) throw this.signupFailure;
+  }
+
+  async getCurrentUser(accessToken: string): Promise<WiseUser> {
+    this.calls.push({ method: 'getCurrentUser', args: [accessToken] });
+    return this.user;
+  }
+
+  async listProfiles(accessToken: string): Promise<WiseProfile[]> {
+    this.calls.push({ method: 'listProfiles', args: [accessToken] });
+    return this.profiles;
+  }
+
+  called(method: string): number {
+    return this.calls.filter((call) => call.method === method).length;
+  }
+}
+
+export interface FakeRuntime extends Runtime {
+  store: InMemoryTokenStore;
+  wise: FakeWise;
+  cipher: FakeCipher;
+  /** Moves the shared clock. */
+  advance(ms: number): void;
+}
+
+/** A runtime of fakes: the partner may use `acme-*`, the admin administers `acme-*`, the other admin `beta-*`. */
+export function fakeRuntime(options: { returnUrls?: string[] } = {}): FakeRuntime {
+  let now = START;
+  const clock = { now: () => now };
+  const config = parseBrokerConfig(
+    {
+      stage: 'test',
+      returnUrls: options.returnUrls ?? [
+        'https://app.example.com/wise/done',
+        'https://app.example.com/return/',
+      ],
+      callers: [
+        { principal: PARTNER, connections: ['acme-*'] },
+        { principal: ADMIN, connections: ['acme-*'], admin: true },
+        { principal: OTHER_ADMIN, connections: ['beta-*'], admin: true },
+      ],
+    },
+    'the unit test',
+  );
+  const wise = new FakeWise(clock.now);
+  return {
+    config,
+    deployment: config.stage,
+    redirectUri: 'https://broker.example.com/oauth/callback',
+    store: new InMemoryTokenStore(),
+    cipher: new FakeCipher(),
+    wise,
+    credentials: { get: async () => ({ clientId: 'c', clientSecret: 's' }) },
+    events: { reauthorizationRequired: async () => {} },
+    policy: new CallerPolicy(config.callers),
+    clock,
+    random: () => 0.5,
+    instanceId: 'unit-test',
+    advance: (ms) => {
+      now += ms;
+    },
+  };
+}
+
+/** A stored connection, as a grant would have left it. */
+export function storedConnection(
+  connectionId: string,
+  overrides: Partial<ConnectionRecord> = {},
+): ConnectionRecord {
+  return {
+    connectionId,
+    status: 'active',
+    grant: 'authorization_code',
+    accessToken: new TextEncoder().encode('sealed'),
+    accessTokenExpiresAt: START + 43_199_000,
+    refreshToken: new TextEncoder().encode('sealed-refresh'),
+    nextRefreshAt: START + 34_000_000,
+    lastRefreshAt: START,
+    profileId: 16550001,
+    userId: 5550001,
+    generation: 1,
+    version: 1,
+    failureCount: 0,
+    createdAt: START,
+    updatedAt: START,
+    ...overrides,
+  };
+}

@@ -1,0 +1,232 @@
+import { describe, expect, it, vi } from 'vitest';
+import {
+  BrokerError,
+  ForbiddenError,
+  InvalidRequestError,
+  ProviderUnavailableError,
+  ReauthorizationRequiredError,
+} from '#shared/domain/errors.ts';
+import { parseValue } from '#shared/http/request.ts';
+import { RegistrationRequest, registerWithCode } from '#shared/use-cases/register-with-code.ts';
+import {
+  WiseInvalidClientError,
+  WiseInvalidGrantError,
+  WiseInvalidRequestError,
+  WiseUnavailableError,
+} from '#shared/wise/errors.ts';
+import {
+  type FakeRuntime,
+  fakeRuntime,
+  PARTNER,
+  START,
+  STRANGER,
+  storedConnection,
+} from './connect-fakes.ts';
+
+const CODE = 'rc-0123456789abcdef0123456789abcdef';
+const clientToken = { clientAccessToken: async () => 'client-access-token' };
+
+function register(
+  runtime: FakeRuntime,
+  extra: { signup?: boolean; language?: string; callerArn?: string } = {},
+) {
+  return registerWithCode(
+    runtime,
+    {
+      callerArn: PARTNER,
+      connectionId: 'acme-7',
+      email: 'jo.bloggs@example.com',
+      registrationCode: CODE,
+      ...extra,
+    },
+    clientToken,
+  );
+}
+
+describe('registerWithCode', () => {
+  it('grants with the registration code and stores the code encrypted beside the tokens', async () => {
+    const runtime = fakeRuntime();
+
+    const status = await register(runtime);
+
+    expect(runtime.wise.calls[0]).toEqual({
+      method: 'registrationCodeGrant',
+      args: [{ email: 'jo.bloggs@example.com', registrationCode: CODE }],
+    });
+    expect(status).toEqual({
+      connectionId: 'acme-7',
+      status: 'active',
+      profileId: 16550001,
+      grant: 'registration_code',
+      accessTokenExpiresAt: new Date(START + 43_199_000).toISOString(),
+      nextRefreshAt: expect.any(String),
+      lastRefreshAt: new Date(START).toISOString(),
+      lastError: null,
+    });
+    const stored = await runtime.store.getConnection('acme-7');
+    expect(stored).toMatchObject({ grant: 'registration_code', email: 'jo.bloggs@example.com' });
+    const code = await runtime.cipher.decrypt(stored?.registrationCode ?? new Uint8Array(), {
+      record: { kind: 'connection', connectionId: 'acme-7' },
+      kind: 'registration_code',
+    });
+    expect(code).toBe(CODE);
+  });
+
+  it('never puts the registration code into the answer', async () => {
+    const runtime = fakeRuntime();
+
+    const status = await register(runtime);
+
+    expect(JSON.stringify(status)).not.toContain(CODE);
+  });
+
+  it('signs the user up first with the client token when asked', async () => {
+    const runtime = fakeRuntime();
+
+    await register(runtime, { signup: true, language: 'pt-BR' });
+
+    expect(runtime.wise.calls.map((call) => call.method).slice(0, 2)).toEqual([
+      'signUpWithRegistrationCode',
+      'registrationCodeGrant',
+    ]);
+    expect(runtime.wise.calls[0]?.args[0]).toEqual({
+      email: 'jo.bloggs@example.com',
+      registrationCode: CODE,
+      language: 'pt-BR',
+      clientAccessToken: 'client-access-token',
+    });
+  });
+
+  it('does not sign up unless asked', async () => {
+    const runtime = fakeRuntime();
+
+    await register(runtime, { signup: false });
+
+    expect(runtime.wise.called('signUpWithRegistrationCode')).toBe(0);
+  });
+
+  it('goes on with the grant when Wise already has the user', async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.signupFailure = new WiseInvalidRequestError('exists', {
+      status: 409,
+      wiseError: 'NOT_UNIQUE',
+    });
+
+    const status = await register(runtime, { signup: true });
+
+    expect(status.status).toBe('active');
+  });
+
+  it('answers 400 when Wise refuses the signup as a bad request, storing nothing', async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.signupFailure = new WiseInvalidRequestError('bad', { status: 400 });
+
+    const attempt = register(runtime, { signup: true });
+
+    await expect(attempt).rejects.toThrow(InvalidRequestError);
+    await expect(attempt).rejects.not.toThrow(CODE);
+    expect(runtime.wise.called('registrationCodeGrant')).toBe(0);
+    expect(await runtime.store.getConnection('acme-7')).toBeUndefined();
+  });
+
+  it('asks for reauthorization through the authorization page when the user reclaimed the account', async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.grantFailure = new WiseInvalidGrantError('reclaimed', {
+      status: 400,
+      wiseError: 'invalid_grant',
+    });
+
+    const attempt = register(runtime);
+
+    await expect(attempt).rejects.toThrow(ReauthorizationRequiredError);
+    await expect(attempt).rejects.toThrow(/must connect through the authorization page instead/);
+    expect(await runtime.store.getConnection('acme-7')).toBeUndefined();
+  });
+
+  it('leaves an existing connection untouched when the grant is refused', async () => {
+    const runtime = fakeRuntime();
+    const existing = storedConnection('acme-7', { grant: 'registration_code', version: 3 });
+    runtime.store.seedConnection(existing);
+    runtime.wise.grantFailure = new WiseInvalidGrantError('reclaimed', { status: 400 });
+
+    await expect(register(runtime)).rejects.toThrow(ReauthorizationRequiredError);
+
+    expect(await runtime.store.getConnection('acme-7')).toEqual(existing);
+  });
+
+  it("answers provider unavailable with Wise's wait when Wise is down", async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.grantFailure = new WiseUnavailableError('down', { status: 503, retryAfterSeconds: 20 });
+
+    const attempt = register(runtime);
+
+    await expect(attempt).rejects.toThrow(ProviderUnavailableError);
+    await expect(attempt).rejects.toMatchObject({ retryAfterSeconds: 20 });
+  });
+
+  it('turns a refused client secret into an unexpected failure without details', async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.grantFailure = new WiseInvalidClientError('bad secret', { status: 401 });
+
+    const attempt = register(runtime);
+
+    await expect(attempt).rejects.toThrow(BrokerError);
+    await expect(attempt).rejects.toThrow(/client credentials/);
+  });
+
+  it('refuses a caller whose patterns do not cover the connection, without calling Wise', async () => {
+    const runtime = fakeRuntime();
+    const token = vi.fn(clientToken.clientAccessToken);
+
+    await expect(
+      registerWithCode(
+        runtime,
+        {
+          callerArn: STRANGER,
+          connectionId: 'acme-7',
+          email: 'a@example.com',
+          registrationCode: CODE,
+          signup: true,
+        },
+        { clientAccessToken: token },
+      ),
+    ).rejects.toThrow(ForbiddenError);
+    expect(runtime.wise.calls).toEqual([]);
+    expect(token).not.toHaveBeenCalled();
+  });
+});
+
+describe('RegistrationRequest', () => {
+  it.each([
+    [{ registrationCode: CODE }, /Field "email": is required/],
+    [{ email: 'not-an-email', registrationCode: CODE }, /Field "email": must be an e-mail address/],
+    [{ email: 'a@example.com' }, /Field "registrationCode": is required .* at least 32 characters/],
+    [
+      { email: 'a@example.com', registrationCode: 'short-code' },
+      /Field "registrationCode": must be at least 32/,
+    ],
+    [{ email: 'a@example.com', registrationCode: 12345 }, /Field "registrationCode": must be a string/],
+    [
+      { email: 'a@example.com', registrationCode: CODE, signup: 'yes' },
+      /Field "signup": must be true or false/,
+    ],
+    [
+      { email: 'a@example.com', registrationCode: CODE, language: 'english' },
+      /Field "language": must be a language code/,
+    ],
+    [{ email: 'a@example.com', registrationCode: CODE, code: CODE }, /unknown field "code"/],
+  ])('refuses %j with a message that names the field', (body, message) => {
+    expect(() => parseValue(body, RegistrationRequest)).toThrow(message);
+  });
+
+  it('never repeats the registration code in its messages', () => {
+    const tooLong = `${CODE}${'x'.repeat(1100)}`;
+    const withSpace = `${CODE} more`;
+
+    for (const registrationCode of [tooLong, withSpace, 'secret-but-short']) {
+      expect(() => parseValue({ email: 'a@example.com', registrationCode }, RegistrationRequest)).toThrow(
+        expect.objectContaining({ message: expect.not.stringContaining(registrationCode.slice(0, 16)) }),
+      );
+    }
+  });
+});
