@@ -539,9 +539,12 @@ function decodeCursor(
       { field: 'nextToken' },
     );
   if (!/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
+  const decoded = Buffer.from(token, 'base64url');
+  // Base64 decoding forgives trailing characters; a token this store wrote re-encodes to itself.
+  if (decoded.toString('base64url') !== token) throw invalid();
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+    json = JSON.parse(decoded.toString('utf8'));
   } catch {
     throw invalid();
   }

@@ -1,0 +1,530 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createBrokerTable,
+  DynamoDbTokenStore,
+  type DynamoDbTokenStoreOptions,
+  dueShardOf,
+} from '#shared/adapters/dynamodb-token-store.ts';
+import { InvalidRequestError } from '#shared/domain/errors.ts';
+import type { RecordKey } from '#shared/domain/records.ts';
+import type { FailureUpdate, NewConnection, TokenUpdate } from '#shared/ports/token-store.ts';
+import { type TestDynamoDb, testDynamoDb } from '../../support/aws.ts';
+
+const NOW = Date.UTC(2026, 10, 26, 12, 0, 0);
+const MINUTE = 60_000;
+const LEASE_MS = 30_000;
+
+let dynamo: TestDynamoDb;
+
+beforeAll(async () => {
+  dynamo = await testDynamoDb();
+});
+
+afterAll(async () => {
+  await dynamo?.close();
+});
+
+/** A store on a table of its own. */
+async function newStore(
+  options: Partial<Omit<DynamoDbTokenStoreOptions, 'client' | 'tableName'>> = {},
+): Promise<DynamoDbTokenStore> {
+  const tableName = dynamo.tableName('broker');
+  await createBrokerTable(dynamo.client, tableName);
+  return new DynamoDbTokenStore({ client: dynamo.client, tableName, ...options });
+}
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (value: Uint8Array | undefined) => (value ? new TextDecoder().decode(value) : undefined);
+
+function grant(connectionId: string, overrides: Partial<NewConnection> = {}): NewConnection {
+  return {
+    connectionId,
+    status: 'active',
+    grant: 'authorization_code',
+    accessToken: bytes(`access-of-${connectionId}`),
+    accessTokenExpiresAt: NOW + 12 * 60 * MINUTE,
+    refreshToken: bytes(`refresh-of-${connectionId}`),
+    scope: 'transfers',
+    nextRefreshAt: NOW + 10 * 60 * MINUTE,
+    lastRefreshAt: NOW,
+    profileId: 42,
+    ...overrides,
+  };
+}
+
+function refreshed(label: string, nextRefreshAt = NOW + 10 * 60 * MINUTE): TokenUpdate {
+  return {
+    accessToken: bytes(`access-${label}`),
+    accessTokenExpiresAt: nextRefreshAt + 2 * 60 * MINUTE,
+    nextRefreshAt,
+    lastRefreshAt: NOW,
+  };
+}
+
+const connectionKey = (connectionId: string): RecordKey => ({ kind: 'connection', connectionId });
+
+const INVALID_GRANT: FailureUpdate = {
+  lastError: { code: 'invalid_grant', message: 'Wise rejected the refresh token.', at: NOW },
+  failureCount: 0,
+  status: 'needs_reauth',
+};
+
+/** Writes a first grant of the connection. */
+async function connect(
+  store: DynamoDbTokenStore,
+  connectionId: string,
+  overrides: Partial<NewConnection> = {},
+) {
+  return store.saveConnection(grant(connectionId, overrides), { expectedVersion: undefined, now: NOW });
+}
+
+/** Marks the connection needs_reauth the way a refresh that met invalid_grant does. */
+async function markNeedsReauth(store: DynamoDbTokenStore, connectionId: string): Promise<void> {
+  const key = connectionKey(connectionId);
+  await store.acquireLease(key, { owner: 'reauth-worker', now: NOW, leaseMs: LEASE_MS });
+  expect(await store.failRefresh(key, { owner: 'reauth-worker', now: NOW, update: INVALID_GRANT })).toBe(
+    true,
+  );
+}
+
+describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
+  describe('connect sessions', () => {
+    it('hands a session to exactly one of two concurrent consumers', async () => {
+      const store = await newStore();
+      const session = {
+        state: 'state-abc',
+        connectionId: 'acme-1',
+        returnUrl: 'https://partner.example/done',
+        createdBy: 'arn:aws:iam::123456789012:role/app',
+        expiresAt: NOW + 10 * MINUTE,
+        createdAt: NOW,
+      };
+      await store.putConnectSession(session);
+
+      const results = await Promise.all([
+        store.consumeConnectSession('state-abc'),
+        store.consumeConnectSession('state-abc'),
+      ]);
+
+      expect(results.filter((result) => result !== undefined)).toEqual([session]);
+      await expect(store.consumeConnectSession('state-abc')).resolves.toBeUndefined();
+    });
+
+    it('refuses to overwrite a session that is still waiting', async () => {
+      const store = await newStore();
+      const session = {
+        state: 's-1',
+        connectionId: 'a',
+        createdBy: 'p',
+        expiresAt: NOW + MINUTE,
+        createdAt: NOW,
+      };
+      await store.putConnectSession(session);
+
+      await expect(store.putConnectSession({ ...session, connectionId: 'b' })).rejects.toThrow(
+        /already exists/,
+      );
+      await expect(store.consumeConnectSession('s-1')).resolves.toMatchObject({ connectionId: 'a' });
+    });
+  });
+
+  describe('saveConnection', () => {
+    it('creates a connection at generation 1 and version 1 and reads it back with its ciphertexts', async () => {
+      const store = await newStore();
+
+      const saved = await connect(store, 'acme-1');
+
+      expect(saved).toMatchObject({ connectionId: 'acme-1', status: 'active', generation: 1, version: 1 });
+      const read = await store.getConnection('acme-1');
+      expect(read).toEqual(saved);
+      expect(text(read?.accessToken)).toBe('access-of-acme-1');
+      expect(text(read?.refreshToken)).toBe('refresh-of-acme-1');
+      expect(read?.nextRefreshAt).toBe(NOW + 10 * 60 * MINUTE);
+      expect(read).toMatchObject({ failureCount: 0, createdAt: NOW, updatedAt: NOW });
+    });
+
+    it('loses when the version is stale or a connection already exists, and wins at the current version', async () => {
+      const store = await newStore();
+      await connect(store, 'acme-1');
+      await store.saveConnection(grant('acme-1'), { expectedVersion: 1, now: NOW + 1 });
+
+      const again = await store.saveConnection(grant('acme-1'), { expectedVersion: undefined, now: NOW + 2 });
+      const stale = await store.saveConnection(grant('acme-1'), { expectedVersion: 1, now: NOW + 2 });
+      const current = await store.saveConnection(grant('acme-1', { accessToken: bytes('third') }), {
+        expectedVersion: 2,
+        now: NOW + 3,
+      });
+
+      expect(again).toBeUndefined();
+      expect(stale).toBeUndefined();
+      expect(current).toMatchObject({ generation: 3, version: 3, createdAt: NOW, updatedAt: NOW + 3 });
+      expect(text(current?.accessToken)).toBe('third');
+    });
+
+    it('lets exactly one of two concurrent first grants win', async () => {
+      const store = await newStore();
+
+      const results = await Promise.all([
+        store.saveConnection(grant('acme-1', { accessToken: bytes('one') }), {
+          expectedVersion: undefined,
+          now: NOW,
+        }),
+        store.saveConnection(grant('acme-1', { accessToken: bytes('two') }), {
+          expectedVersion: undefined,
+          now: NOW,
+        }),
+      ]);
+
+      const winners = results.filter((result) => result !== undefined);
+      expect(winners).toHaveLength(1);
+      expect(text((await store.getConnection('acme-1'))?.accessToken)).toBe(text(winners[0]?.accessToken));
+    });
+  });
+
+  describe('leases', () => {
+    it('gives the lease to exactly one of two concurrent takers', async () => {
+      const store = await newStore();
+      await connect(store, 'acme-1');
+
+      const results = await Promise.all(
+        ['worker-1', 'worker-2'].map((owner) =>
+          store.acquireLease(connectionKey('acme-1'), { owner, now: NOW, leaseMs: LEASE_MS }),
+        ),
+      );
+
+      const winners = results.filter((result) => result !== undefined);
+      expect(winners).toHaveLength(1);
+      expect((await store.getConnection('acme-1'))?.lease).toEqual(winners[0]?.lease);
+    });
+
+    it('lets another owner take over an expired lease, after which the first owner can no longer write', async () => {
+      const store = await newStore();
+      await connect(store, 'acme-1');
+      await store.acquireLease(connectionKey('acme-1'), { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+      const whileHeld = await store.acquireLease(connectionKey('acme-1'), {
+        owner: 'worker-2',
+        now: NOW + LEASE_MS,
+        leaseMs: LEASE_MS,
+      });
+      const afterExpiry = await store.acquireLease(connectionKey('acme-1'), {
+        owner: 'worker-2',
+        now: NOW + LEASE_MS + 1,
+        leaseMs: LEASE_MS,
+      });
+      const lateWrite = await store.completeRefresh(connectionKey('acme-1'), {
+        owner: 'worker-1',
+        now: NOW + LEASE_MS + 2,
+        update: refreshed('late'),
+      });
+      const lateFailure = await store.failRefresh(connectionKey('acme-1'), {
+        owner: 'worker-1',
+        now: NOW + LEASE_MS + 2,
+        update: {
+          lastError: { code: 'server_error', message: 'Wise answered 503.', at: NOW },
+          failureCount: 1,
+        },
+      });
+
+      expect(whileHeld).toBeUndefined();
+      expect(afterExpiry?.lease).toEqual({ owner: 'worker-2', expiresAt: NOW + 2 * LEASE_MS + 1 });
+      expect(lateWrite).toBeUndefined();
+      expect(lateFailure).toBe(false);
+      expect(text((await store.getConnection('acme-1'))?.accessToken)).toBe('access-of-acme-1');
+    });
+
+    it('grows the generation with every refresh, keeps the refresh token Wise did not replace, and frees the lease', async () => {
+      const store = await newStore();
+      await connect(store, 'acme-1');
+      const key = connectionKey('acme-1');
+
+      await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+      const first = await store.completeRefresh(key, {
+        owner: 'worker-1',
+        now: NOW,
+        update: { ...refreshed('2'), refreshToken: bytes('refresh-2') },
+      });
+      await store.acquireLease(key, { owner: 'worker-2', now: NOW + 1, leaseMs: LEASE_MS });
+      const second = await store.completeRefresh(key, {
+        owner: 'worker-2',
+        now: NOW + 1,
+        update: refreshed('3'),
+      });
+
+      expect(first).toMatchObject({ generation: 2, version: 2 });
+      expect(second).toMatchObject({ generation: 3, version: 3, failureCount: 0 });
+      expect(second?.lease).toBeUndefined();
+      expect(text(second?.accessToken)).toBe('access-3');
+      expect(text(second?.refreshToken)).toBe('refresh-2');
+    });
+
+    it('gives the lease back without changing the record', async () => {
+      const store = await newStore();
+      const saved = await connect(store, 'acme-1');
+      await store.acquireLease(connectionKey('acme-1'), { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+      const byOther = await store.releaseLease(connectionKey('acme-1'), { owner: 'worker-2' });
+      const byOwner = await store.releaseLease(connectionKey('acme-1'), { owner: 'worker-1' });
+
+      expect(byOther).toBe(false);
+      expect(byOwner).toBe(true);
+      expect(await store.getConnection('acme-1')).toEqual(saved);
+    });
+
+    it('records a transient failure with its retry time and clears it on the next success', async () => {
+      const store = await newStore();
+      await connect(store, 'acme-1');
+      const key = connectionKey('acme-1');
+      const lastError = { code: 'server_error', message: 'Wise answered 503.', at: NOW };
+      await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+      await store.failRefresh(key, {
+        owner: 'worker-1',
+        now: NOW,
+        update: { lastError, failureCount: 1, nextRefreshAt: NOW + MINUTE },
+      });
+      const failed = await store.getConnection('acme-1');
+      await store.acquireLease(key, { owner: 'worker-2', now: NOW + MINUTE, leaseMs: LEASE_MS });
+      const recovered = await store.completeRefresh(key, {
+        owner: 'worker-2',
+        now: NOW + MINUTE,
+        update: refreshed('2'),
+      });
+
+      expect(failed).toMatchObject({
+        status: 'active',
+        lastError,
+        failureCount: 1,
+        nextRefreshAt: NOW + MINUTE,
+      });
+      expect(failed?.lease).toBeUndefined();
+      expect(recovered?.lastError).toBeUndefined();
+      expect(recovered?.failureCount).toBe(0);
+    });
+
+    it('creates the client token record on its first lease and refreshes it like a connection', async () => {
+      const store = await newStore();
+
+      const leased = await store.acquireLease(
+        { kind: 'client' },
+        { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS },
+      );
+      const second = await store.acquireLease(
+        { kind: 'client' },
+        { owner: 'worker-2', now: NOW, leaseMs: LEASE_MS },
+      );
+      const minted = await store.completeRefresh(
+        { kind: 'client' },
+        { owner: 'worker-1', now: NOW, update: refreshed('client') },
+      );
+
+      expect(leased).toEqual({
+        generation: 0,
+        version: 0,
+        failureCount: 0,
+        createdAt: NOW,
+        updatedAt: NOW,
+        lease: { owner: 'worker-1', expiresAt: NOW + LEASE_MS },
+      });
+      expect(second).toBeUndefined();
+      expect(minted).toMatchObject({ generation: 1, version: 1 });
+      expect(text((await store.getClientToken())?.accessToken)).toBe('access-client');
+    });
+
+    it('does not lease a connection that does not exist or needs reauthorization', async () => {
+      const store = await newStore();
+      await connect(store, 'acme-1');
+      const key = connectionKey('acme-1');
+      await markNeedsReauth(store, 'acme-1');
+
+      const missing = await store.acquireLease(connectionKey('nobody'), {
+        owner: 'worker-2',
+        now: NOW + 2 * LEASE_MS,
+        leaseMs: LEASE_MS,
+      });
+      const reauth = await store.acquireLease(key, {
+        owner: 'worker-2',
+        now: NOW + 2 * LEASE_MS,
+        leaseMs: LEASE_MS,
+      });
+
+      expect(missing).toBeUndefined();
+      expect(await store.getConnection('nobody')).toBeUndefined();
+      expect(reauth).toBeUndefined();
+      expect(await store.getConnection('acme-1')).toMatchObject({ status: 'needs_reauth' });
+    });
+  });
+
+  describe('disconnect', () => {
+    it('leaves a tombstone without tokens that no late lease, refresh or failure can revive', async () => {
+      const store = await newStore();
+      await store.saveConnection(grant('acme-1', { registrationCode: bytes('code') }), {
+        expectedVersion: undefined,
+        now: NOW,
+      });
+      const key = connectionKey('acme-1');
+      await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+      const disconnected = await store.disconnect('acme-1', { now: NOW + 1 });
+      const lateRefresh = await store.completeRefresh(key, {
+        owner: 'worker-1',
+        now: NOW + 2,
+        update: refreshed('late'),
+      });
+      const lateFailure = await store.failRefresh(key, {
+        owner: 'worker-1',
+        now: NOW + 2,
+        update: INVALID_GRANT,
+      });
+      const lateLease = await store.acquireLease(key, {
+        owner: 'worker-2',
+        now: NOW + 2 * LEASE_MS,
+        leaseMs: LEASE_MS,
+      });
+      const again = await store.disconnect('acme-1', { now: NOW + 3 });
+
+      expect(disconnected).toBe(true);
+      expect([lateRefresh, lateFailure, lateLease, again]).toEqual([undefined, false, undefined, false]);
+      const tombstone = await store.getConnection('acme-1');
+      expect(tombstone).toMatchObject({ connectionId: 'acme-1', status: 'disconnected', version: 2 });
+      expect(tombstone).not.toHaveProperty('accessToken');
+      expect(tombstone).not.toHaveProperty('refreshToken');
+      expect(tombstone).not.toHaveProperty('registrationCode');
+      expect(tombstone).not.toHaveProperty('nextRefreshAt');
+      expect(tombstone).not.toHaveProperty('lease');
+      expect(await store.listDue({ now: NOW + 100 * 60 * MINUTE, limit: 10 })).toEqual([]);
+    });
+
+    it('returns false for a connection that never existed', async () => {
+      const store = await newStore();
+
+      await expect(store.disconnect('nobody', { now: NOW })).resolves.toBe(false);
+      expect(await store.getConnection('nobody')).toBeUndefined();
+    });
+
+    it('lets a new grant replace the tombstone at its version, with a higher generation', async () => {
+      const store = await newStore();
+      await connect(store, 'acme-1');
+      await store.disconnect('acme-1', { now: NOW + 1 });
+
+      const reconnected = await store.saveConnection(grant('acme-1'), { expectedVersion: 2, now: NOW + 2 });
+
+      expect(reconnected).toMatchObject({ status: 'active', generation: 2, version: 3 });
+      expect(await store.listDue({ now: NOW + 100 * 60 * MINUTE, limit: 10 })).toEqual([
+        { key: connectionKey('acme-1'), nextRefreshAt: NOW + 10 * 60 * MINUTE },
+      ]);
+    });
+  });
+
+  describe('listDue', () => {
+    it('returns only due records across every shard, the client token included, and never a needs_reauth one', async () => {
+      const store = await newStore({ shards: 4 });
+      const dueIds = ['acme-1', 'acme-2', 'acme-3', 'acme-4'];
+      for (const [index, connectionId] of dueIds.entries()) {
+        await connect(store, connectionId, { nextRefreshAt: NOW - (index + 1) * MINUTE });
+      }
+      await connect(store, 'later', { nextRefreshAt: NOW + MINUTE });
+      await connect(store, 'reauth', { nextRefreshAt: NOW - MINUTE });
+      await markNeedsReauth(store, 'reauth');
+      await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+      await store.completeRefresh(
+        { kind: 'client' },
+        { owner: 'worker-1', now: NOW, update: refreshed('c', NOW) },
+      );
+
+      const due = await store.listDue({ now: NOW, limit: 10 });
+
+      expect(new Set(dueIds.map((id) => dueShardOf(`CONNECTION#${id}`, 4))).size).toBe(4);
+      expect(due).toEqual([
+        { key: connectionKey('acme-4'), nextRefreshAt: NOW - 4 * MINUTE },
+        { key: connectionKey('acme-3'), nextRefreshAt: NOW - 3 * MINUTE },
+        { key: connectionKey('acme-2'), nextRefreshAt: NOW - 2 * MINUTE },
+        { key: connectionKey('acme-1'), nextRefreshAt: NOW - MINUTE },
+        { key: { kind: 'client' }, nextRefreshAt: NOW },
+      ]);
+    });
+
+    it('returns at most limit records in total, the most overdue first', async () => {
+      const store = await newStore({ shards: 4 });
+      for (const [index, connectionId] of ['acme-1', 'acme-2', 'acme-3', 'acme-4'].entries()) {
+        await connect(store, connectionId, { nextRefreshAt: NOW - (index + 1) * MINUTE });
+      }
+
+      const due = await store.listDue({ now: NOW, limit: 2 });
+
+      expect(due.map((record) => record.key)).toEqual([connectionKey('acme-4'), connectionKey('acme-3')]);
+    });
+  });
+
+  describe('listConnections', () => {
+    async function storeWithConnections(): Promise<DynamoDbTokenStore> {
+      const store = await newStore();
+      for (const connectionId of ['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'r-1', 'r-2', 'gone']) {
+        await connect(store, connectionId);
+      }
+      for (const connectionId of ['r-1', 'r-2']) await markNeedsReauth(store, connectionId);
+      await store.disconnect('gone', { now: NOW });
+      return store;
+    }
+
+    async function allPages(
+      store: DynamoDbTokenStore,
+      options: { status?: 'active' | 'needs_reauth'; limit: number },
+    ): Promise<string[][]> {
+      const pages: string[][] = [];
+      let nextToken: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const result = await store.listConnections({ ...options, ...(nextToken ? { nextToken } : {}) });
+        pages.push(result.connections.map((connection) => connection.connectionId));
+        nextToken = result.nextToken;
+        if (nextToken === undefined) return pages;
+      }
+      throw new Error('listConnections kept returning a nextToken');
+    }
+
+    it('pages through the connections of one status in order', async () => {
+      const store = await storeWithConnections();
+
+      const pages = await allPages(store, { status: 'active', limit: 2 });
+
+      expect(pages.flat()).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'a-5']);
+      expect(pages.slice(0, 2)).toEqual([
+        ['a-1', 'a-2'],
+        ['a-3', 'a-4'],
+      ]);
+    });
+
+    it('lists active then needs_reauth connections without a status, never a tombstone', async () => {
+      const store = await storeWithConnections();
+
+      const pages = await allPages(store, { limit: 3 });
+
+      expect(pages.flat()).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'r-1', 'r-2']);
+      expect(pages[0]).toEqual(['a-1', 'a-2', 'a-3']);
+    });
+
+    it('returns only needs_reauth connections when asked for them', async () => {
+      const store = await storeWithConnections();
+
+      const page = await store.listConnections({ status: 'needs_reauth', limit: 10 });
+
+      expect(page.connections.map((connection) => [connection.connectionId, connection.status])).toEqual([
+        ['r-1', 'needs_reauth'],
+        ['r-2', 'needs_reauth'],
+      ]);
+      expect(page.nextToken).toBeUndefined();
+    });
+
+    it('rejects a truncated or extended nextToken with InvalidRequestError', async () => {
+      const store = await storeWithConnections();
+      const first = await store.listConnections({ status: 'active', limit: 2 });
+      const token = first.nextToken ?? '';
+
+      for (const tampered of [`${token}x`, token.slice(0, token.length / 2)]) {
+        await expect(
+          store.listConnections({ status: 'active', limit: 2, nextToken: tampered }),
+        ).rejects.toBeInstanceOf(InvalidRequestError);
+      }
+    });
+  });
+});
