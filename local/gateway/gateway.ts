@@ -74,14 +74,18 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       }
       routeKey = found.routeKey;
       const body = await readBody(req, maxBodyBytes);
-      const { headers, cookies } = combineHeaders(req.rawHeaders);
+      const headers = combineHeaders(req.rawHeaders);
+      const { cookie, ...eventHeaders } = headers;
       const query = parseQuery(rawQuery);
       const incoming: IncomingRequest = {
         method,
         rawPath,
         rawQuery,
-        headers,
-        cookies,
+        headers: eventHeaders,
+        cookies: (cookie ?? '')
+          .split(/[;,]/)
+          .map((item) => item.trim())
+          .filter(Boolean),
         queryStringParameters: Object.fromEntries(
           Object.entries(query).map(([name, value]) => [
             name,
@@ -204,28 +208,15 @@ function parseQuery(rawQuery: string): Record<string, string | string[]> {
   return query;
 }
 
-/** Lower-cased headers with repeats joined by commas, as HTTP API passes them; cookies apart. */
-function combineHeaders(rawHeaders: readonly string[]): {
-  headers: Record<string, string>;
-  cookies: string[];
-} {
-  const headers: Record<string, string> = Object.create(null);
-  const cookies: string[] = [];
+/** Lower-cased headers with repeats joined by commas, as HTTP API passes them and SigV4 signs them. */
+function combineHeaders(rawHeaders: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = (rawHeaders[index] as string).toLowerCase();
     const value = rawHeaders[index + 1] as string;
-    if (name === 'cookie') {
-      cookies.push(
-        ...value
-          .split(';')
-          .map((cookie) => cookie.trim())
-          .filter(Boolean),
-      );
-    } else {
-      headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
-    }
+    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
   }
-  return { headers: { ...headers }, cookies };
+  return headers;
 }
 
 /** Reads the whole body, refusing with a 413 once it passes the limit. */
