@@ -109,7 +109,8 @@ describe('WiseOAuthClient against faults injected into the Wise simulator', () =
   });
 
   it('abandons an answer slower than the request timeout and retries', async () => {
-    const { client, sleeps } = testClient({ requestTimeoutMs: 200 });
+    // Long enough for the second, undelayed request even on a busy machine.
+    const { client, sleeps } = testClient({ requestTimeoutMs: 1000 });
     await control(simulator, 'faults', { delayMs: 5000, count: 1 });
 
     const grant = await client.clientCredentials();

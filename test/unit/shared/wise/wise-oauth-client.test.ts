@@ -315,7 +315,8 @@ describe('WiseOAuthClient retries', () => {
   });
 
   it('gives each request its own timeout and retries after it', async () => {
-    const { client } = makeClient({ requestTimeoutMs: 50 });
+    // Long enough for the second, answered request even on a busy machine.
+    const { client } = makeClient({ requestTimeoutMs: 500 });
     server.reply({ hang: true }, { status: 200, body: TOKEN_BODY });
 
     const grant = await client.clientCredentials();
