@@ -48,6 +48,7 @@ type ListedStatus = (typeof LISTED_STATUSES)[number];
 type Item = Record<string, unknown>;
 type Key = { pk: string; sk: string };
 
+/** What {@link DynamoDbTokenStore} is built from. */
 export interface DynamoDbTokenStoreOptions {
   /** A client built by the composition root (credentials, region or local endpoint already set). */
   client: DynamoDBClient;
@@ -132,6 +133,10 @@ export class DynamoDbTokenStore implements TokenStore {
     return output?.Attributes ? toSession(output.Attributes) : undefined;
   }
 
+  /**
+   * A tombstone is returned until DynamoDB's TTL actually deletes it (which may lag its `ttl` by days), so
+   * a new grant can always name the version it replaces.
+   */
   async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
     const output = await this.#documents.send(
       new GetCommand({ TableName: this.#tableName, Key: connectionKey(connectionId), ConsistentRead: true }),

@@ -5,6 +5,7 @@ import type { BrokerEvents, ReauthorizationRequiredEvent } from '#shared/ports/e
 /** The `detail-type` of the event a partner's rule matches to ask its Wise user to authorize again. */
 export const REAUTHORIZATION_REQUIRED_DETAIL_TYPE = 'Connection Reauthorization Required';
 
+/** What {@link EventBridgeEvents} is built from. */
 export interface EventBridgeEventsOptions {
   /** A client built by the composition root (credentials, region or local endpoint already set). */
   client: EventBridgeClient;

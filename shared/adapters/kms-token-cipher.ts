@@ -3,6 +3,7 @@ import { BrokerError, TokenDecryptionError } from '#shared/domain/errors.ts';
 import type { RecordKey } from '#shared/domain/records.ts';
 import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
 
+/** What {@link KmsTokenCipher} is built from. */
 export interface KmsTokenCipherOptions {
   /** A client built by the composition root (credentials, region or local endpoint already set). */
   client: KMSClient;

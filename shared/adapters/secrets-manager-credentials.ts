@@ -33,6 +33,7 @@ const SecretShape = z.object({
     .optional(),
 });
 
+/** What {@link SecretsManagerCredentials} is built from. */
 export interface SecretsManagerCredentialsOptions {
   /** A client built by the composition root (credentials, region or local endpoint already set). */
   client: SecretsManagerClient;
