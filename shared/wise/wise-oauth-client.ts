@@ -274,9 +274,9 @@ export class WiseOAuthClient implements WiseOAuth {
 
     const tried = new Set([cached.clientSecret]);
     const fresh = await this.#credentials.get({ forceFresh: true });
-    const candidates: Array<{ secret: string; which: 'current' | 'previous' }> = [];
+    const candidates: Array<{ secret: string; which: 'freshly read' | 'previous' }> = [];
     if (!tried.has(fresh.clientSecret) || fresh.clientId !== cached.clientId) {
-      candidates.push({ secret: fresh.clientSecret, which: 'current' });
+      candidates.push({ secret: fresh.clientSecret, which: 'freshly read' });
     }
     const previous = fresh.previousClientSecret ?? cached.previousClientSecret;
     if (previous !== undefined && previous !== fresh.clientSecret && !tried.has(previous)) {
