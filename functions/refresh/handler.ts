@@ -1,0 +1,31 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { logger, metrics } from '#shared/observability.ts';
+import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { refreshDue, type SweepSummary } from '#shared/use-cases/refresh-due.ts';
+
+/** The part of EventBridge's scheduled event the sweep reads; anything else in it is ignored. */
+export interface ScheduledTick {
+  time?: string;
+  'detail-type'?: string;
+}
+
+/**
+ * The refresh sweep, run by the EventBridge schedule: refreshes every record whose refresh is due and
+ * returns the sweep's summary. The invocation's remaining time bounds the sweep.
+ */
+export function createRefreshHandler(runtime: RuntimeSource) {
+  return middy<ScheduledTick, SweepSummary, Error, Context>()
+    .use(injectLambdaContext(logger, { clearState: true }))
+    .use(logMetrics(metrics))
+    .handler(async (event, context) => {
+      logger.info('Refresh sweep started', {
+        scheduledAt: typeof event?.time === 'string' ? event.time : undefined,
+      });
+      return refreshDue(runtime(), { remainingTimeMs: () => context.getRemainingTimeInMillis() });
+    });
+}
+
+export const handler = createRefreshHandler(lazyRuntime());

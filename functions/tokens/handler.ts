@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { apiHandler } from '#shared/http/api-handler.ts';
+import { callerArn, parseJsonBody } from '#shared/http/request.ts';
+import { jsonResponse } from '#shared/http/responses.ts';
+import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { ConnectionIdSchema, requestBodySchema } from '#shared/use-cases/connection-status.ts';
+import { VendCache, type VendOptions, vendToken } from '#shared/use-cases/vend-token.ts';
+
+/** The longest validity a caller may ask for: an hour, well inside Wise's 12-hour tokens. */
+export const MAX_MIN_VALIDITY_SECONDS = 3600;
+
+/** The body of `POST /tokens`: exactly one of `connectionId` or `kind: "client"`. */
+export const TokenRequest = requestBodySchema({
+  connectionId: ConnectionIdSchema.optional(),
+  kind: z
+    .literal('client', { error: 'must be "client" (or leave it out and give a connectionId)' })
+    .optional(),
+  minValiditySeconds: z
+    .int({ error: `must be a whole number of seconds from 0 to ${MAX_MIN_VALIDITY_SECONDS}` })
+    .min(0, { error: 'must be at least 0' })
+    .max(MAX_MIN_VALIDITY_SECONDS, { error: `must be at most ${MAX_MIN_VALIDITY_SECONDS}` })
+    .optional(),
+  rejectedGeneration: z
+    .int({ error: 'must be the whole-number generation of the token Wise rejected' })
+    .min(0, { error: 'must be 0 or more' })
+    .optional(),
+}).refine((body) => (body.connectionId === undefined) !== (body.kind === undefined), {
+  error: 'must name exactly one of "connectionId" or "kind": "client"',
+});
+
+/**
+ * `POST /tokens` `{connectionId}` or `{kind: "client"}`, with optional `minValiditySeconds` and
+ * `rejectedGeneration` (IAM): answers 200 `{accessToken, tokenType, expiresAt, validUntil, generation,
+ * scope, connectionId?, profileId?}`. Each handler keeps its own warm cache, one per Lambda instance.
+ */
+export function createTokensHandler(runtime: RuntimeSource, options: Omit<VendOptions, 'cache'> = {}) {
+  const cache = new VendCache();
+  return apiHandler(async (event) => {
+    const caller = callerArn(event);
+    const body = parseJsonBody(event, TokenRequest);
+    const token = await vendToken(
+      runtime(),
+      {
+        callerArn: caller,
+        target:
+          body.connectionId === undefined
+            ? { kind: 'client' }
+            : { kind: 'connection', connectionId: body.connectionId },
+        ...(body.minValiditySeconds === undefined ? {} : { minValiditySeconds: body.minValiditySeconds }),
+        ...(body.rejectedGeneration === undefined ? {} : { rejectedGeneration: body.rejectedGeneration }),
+      },
+      { ...options, cache },
+    );
+    return jsonResponse(200, token);
+  });
+}
+
+export const handler = createTokensHandler(lazyRuntime());

@@ -1,0 +1,215 @@
+import type {
+  ClientTokenRecord,
+  ConnectionRecord,
+  ConnectionStatus,
+  ConnectSessionRecord,
+  RecordKey,
+  TokenState,
+} from '#shared/domain/records.ts';
+import type {
+  DueRecord,
+  FailureUpdate,
+  ListConnectionsResult,
+  NewConnection,
+  TokenStore,
+  TokenUpdate,
+} from '#shared/ports/token-store.ts';
+
+type Stored = TokenState & Partial<ConnectionRecord>;
+
+/**
+ * A `TokenStore` in memory for unit tests, with the conditional semantics of the DynamoDB store: a lease
+ * is taken only when free or expired (and, for a connection, only while it is active), a refresh's result
+ * or failure is written only while its owner holds the lease on an active record, a tombstone is never
+ * revived by a late write, and every record handed out is a copy.
+ */
+export class InMemoryTokenStore implements TokenStore {
+  readonly #connections = new Map<string, ConnectionRecord>();
+  readonly #sessions = new Map<string, ConnectSessionRecord>();
+  #client: ClientTokenRecord | undefined;
+
+  /** Puts a record as it is, bypassing every condition: the arrange step of a test. */
+  seedConnection(record: ConnectionRecord): void {
+    this.#connections.set(record.connectionId, structuredClone(record));
+  }
+
+  seedClientToken(record: ClientTokenRecord): void {
+    this.#client = structuredClone(record);
+  }
+
+  async putConnectSession(session: ConnectSessionRecord): Promise<void> {
+    if (this.#sessions.has(session.state)) throw new Error('A connect session with this state exists.');
+    this.#sessions.set(session.state, structuredClone(session));
+  }
+
+  async consumeConnectSession(state: string): Promise<ConnectSessionRecord | undefined> {
+    const session = this.#sessions.get(state);
+    this.#sessions.delete(state);
+    return session;
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    return copy(this.#connections.get(connectionId));
+  }
+
+  async listConnections(options: {
+    status?: Exclude<ConnectionStatus, 'disconnected'>;
+    limit: number;
+    nextToken?: string;
+  }): Promise<ListConnectionsResult> {
+    const all = [...this.#connections.values()]
+      .filter((record) => record.status !== 'disconnected')
+      .filter((record) => options.status === undefined || record.status === options.status)
+      .sort((a, b) => a.connectionId.localeCompare(b.connectionId));
+    const start = options.nextToken === undefined ? 0 : Number(options.nextToken);
+    const page = all.slice(start, start + options.limit).map((record) => structuredClone(record));
+    const end = start + page.length;
+    return end < all.length ? { connections: page, nextToken: String(end) } : { connections: page };
+  }
+
+  async saveConnection(
+    connection: NewConnection,
+    options: { expectedVersion: number | undefined; now: number },
+  ): Promise<ConnectionRecord | undefined> {
+    const existing = this.#connections.get(connection.connectionId);
+    if ((existing?.version ?? undefined) !== options.expectedVersion) return undefined;
+    const record: ConnectionRecord = {
+      ...structuredClone(connection),
+      status: 'active',
+      generation: (existing?.generation ?? 0) + 1,
+      version: (existing?.version ?? 0) + 1,
+      failureCount: 0,
+      createdAt: existing?.createdAt ?? options.now,
+      updatedAt: options.now,
+    };
+    this.#connections.set(record.connectionId, record);
+    return structuredClone(record);
+  }
+
+  async disconnect(connectionId: string, options: { now: number }): Promise<boolean> {
+    const record = this.#connections.get(connectionId);
+    if (!record || record.status === 'disconnected') return false;
+    record.status = 'disconnected';
+    record.version += 1;
+    record.updatedAt = options.now;
+    delete record.accessToken;
+    delete record.refreshToken;
+    delete record.registrationCode;
+    delete record.nextRefreshAt;
+    delete record.lease;
+    return true;
+  }
+
+  async getClientToken(): Promise<ClientTokenRecord | undefined> {
+    return copy(this.#client);
+  }
+
+  async listDue(options: { now: number; limit: number }): Promise<DueRecord[]> {
+    const due: DueRecord[] = [];
+    for (const record of this.#connections.values()) {
+      if (record.nextRefreshAt !== undefined && record.nextRefreshAt <= options.now) {
+        due.push({
+          key: { kind: 'connection', connectionId: record.connectionId },
+          nextRefreshAt: record.nextRefreshAt,
+        });
+      }
+    }
+    const client = this.#client;
+    if (client?.nextRefreshAt !== undefined && client.nextRefreshAt <= options.now) {
+      due.push({ key: { kind: 'client' }, nextRefreshAt: client.nextRefreshAt });
+    }
+    return due.sort((a, b) => a.nextRefreshAt - b.nextRefreshAt).slice(0, Math.max(0, options.limit));
+  }
+
+  async acquireLease(
+    key: RecordKey,
+    options: { owner: string; now: number; leaseMs: number },
+  ): Promise<Stored | undefined> {
+    if (key.kind === 'client' && !this.#client) {
+      this.#client = {
+        generation: 0,
+        version: 0,
+        failureCount: 0,
+        createdAt: options.now,
+        updatedAt: options.now,
+      };
+    }
+    const record = this.#record(key);
+    if (!record || (key.kind === 'connection' && record.status !== 'active')) return undefined;
+    if (record.lease && record.lease.expiresAt >= options.now) return undefined;
+    record.lease = { owner: options.owner, expiresAt: options.now + options.leaseMs };
+    return structuredClone(record);
+  }
+
+  async completeRefresh(
+    key: RecordKey,
+    options: { owner: string; now: number; update: TokenUpdate },
+  ): Promise<Stored | undefined> {
+    const record = this.#leasedBy(key, options.owner);
+    if (!record) return undefined;
+    const { update } = options;
+    record.accessToken = update.accessToken;
+    record.accessTokenExpiresAt = update.accessTokenExpiresAt;
+    if (update.scope !== undefined) record.scope = update.scope;
+    record.lastRefreshAt = update.lastRefreshAt;
+    if (key.kind === 'connection' && update.refreshToken !== undefined) {
+      record.refreshToken = update.refreshToken;
+      if (update.refreshTokenExpiresAt === undefined) delete record.refreshTokenExpiresAt;
+      else record.refreshTokenExpiresAt = update.refreshTokenExpiresAt;
+    }
+    record.generation += 1;
+    record.version += 1;
+    record.nextRefreshAt = update.nextRefreshAt;
+    record.failureCount = 0;
+    record.updatedAt = options.now;
+    delete record.lease;
+    delete record.lastError;
+    return structuredClone(record);
+  }
+
+  async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {
+    const record = this.#record(key);
+    if (!record || record.lease?.owner !== options.owner) return false;
+    delete record.lease;
+    return true;
+  }
+
+  async failRefresh(
+    key: RecordKey,
+    options: { owner: string; now: number; update: FailureUpdate },
+  ): Promise<boolean> {
+    const { update } = options;
+    if (update.status === 'needs_reauth' && key.kind !== 'connection') {
+      throw new Error('The client token has no status.');
+    }
+    const record = this.#leasedBy(key, options.owner);
+    if (!record) return false;
+    record.lastError = { ...update.lastError };
+    record.failureCount = update.failureCount;
+    record.version += 1;
+    record.updatedAt = options.now;
+    if (update.status === 'needs_reauth') {
+      record.status = 'needs_reauth';
+      delete record.nextRefreshAt;
+    } else if (update.nextRefreshAt !== undefined) {
+      record.nextRefreshAt = update.nextRefreshAt;
+    }
+    delete record.lease;
+    return true;
+  }
+
+  #record(key: RecordKey): Stored | undefined {
+    return key.kind === 'connection' ? this.#connections.get(key.connectionId) : this.#client;
+  }
+
+  #leasedBy(key: RecordKey, owner: string): Stored | undefined {
+    const record = this.#record(key);
+    if (!record || record.lease?.owner !== owner) return undefined;
+    if (key.kind === 'connection' && record.status !== 'active') return undefined;
+    return record;
+  }
+}
+
+function copy<T>(value: T | undefined): T | undefined {
+  return value === undefined ? undefined : structuredClone(value);
+}

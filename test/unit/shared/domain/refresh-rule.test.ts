@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import {
+  BACKOFF_BASE_MS,
+  BACKOFF_CAP_MS,
+  backoff,
+  EXPIRY_SKEW_MS,
+  FALLBACK_VALIDITY_MS,
+  isDue,
+  isExpired,
+  nextRefreshAt,
+  refreshNeeded,
+  validUntil,
+} from '#shared/domain/refresh-rule.ts';
+
+const T0 = Date.UTC(2026, 0, 1);
+const HOUR = 3_600_000;
+const TTL = 12 * HOUR;
+const never = () => 0;
+const always = () => 0.999_999;
+
+describe('nextRefreshAt', () => {
+  it('is the configured fraction of the lifetime after issue when the jitter is zero', () => {
+    expect(nextRefreshAt(T0, T0 + TTL, 0.8, never)).toBe(T0 + 0.8 * TTL);
+  });
+
+  it('spreads refreshes earlier by up to 5 % of the lifetime, never later', () => {
+    const earliest = nextRefreshAt(T0, T0 + TTL, 0.8, always);
+    const middle = nextRefreshAt(T0, T0 + TTL, 0.8, () => 0.5);
+
+    expect(earliest).toBeGreaterThanOrEqual(T0 + 0.75 * TTL);
+    expect(earliest).toBeLessThan(T0 + 0.75 * TTL + 1_000);
+    expect(middle).toBe(T0 + 0.8 * TTL - 0.025 * TTL);
+  });
+
+  it('never falls later than the expiry minus the skew, even for a fraction close to one', () => {
+    const shortTtl = 2 * 60_000;
+
+    expect(nextRefreshAt(T0, T0 + shortTtl, 0.95, never)).toBe(T0 + shortTtl - EXPIRY_SKEW_MS);
+  });
+
+  it('never falls before the issue time, even for a token shorter-lived than the skew', () => {
+    expect(nextRefreshAt(T0, T0 + 30_000, 0.8, never)).toBe(T0);
+  });
+});
+
+describe('validUntil', () => {
+  it('is the refresh-due time when that comes before the expiry minus the skew', () => {
+    const record = { accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
+
+    expect(validUntil(record, T0)).toBe(T0 + 0.8 * TTL);
+  });
+
+  it('is the expiry minus the skew when the refresh is planned later than that', () => {
+    const record = { accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + TTL + HOUR };
+
+    expect(validUntil(record, T0)).toBe(T0 + TTL - EXPIRY_SKEW_MS);
+  });
+
+  it('gives a short window from now for a due token vended because it could not be refreshed', () => {
+    const record = { accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
+    const now = T0 + 0.9 * TTL;
+
+    expect(validUntil(record, now)).toBe(now + FALLBACK_VALIDITY_MS);
+  });
+
+  it('bounds that short window by the expiry minus the skew', () => {
+    const record = { accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
+    const now = T0 + TTL - EXPIRY_SKEW_MS - 10_000;
+
+    expect(validUntil(record, now)).toBe(T0 + TTL - EXPIRY_SKEW_MS);
+  });
+
+  it('is never in the past, even within the skew of the expiry', () => {
+    const record = { accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
+    const now = T0 + TTL - 5_000;
+
+    expect(validUntil(record, now)).toBe(now);
+  });
+});
+
+describe('backoff', () => {
+  it('waits between half and all of the base delay after the first failure', () => {
+    expect(backoff(1, never)).toBe(BACKOFF_BASE_MS / 2);
+    expect(backoff(1, always)).toBeLessThanOrEqual(BACKOFF_BASE_MS);
+    expect(backoff(1, always)).toBeGreaterThan(BACKOFF_BASE_MS - 10);
+  });
+
+  it('doubles with every further failure', () => {
+    expect(backoff(2, never)).toBe(BACKOFF_BASE_MS);
+    expect(backoff(3, never)).toBe(2 * BACKOFF_BASE_MS);
+    expect(backoff(4, never)).toBe(4 * BACKOFF_BASE_MS);
+  });
+
+  it('is capped at fifteen minutes however many failures came before', () => {
+    expect(backoff(50, always)).toBeLessThanOrEqual(BACKOFF_CAP_MS);
+    expect(backoff(50, never)).toBe(BACKOFF_CAP_MS / 2);
+  });
+
+  it('is never shorter than the Retry-After Wise sent', () => {
+    expect(backoff(1, never, 600)).toBe(600_000);
+  });
+
+  it('keeps its own delay when Retry-After is shorter', () => {
+    expect(backoff(3, never, 1)).toBe(2 * BACKOFF_BASE_MS);
+  });
+});
+
+describe('isDue and isExpired', () => {
+  const record = { accessToken: 'ciphertext', accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
+
+  it('is due from the refresh-due time on', () => {
+    expect(isDue(record, T0 + 0.8 * TTL - 1)).toBe(false);
+    expect(isDue(record, T0 + 0.8 * TTL)).toBe(true);
+  });
+
+  it('is never due without a refresh-due time (not refreshable)', () => {
+    expect(isDue({}, T0 + 10 * TTL)).toBe(false);
+  });
+
+  it('is expired from the expiry on, or when there is no token at all', () => {
+    expect(isExpired(record, T0 + TTL - 1)).toBe(false);
+    expect(isExpired(record, T0 + TTL)).toBe(true);
+    expect(isExpired({ accessTokenExpiresAt: T0 + TTL }, T0)).toBe(true);
+  });
+});
+
+describe('refreshNeeded', () => {
+  const record = {
+    accessToken: 'ciphertext',
+    accessTokenExpiresAt: T0 + TTL,
+    nextRefreshAt: T0 + 0.8 * TTL,
+    generation: 7,
+  };
+
+  it('needs nothing for a fresh token and no demand', () => {
+    expect(refreshNeeded(record, T0)).toBe(false);
+  });
+
+  it('needs a refresh when the token is due', () => {
+    expect(refreshNeeded(record, T0 + 0.8 * TTL)).toBe(true);
+  });
+
+  it('needs a refresh when the caller saw the stored generation rejected', () => {
+    expect(refreshNeeded(record, T0, { rejectedGeneration: 7 })).toBe(true);
+  });
+
+  it('needs nothing when the rejected generation is older than the stored one', () => {
+    expect(refreshNeeded(record, T0, { rejectedGeneration: 6 })).toBe(false);
+  });
+
+  it('needs a refresh when the token lives less than the caller asks', () => {
+    const now = T0 + TTL - 30 * 60_000;
+
+    expect(refreshNeeded({ ...record, nextRefreshAt: T0 + TTL }, now, { minValiditySeconds: 3600 })).toBe(
+      true,
+    );
+    expect(refreshNeeded({ ...record, nextRefreshAt: T0 + TTL }, now, { minValiditySeconds: 600 })).toBe(
+      false,
+    );
+  });
+});

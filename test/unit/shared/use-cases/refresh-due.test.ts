@@ -1,0 +1,137 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { obtainClientAccessToken } from '#shared/use-cases/client-token.ts';
+import {
+  MIN_TIME_TO_START_MS,
+  refreshDue,
+  STORE_RESERVE_MS,
+  sweepBudget,
+} from '#shared/use-cases/refresh-due.ts';
+import { WiseInvalidGrantError, WiseUnavailableError } from '#shared/wise/errors.ts';
+import { fakeBroker, seedConnection, silenceObservability, T0, TTL } from './refresh-fakes.ts';
+
+beforeEach(() => {
+  silenceObservability();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** `count` due connections `acme-0 ..`, and one that is not due. */
+async function withDueConnections(count: number, options: Parameters<typeof fakeBroker>[0] = {}) {
+  const broker = fakeBroker(options);
+  for (let index = 0; index < count; index++) {
+    await seedConnection(broker, { connectionId: `acme-${index}`, issuedAt: T0 - 0.8 * TTL - index });
+  }
+  await seedConnection(broker, { connectionId: 'acme-fresh' });
+  return broker;
+}
+
+describe('refreshDue', () => {
+  it('refreshes every due record and leaves the others alone', async () => {
+    const broker = await withDueConnections(3);
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toEqual({
+      due: 3,
+      refreshed: 3,
+      failed: 0,
+      busy: 0,
+      needsReauth: 0,
+      skipped: 0,
+      notStarted: 0,
+    });
+    expect(broker.wise.count('refresh')).toBe(3);
+    expect((await broker.store.getConnection('acme-fresh'))?.generation).toBe(1);
+  });
+
+  it('counts each outcome in its summary', async () => {
+    const broker = await withDueConnections(4, { concurrency: 1 });
+    await broker.store.acquireLease(
+      { kind: 'connection', connectionId: 'acme-3' },
+      { owner: 'other', now: T0, leaseMs: 60_000 },
+    );
+    // The most overdue first: acme-3 (busy), then acme-2, acme-1, acme-0.
+    broker.wise.script('refresh', new WiseInvalidGrantError('revoked'), new WiseUnavailableError('down'));
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toEqual({
+      due: 4,
+      refreshed: 1,
+      failed: 1,
+      busy: 1,
+      needsReauth: 1,
+      skipped: 0,
+      notStarted: 0,
+    });
+  });
+
+  it('asks the due index for no more than its share of the rate limit', async () => {
+    const broker = await withDueConnections(1);
+    const listDue = vi.spyOn(broker.store, 'listDue');
+
+    await refreshDue(broker.deps);
+
+    expect(listDue).toHaveBeenCalledWith({ now: T0, limit: 900 });
+    expect(sweepBudget(120)).toBe(1800);
+  });
+
+  it('never runs more refreshes at once than the configured concurrency', async () => {
+    const broker = await withDueConnections(10, { concurrency: 3 });
+    let running = 0;
+    let most = 0;
+    const refresh = broker.wise.refresh.bind(broker.wise);
+    vi.spyOn(broker.wise, 'refresh').mockImplementation(async (...args) => {
+      running += 1;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setImmediate(resolve));
+      running -= 1;
+      return refresh(...args);
+    });
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary.refreshed).toBe(10);
+    expect(most).toBe(3);
+  });
+
+  it('starts nothing new once the invocation runs short of time', async () => {
+    const broker = await withDueConnections(5, { concurrency: 1 });
+    const left = [60_000, 30_000, MIN_TIME_TO_START_MS - 1];
+
+    const summary = await refreshDue(broker.deps, { remainingTimeMs: () => left.shift() ?? 0 });
+
+    expect(summary).toMatchObject({ due: 5, refreshed: 2, notStarted: 3 });
+  });
+
+  it('gives each call to Wise a deadline that leaves time to store the answer', async () => {
+    const broker = await withDueConnections(1);
+
+    await refreshDue(broker.deps, { remainingTimeMs: () => 20_000 });
+
+    expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + 20_000 - STORE_RESERVE_MS);
+  });
+
+  it('goes on with the other records when one fails unexpectedly', async () => {
+    const broker = await withDueConnections(2, { concurrency: 1 });
+    vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(new Error('KMS is down'));
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 2, refreshed: 1, failed: 1 });
+  });
+
+  it('refreshes the client token when it is due', async () => {
+    const broker = fakeBroker();
+    await obtainClientAccessToken(broker.deps);
+    broker.clock.advance(0.8 * TTL);
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 1, refreshed: 1 });
+    expect(broker.wise.count('clientCredentials')).toBe(2);
+    expect((await broker.store.getClientToken())?.generation).toBe(2);
+  });
+});

@@ -1,0 +1,496 @@
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
+import { TokenDecryptionError } from '#shared/domain/errors.ts';
+import type { RecordKey } from '#shared/domain/records.ts';
+import { BACKOFF_BASE_MS } from '#shared/domain/refresh-rule.ts';
+import { logger, MetricName, type metrics } from '#shared/observability.ts';
+import { RefreshNotStoredError, refreshRecord, WRITE_ATTEMPTS } from '#shared/use-cases/refresh-record.ts';
+import {
+  WiseInvalidClientError,
+  WiseInvalidGrantError,
+  WiseInvalidRequestError,
+  WiseRateLimitedError,
+  WiseUnavailableError,
+} from '#shared/wise/errors.ts';
+import {
+  fakeBroker,
+  HOUR,
+  REGISTRATION_CODE,
+  reveal,
+  seedConnection,
+  silenceObservability,
+  T0,
+  TTL,
+} from './refresh-fakes.ts';
+
+const acme: RecordKey = { kind: 'connection', connectionId: 'acme-1' };
+const client: RecordKey = { kind: 'client' };
+
+let metricSpy: MockInstance<typeof metrics.addMetric>;
+let logged: MockInstance[];
+
+beforeEach(() => {
+  ({ addMetric: metricSpy, logged } = silenceObservability());
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function metricNames(): string[] {
+  return metricSpy.mock.calls.map(([name]) => name);
+}
+
+/** A broker whose connection `acme-1` is due: issued 80 % of a lifetime ago. */
+async function dueConnection(options: Parameters<typeof seedConnection>[1] = {}) {
+  const broker = fakeBroker();
+  await seedConnection(broker, { issuedAt: T0 - 0.8 * TTL, ...options });
+  return broker;
+}
+
+describe('refreshRecord', () => {
+  describe('when the refresh succeeds', () => {
+    it('stores the new access token encrypted with generation + 1 and frees the lease', async () => {
+      const broker = await dueConnection({ generation: 3 });
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toMatchObject({ outcome: 'refreshed', accessToken: 'access-1' });
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored?.generation).toBe(4);
+      expect(stored?.lease).toBeUndefined();
+      expect(stored?.accessTokenExpiresAt).toBe(T0 + TTL);
+      await expect(reveal(broker.cipher, acme, 'access_token', stored?.accessToken)).resolves.toBe(
+        'access-1',
+      );
+      expect(broker.wise.calls).toMatchObject([{ method: 'refresh', refreshToken: 'refresh-stored' }]);
+      expect(metricNames()).toEqual([MetricName.refreshSucceeded]);
+    });
+
+    it('plans the next refresh at the configured fraction of the new lifetime', async () => {
+      const broker = await dueConnection();
+
+      await refreshRecord(broker.deps, acme);
+
+      expect((await broker.store.getConnection('acme-1'))?.nextRefreshAt).toBe(T0 + 0.8 * TTL);
+    });
+
+    it('stores the new refresh token when Wise rotates it', async () => {
+      const broker = await dueConnection();
+      broker.wise.rotateRefreshTokens = true;
+
+      await refreshRecord(broker.deps, acme);
+
+      const stored = await broker.store.getConnection('acme-1');
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
+        'refresh-1',
+      );
+    });
+
+    it('keeps the stored refresh token when Wise returns none', async () => {
+      const broker = await dueConnection({ refreshToken: 'refresh-original' });
+      broker.wise.script('refresh', { refreshToken: undefined });
+
+      await refreshRecord(broker.deps, acme);
+
+      const stored = await broker.store.getConnection('acme-1');
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
+        'refresh-original',
+      );
+    });
+
+    it('gives the call to Wise a deadline at half the lease, well inside it', async () => {
+      const broker = await dueConnection();
+
+      await refreshRecord(broker.deps, acme);
+
+      expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + 60_000);
+    });
+
+    it('takes the earlier of its own deadline and the one it is given', async () => {
+      const broker = await dueConnection();
+
+      await refreshRecord(broker.deps, acme, { deadlineMs: T0 + 5_000 });
+
+      expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + 5_000);
+    });
+
+    it('never logs a token, a refresh token or a registration code', async () => {
+      const broker = await dueConnection({ withRegistrationCode: true });
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused', { traceId: 'trace-x' }));
+
+      await refreshRecord(broker.deps, acme);
+      await refreshRecord(broker.deps, client);
+
+      const everything = JSON.stringify(logged.flatMap((spy) => spy.mock.calls));
+      expect(everything).toContain('trace-');
+      for (const secret of ['access-1', 'access-2', 'refresh-stored', 'refresh-1', REGISTRATION_CODE]) {
+        expect(everything).not.toContain(secret);
+      }
+    });
+  });
+
+  describe('the lease', () => {
+    it('is busy, without calling Wise, while another owner holds the lease', async () => {
+      const broker = await dueConnection();
+      await broker.store.acquireLease(acme, { owner: 'other', now: T0, leaseMs: 120_000 });
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome.outcome).toBe('busy');
+      expect(broker.wise.calls).toEqual([]);
+    });
+
+    it('takes over a lease whose owner crashed once it has expired', async () => {
+      const broker = await dueConnection();
+      await broker.store.acquireLease(acme, { owner: 'crashed', now: T0, leaseMs: 120_000 });
+      broker.clock.advance(120_001);
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome.outcome).toBe('refreshed');
+    });
+
+    it('gives the lease back and calls nobody when the record is not due any more', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker);
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome.outcome).toBe('not_needed');
+      expect(broker.wise.calls).toEqual([]);
+      expect((await broker.store.getConnection('acme-1'))?.lease).toBeUndefined();
+    });
+
+    it('refreshes on demand when the stored generation is the rejected one', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 5 });
+
+      const outcome = await refreshRecord(broker.deps, acme, { demand: { rejectedGeneration: 5 } });
+
+      expect(outcome.outcome).toBe('refreshed');
+    });
+
+    it('does not refresh on demand when the rejected generation is older than the stored one', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 6 });
+
+      const outcome = await refreshRecord(broker.deps, acme, { demand: { rejectedGeneration: 5 } });
+
+      expect(outcome.outcome).toBe('not_needed');
+      expect(broker.wise.calls).toEqual([]);
+    });
+
+    it('is gone for an unknown connection', async () => {
+      const broker = fakeBroker();
+
+      await expect(refreshRecord(broker.deps, acme)).resolves.toEqual({ outcome: 'gone' });
+    });
+
+    it('is gone for a disconnected connection', async () => {
+      const broker = await dueConnection();
+      await broker.store.disconnect('acme-1', { now: T0 });
+
+      await expect(refreshRecord(broker.deps, acme)).resolves.toEqual({ outcome: 'gone' });
+      expect(broker.wise.calls).toEqual([]);
+    });
+
+    it('reports needs_reauth for a connection already marked', async () => {
+      const broker = await dueConnection({ status: 'needs_reauth' });
+
+      await expect(refreshRecord(broker.deps, acme)).resolves.toEqual({ outcome: 'needs_reauth' });
+    });
+
+    it('releases the lease and rethrows when the stored refresh token does not decrypt', async () => {
+      const broker = await dueConnection();
+      vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(new TokenDecryptionError('tampered'));
+
+      await expect(refreshRecord(broker.deps, acme)).rejects.toThrow(TokenDecryptionError);
+      expect((await broker.store.getConnection('acme-1'))?.lease).toBeUndefined();
+    });
+  });
+
+  describe('invalid_grant', () => {
+    it('marks the connection needs_reauth, takes it off the due index and publishes an event', async () => {
+      const broker = await dueConnection();
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused', { wiseError: 'invalid_grant' }));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'needs_reauth' });
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored).toMatchObject({ status: 'needs_reauth', lastError: { code: 'invalid_grant' } });
+      expect(stored?.nextRefreshAt).toBeUndefined();
+      expect(broker.events.published).toEqual([{ connectionId: 'acme-1', reason: 'invalid_grant', at: T0 }]);
+      expect(metricNames()).toEqual([MetricName.refreshFailed, MetricName.reauthorizationRequired]);
+    });
+
+    it('grants again with the stored registration code for a registration-code connection', async () => {
+      const broker = await dueConnection({ withRegistrationCode: true, generation: 2 });
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused'));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toMatchObject({ outcome: 'refreshed', accessToken: 'access-1' });
+      expect(broker.wise.calls.map((call) => call.method)).toEqual(['refresh', 'registrationCodeGrant']);
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored).toMatchObject({ status: 'active', generation: 3 });
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
+        'refresh-1',
+      );
+      expect(broker.events.published).toEqual([]);
+    });
+
+    it('marks needs_reauth when the registration code is refused too (the user reclaimed the account)', async () => {
+      const broker = await dueConnection({ withRegistrationCode: true });
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused'));
+      broker.wise.script('registrationCodeGrant', new WiseInvalidGrantError('reclaimed'));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'needs_reauth' });
+      expect((await broker.store.getConnection('acme-1'))?.status).toBe('needs_reauth');
+      expect(broker.events.published).toHaveLength(1);
+    });
+
+    it('backs off without marking when the registration-code grant meets an unavailable Wise', async () => {
+      const broker = await dueConnection({ withRegistrationCode: true });
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused'));
+      broker.wise.script('registrationCodeGrant', new WiseUnavailableError('down'));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome.outcome).toBe('failed_transient');
+      expect((await broker.store.getConnection('acme-1'))?.status).toBe('active');
+    });
+
+    it('still answers needs_reauth when marking the connection fails, and publishes nothing yet', async () => {
+      const broker = await dueConnection();
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused'));
+      vi.spyOn(broker.store, 'failRefresh').mockRejectedValueOnce(new Error('write failed'));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'needs_reauth' });
+      expect(broker.events.published).toEqual([]);
+    });
+
+    it('keeps the connection marked when publishing the event fails', async () => {
+      const broker = await dueConnection();
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused'));
+      vi.spyOn(broker.events, 'reauthorizationRequired').mockRejectedValueOnce(new Error('bus down'));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'needs_reauth' });
+      expect((await broker.store.getConnection('acme-1'))?.status).toBe('needs_reauth');
+    });
+  });
+
+  describe('invalid_client', () => {
+    it('marks nothing, records the error, backs off and raises the operator alarm', async () => {
+      const broker = await dueConnection();
+      broker.wise.script('refresh', new WiseInvalidClientError('bad secret', { status: 401 }));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'invalid_client', retryAfterSeconds: BACKOFF_BASE_MS / 2 / 1000 });
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored).toMatchObject({
+        status: 'active',
+        failureCount: 1,
+        lastError: { code: 'invalid_client' },
+      });
+      expect(stored?.nextRefreshAt).toBe(T0 + BACKOFF_BASE_MS / 2);
+      expect(stored?.lease).toBeUndefined();
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringContaining('client credentials'),
+        expect.objectContaining({ record: 'acme-1' }),
+      );
+      expect(metricNames()).toEqual([MetricName.refreshFailed, MetricName.invalidClient]);
+      expect(broker.events.published).toEqual([]);
+    });
+  });
+
+  describe('when Wise is unavailable or rate limiting', () => {
+    it('backs off for at least the Retry-After of a 429 and keeps the still-valid token', async () => {
+      const broker = await dueConnection({ failureCount: 2 });
+      const before = await broker.store.getConnection('acme-1');
+      broker.wise.script(
+        'refresh',
+        new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 600 }),
+      );
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'failed_transient', retryAfterSeconds: 600 });
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored).toMatchObject({
+        status: 'active',
+        failureCount: 3,
+        lastError: { code: 'rate_limited' },
+      });
+      expect(stored?.nextRefreshAt).toBe(T0 + 600_000);
+      expect(stored?.accessToken).toEqual(before?.accessToken);
+      expect(stored?.generation).toBe(before?.generation);
+      expect(metricNames()).toEqual([MetricName.refreshFailed, MetricName.providerUnavailable]);
+    });
+
+    it('backs off exponentially with the failure count after a 5xx or a timeout', async () => {
+      const broker = await dueConnection({ failureCount: 3 });
+      broker.wise.script('refresh', new WiseUnavailableError('503', { status: 503 }));
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({
+        outcome: 'failed_transient',
+        retryAfterSeconds: (4 * BACKOFF_BASE_MS) / 1000,
+      });
+      expect((await broker.store.getConnection('acme-1'))?.nextRefreshAt).toBe(T0 + 4 * BACKOFF_BASE_MS);
+    });
+
+    it('backs off and logs an error for a request Wise calls malformed', async () => {
+      const broker = await dueConnection();
+      broker.wise.script(
+        'refresh',
+        new WiseInvalidRequestError('bad', { status: 400, wiseError: 'invalid_request' }),
+      );
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome.outcome).toBe('failed_transient');
+      expect((await broker.store.getConnection('acme-1'))?.lastError?.code).toBe('invalid_request');
+      expect(logger.error).toHaveBeenCalled();
+    });
+  });
+
+  describe('storing what Wise returned', () => {
+    it('retries a write that failed and stores the new refresh token', async () => {
+      const broker = await dueConnection();
+      broker.wise.rotateRefreshTokens = true;
+      const complete = broker.store.completeRefresh.bind(broker.store);
+      vi.spyOn(broker.store, 'completeRefresh')
+        .mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'))
+        .mockImplementation(complete);
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome.outcome).toBe('refreshed');
+      const stored = await broker.store.getConnection('acme-1');
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
+        'refresh-1',
+      );
+      expect(broker.sleeps).toEqual([200]);
+      expect(broker.wise.count('refresh')).toBe(1);
+    });
+
+    it('recognises a write that landed though its answer was lost', async () => {
+      const broker = await dueConnection({ generation: 1 });
+      const complete = broker.store.completeRefresh.bind(broker.store);
+      vi.spyOn(broker.store, 'completeRefresh')
+        .mockImplementationOnce(async (...args) => {
+          await complete(...args);
+          throw new Error('socket hang up');
+        })
+        .mockImplementation(complete);
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toMatchObject({
+        outcome: 'refreshed',
+        accessToken: 'access-1',
+        record: { generation: 2 },
+      });
+      expect((await broker.store.getConnection('acme-1'))?.generation).toBe(2);
+    });
+
+    it('gives up after a bounded number of failed writes, frees the lease and says so', async () => {
+      const broker = await dueConnection();
+      const write = vi.spyOn(broker.store, 'completeRefresh').mockRejectedValue(new Error('table gone'));
+
+      await expect(refreshRecord(broker.deps, acme)).rejects.toThrow(RefreshNotStoredError);
+      expect(write).toHaveBeenCalledTimes(WRITE_ATTEMPTS);
+      expect((await broker.store.getConnection('acme-1'))?.lease).toBeUndefined();
+    });
+
+    it('stops retrying the write when the lease is about to run out', async () => {
+      const broker = await dueConnection();
+      const write = vi.spyOn(broker.store, 'completeRefresh').mockImplementation(async () => {
+        broker.clock.advance(110_000);
+        throw new Error('slow and failing');
+      });
+
+      await expect(refreshRecord(broker.deps, acme)).rejects.toThrow(RefreshNotStoredError);
+      expect(write).toHaveBeenCalledTimes(1);
+    });
+
+    it('never revives a connection disconnected while Wise was answering', async () => {
+      const broker = await dueConnection();
+      const refresh = broker.wise.refresh.bind(broker.wise);
+      vi.spyOn(broker.wise, 'refresh').mockImplementation(async (...args) => {
+        await broker.store.disconnect('acme-1', { now: T0 });
+        return refresh(...args);
+      });
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'gone' });
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored?.status).toBe('disconnected');
+      expect(stored?.accessToken).toBeUndefined();
+      expect(stored?.refreshToken).toBeUndefined();
+    });
+  });
+
+  describe('the client token', () => {
+    it('is minted with the client-credentials grant when none is stored', async () => {
+      const broker = fakeBroker();
+
+      const outcome = await refreshRecord(broker.deps, client);
+
+      expect(outcome).toMatchObject({ outcome: 'refreshed', accessToken: 'access-1' });
+      const stored = await broker.store.getClientToken();
+      expect(stored).toMatchObject({
+        generation: 1,
+        accessTokenExpiresAt: T0 + TTL,
+        nextRefreshAt: T0 + 0.8 * TTL,
+      });
+      await expect(reveal(broker.cipher, client, 'access_token', stored?.accessToken)).resolves.toBe(
+        'access-1',
+      );
+      expect(broker.wise.calls.map((call) => call.method)).toEqual(['clientCredentials']);
+    });
+
+    it('is minted again when due', async () => {
+      const broker = fakeBroker();
+      await refreshRecord(broker.deps, client);
+      broker.clock.advance(0.8 * TTL);
+
+      const outcome = await refreshRecord(broker.deps, client);
+
+      expect(outcome).toMatchObject({
+        outcome: 'refreshed',
+        accessToken: 'access-2',
+        record: { generation: 2 },
+      });
+    });
+
+    it('backs off without any status when Wise rejects the client credentials', async () => {
+      const broker = fakeBroker();
+      broker.wise.script('clientCredentials', new WiseInvalidClientError('bad secret'));
+
+      const outcome = await refreshRecord(broker.deps, client);
+
+      expect(outcome.outcome).toBe('invalid_client');
+      expect((await broker.store.getClientToken())?.lastError?.code).toBe('invalid_client');
+    });
+  });
+
+  it('refreshes an expired token even when its planned refresh time lies ahead', async () => {
+    const broker = fakeBroker();
+    await seedConnection(broker, { issuedAt: T0 - TTL - HOUR, nextRefreshAt: T0 + HOUR });
+
+    const outcome = await refreshRecord(broker.deps, acme);
+
+    expect(outcome.outcome).toBe('refreshed');
+  });
+});

@@ -1,0 +1,404 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  ConnectionNotFoundError,
+  ForbiddenError,
+  ProviderUnavailableError,
+  ReauthorizationRequiredError,
+  TokenDecryptionError,
+} from '#shared/domain/errors.ts';
+import type { RecordKey } from '#shared/domain/records.ts';
+import { EXPIRY_SKEW_MS, FALLBACK_VALIDITY_MS } from '#shared/domain/refresh-rule.ts';
+import { MetricName, metrics } from '#shared/observability.ts';
+import {
+  BUSY_WAIT_BUDGET_MS,
+  VEND_CACHE_SECONDS,
+  VendCache,
+  type VendRequest,
+  vendToken,
+} from '#shared/use-cases/vend-token.ts';
+import {
+  WiseInvalidClientError,
+  WiseInvalidGrantError,
+  WiseRateLimitedError,
+  WiseUnavailableError,
+} from '#shared/wise/errors.ts';
+import {
+  fakeBroker,
+  HOUR,
+  PAYMENTS,
+  PAYMENTS_SESSION,
+  STRANGER,
+  seedConnection,
+  silenceObservability,
+  T0,
+  TTL,
+} from './refresh-fakes.ts';
+
+const acme: RecordKey = { kind: 'connection', connectionId: 'acme-1' };
+
+beforeEach(() => {
+  silenceObservability();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function request(extra: Partial<VendRequest> = {}): VendRequest {
+  return { callerArn: PAYMENTS_SESSION, target: acme, ...extra };
+}
+
+/** Another instance's refresh of `acme-1` that finishes while this vend waits. */
+async function finishOtherRefresh(broker: ReturnType<typeof fakeBroker>, owner: string) {
+  const accessToken = await broker.cipher.encrypt('access-other', { record: acme, kind: 'access_token' });
+  const now = broker.clock.now();
+  await broker.store.completeRefresh(acme, {
+    owner,
+    now,
+    update: {
+      accessToken,
+      accessTokenExpiresAt: now + TTL,
+      nextRefreshAt: now + 0.8 * TTL,
+      lastRefreshAt: now,
+    },
+  });
+}
+
+describe('vendToken', () => {
+  describe('the caller policy', () => {
+    it('refuses a caller whose patterns do not cover the connection, before reading anything', async () => {
+      const broker = fakeBroker();
+      const read = vi.spyOn(broker.store, 'getConnection');
+
+      await expect(vendToken(broker.deps, request({ callerArn: STRANGER }))).rejects.toThrow(ForbiddenError);
+      expect(read).not.toHaveBeenCalled();
+    });
+
+    it('refuses the client token to a caller without clientToken', async () => {
+      const broker = fakeBroker();
+
+      await expect(
+        vendToken(broker.deps, request({ callerArn: STRANGER, target: { kind: 'client' } })),
+      ).rejects.toThrow(ForbiddenError);
+      expect(broker.wise.calls).toEqual([]);
+    });
+  });
+
+  describe('a stored token that is still fresh', () => {
+    it('is vended as it is, with its generation, scope, profile and the promise until its refresh time', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { accessToken: 'access-stored', generation: 4, profileId: 42 });
+
+      const vended = await vendToken(broker.deps, request({ callerArn: PAYMENTS }));
+
+      expect(vended).toEqual({
+        accessToken: 'access-stored',
+        tokenType: 'Bearer',
+        expiresAt: new Date(T0 + TTL).toISOString(),
+        validUntil: new Date(T0 + 0.8 * TTL).toISOString(),
+        generation: 4,
+        scope: 'transfers',
+        connectionId: 'acme-1',
+        profileId: 42,
+      });
+      expect(broker.wise.calls).toEqual([]);
+      expect(metrics.addMetric).toHaveBeenCalledWith(MetricName.tokenVended, expect.anything(), 1);
+    });
+
+    it('is vended from the warm cache the second time, touching neither the store nor the cipher', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker);
+      const cache = new VendCache();
+      await vendToken(broker.deps, request(), { cache });
+      const read = vi.spyOn(broker.store, 'getConnection');
+      const decrypt = vi.spyOn(broker.cipher, 'decrypt');
+
+      const vended = await vendToken(broker.deps, request(), { cache });
+
+      expect(vended.accessToken).toBe('access-stored');
+      expect(read).not.toHaveBeenCalled();
+      expect(decrypt).not.toHaveBeenCalled();
+    });
+
+    it('is read again once the cache entry is older than the cache lifetime, so a disconnect is seen', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker);
+      const cache = new VendCache();
+      await vendToken(broker.deps, request(), { cache });
+      await broker.store.disconnect('acme-1', { now: T0 });
+
+      broker.clock.advance(VEND_CACHE_SECONDS * 1000 - 1);
+      await expect(vendToken(broker.deps, request(), { cache })).resolves.toMatchObject({ generation: 1 });
+      broker.clock.advance(1);
+      await expect(vendToken(broker.deps, request(), { cache })).rejects.toThrow(ConnectionNotFoundError);
+    });
+
+    it('is served from the cache never past its validUntil', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { nextRefreshAt: T0 + 10_000 });
+      const cache = new VendCache();
+      await vendToken(broker.deps, request(), { cache });
+      const read = vi.spyOn(broker.store, 'getConnection');
+
+      broker.clock.advance(10_000);
+      await vendToken(broker.deps, request(), { cache });
+
+      expect(read).toHaveBeenCalled();
+    });
+
+    it('bypasses the cache when the caller rejects the cached generation', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 1 });
+      const cache = new VendCache();
+      await vendToken(broker.deps, request(), { cache });
+
+      const vended = await vendToken(broker.deps, request({ rejectedGeneration: 1 }), { cache });
+
+      expect(vended).toMatchObject({ accessToken: 'access-1', generation: 2 });
+      expect(broker.wise.count('refresh')).toBe(1);
+    });
+  });
+
+  describe('refresh on demand', () => {
+    it('refreshes a due token before vending it', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL, generation: 1 });
+
+      const vended = await vendToken(broker.deps, request());
+
+      expect(vended).toMatchObject({ accessToken: 'access-1', generation: 2 });
+      expect(vended.validUntil).toBe(new Date(T0 + 0.8 * TTL).toISOString());
+    });
+
+    it('refreshes an expired token before vending it', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 2 * TTL });
+
+      await expect(vendToken(broker.deps, request())).resolves.toMatchObject({ accessToken: 'access-1' });
+    });
+
+    it('refreshes when the caller rejects the stored generation', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 7 });
+
+      const vended = await vendToken(broker.deps, request({ rejectedGeneration: 7 }));
+
+      expect(vended).toMatchObject({ accessToken: 'access-1', generation: 8 });
+    });
+
+    it('returns the newer stored token without a refresh for an older rejected generation', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 8 });
+
+      const vended = await vendToken(broker.deps, request({ rejectedGeneration: 7 }));
+
+      expect(vended).toMatchObject({ accessToken: 'access-stored', generation: 8 });
+      expect(broker.wise.calls).toEqual([]);
+    });
+
+    it('refreshes when the token lives less than minValiditySeconds', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - TTL + HOUR / 2, nextRefreshAt: T0 + HOUR });
+
+      const vended = await vendToken(broker.deps, request({ minValiditySeconds: 3600 }));
+
+      expect(vended.accessToken).toBe('access-1');
+    });
+  });
+
+  describe('a refresh held by another instance', () => {
+    it('waits for the generation to move and vends the new token without calling Wise', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 3 });
+      await broker.store.acquireLease(acme, { owner: 'other', now: T0, leaseMs: 120_000 });
+      const sleep = vi.fn(async () => finishOtherRefresh(broker, 'other'));
+
+      const vended = await vendToken(broker.deps, request({ rejectedGeneration: 3 }), { sleep });
+
+      expect(vended).toMatchObject({ accessToken: 'access-other', generation: 4 });
+      expect(broker.wise.calls).toEqual([]);
+      expect(sleep).toHaveBeenCalledTimes(1);
+    });
+
+    it('vends the stored token when the other refresh outlasts the wait and the token was not rejected', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      await broker.store.acquireLease(acme, { owner: 'stuck', now: T0, leaseMs: 120_000 });
+      const waits: number[] = [];
+
+      const vended = await vendToken(broker.deps, request(), { sleep: async (ms) => void waits.push(ms) });
+
+      expect(vended.accessToken).toBe('access-stored');
+      expect(vended.validUntil).toBe(new Date(T0 + FALLBACK_VALIDITY_MS).toISOString());
+      expect(waits.reduce((sum, ms) => sum + ms, 0)).toBe(BUSY_WAIT_BUDGET_MS);
+    });
+
+    it('answers 503 with the lease time as Retry-After when the wait ends and the token was rejected', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 3 });
+      await broker.store.acquireLease(acme, { owner: 'stuck', now: T0, leaseMs: 120_000 });
+
+      const failure = vendToken(broker.deps, request({ rejectedGeneration: 3 }), { sleep: async () => {} });
+
+      await expect(failure).rejects.toThrow(ProviderUnavailableError);
+      await expect(failure).rejects.toMatchObject({ retryAfterSeconds: 120 });
+    });
+
+    it('vends the still-valid token when the other refresh failed, without trying again itself', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      await broker.store.acquireLease(acme, { owner: 'other', now: T0, leaseMs: 120_000 });
+      const sleep = async () => {
+        await broker.store.failRefresh(acme, {
+          owner: 'other',
+          now: T0,
+          update: { lastError: { code: 'provider_unavailable', message: 'down', at: T0 }, failureCount: 1 },
+        });
+      };
+
+      const vended = await vendToken(broker.deps, request(), { sleep });
+
+      expect(vended.accessToken).toBe('access-stored');
+      expect(broker.wise.calls).toEqual([]);
+    });
+  });
+
+  describe('failures', () => {
+    it('answers 404 for an unknown connection', async () => {
+      const broker = fakeBroker();
+
+      await expect(vendToken(broker.deps, request())).rejects.toThrow(ConnectionNotFoundError);
+    });
+
+    it('answers 404 for a disconnected connection', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker);
+      await broker.store.disconnect('acme-1', { now: T0 });
+
+      await expect(vendToken(broker.deps, request())).rejects.toThrow(ConnectionNotFoundError);
+    });
+
+    it('answers 409 for a connection that needs reauthorization', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { status: 'needs_reauth' });
+
+      await expect(vendToken(broker.deps, request())).rejects.toThrow(ReauthorizationRequiredError);
+    });
+
+    it('answers 409 when the on-demand refresh meets invalid_grant', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 2 });
+      broker.wise.script('refresh', new WiseInvalidGrantError('revoked'));
+
+      await expect(vendToken(broker.deps, request({ rejectedGeneration: 2 }))).rejects.toThrow(
+        ReauthorizationRequiredError,
+      );
+      expect(broker.events.published).toHaveLength(1);
+    });
+
+    it('vends the still-valid due token when Wise rate limits the refresh', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      broker.wise.script('refresh', new WiseRateLimitedError('429', { retryAfterSeconds: 30 }));
+
+      const vended = await vendToken(broker.deps, request());
+
+      expect(vended.accessToken).toBe('access-stored');
+      expect(new Date(vended.validUntil).getTime()).toBeGreaterThan(T0);
+    });
+
+    it('vends the still-valid token when Wise rejects the client credentials', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      broker.wise.script('refresh', new WiseInvalidClientError('bad secret'));
+
+      await expect(vendToken(broker.deps, request())).resolves.toMatchObject({
+        accessToken: 'access-stored',
+      });
+    });
+
+    it('answers 503 with Retry-After when Wise is down and the stored token is expired', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - TTL - HOUR });
+      broker.wise.script('refresh', new WiseUnavailableError('503', { retryAfterSeconds: 90 }));
+
+      const failure = vendToken(broker.deps, request());
+
+      await expect(failure).rejects.toThrow(ProviderUnavailableError);
+      await expect(failure).rejects.toMatchObject({ retryAfterSeconds: 90 });
+    });
+
+    it('answers 503 rather than vend the token the caller rejected when Wise is down', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 5 });
+      broker.wise.script('refresh', new WiseUnavailableError('503'));
+
+      await expect(vendToken(broker.deps, request({ rejectedGeneration: 5 }))).rejects.toThrow(
+        ProviderUnavailableError,
+      );
+    });
+
+    it('fails with TokenDecryptionError when the stored ciphertext belongs to another record', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { connectionId: 'acme-1' });
+      const other = await seedConnection(broker, { connectionId: 'acme-2', accessToken: 'access-of-acme-2' });
+      const victim = await broker.store.getConnection('acme-1');
+      if (!victim || !other.accessToken) throw new Error('seed failed');
+      broker.store.seedConnection({ ...victim, accessToken: other.accessToken });
+
+      await expect(vendToken(broker.deps, request())).rejects.toThrow(TokenDecryptionError);
+    });
+
+    it('promises a vended fallback token no later than its expiry minus the skew', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - TTL + EXPIRY_SKEW_MS + 10_000 });
+      broker.wise.script('refresh', new WiseUnavailableError('503'));
+
+      const vended = await vendToken(broker.deps, request());
+
+      expect(vended.validUntil).toBe(new Date(T0 + 10_000).toISOString());
+    });
+  });
+
+  describe('the client token', () => {
+    it('is minted on the first vend and then vended from the store', async () => {
+      const broker = fakeBroker();
+      const target: RecordKey = { kind: 'client' };
+
+      const first = await vendToken(broker.deps, request({ target }));
+      const second = await vendToken(broker.deps, request({ target }));
+
+      expect(first).toMatchObject({ accessToken: 'access-1', generation: 1, tokenType: 'Bearer' });
+      expect(first).not.toHaveProperty('connectionId');
+      expect(second.accessToken).toBe('access-1');
+      expect(broker.wise.count('clientCredentials')).toBe(1);
+    });
+  });
+});
+
+describe('VendCache', () => {
+  const token = { accessToken: 'a', expiresAt: T0 + TTL, generation: 3, validUntil: T0 + HOUR };
+
+  it('serves a newer cached token to a caller that rejected an older generation', () => {
+    const cache = new VendCache();
+    cache.set(acme, token, T0);
+
+    expect(cache.get(acme, T0, { rejectedGeneration: 2 })).toBe(token);
+  });
+
+  it('does not serve a token that lives less than the caller asks', () => {
+    const cache = new VendCache();
+    cache.set(acme, token, T0);
+
+    expect(cache.get(acme, T0, { minValiditySeconds: TTL / 1000 + 1 })).toBeUndefined();
+  });
+
+  it('forgets the oldest entry when full', () => {
+    const cache = new VendCache({ maxEntries: 2 });
+    for (const connectionId of ['a', 'b', 'c']) cache.set({ kind: 'connection', connectionId }, token, T0);
+
+    expect(cache.size).toBe(2);
+    expect(cache.get({ kind: 'connection', connectionId: 'a' }, T0)).toBeUndefined();
+    expect(cache.get({ kind: 'connection', connectionId: 'c' }, T0)).toBe(token);
+  });
+});
