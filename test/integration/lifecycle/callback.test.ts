@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BrokerHarness, startBroker } from '../../support/broker.ts';
+import { connectRoutes } from './connect-support.ts';
+
+let broker: BrokerHarness;
+let routes: ReturnType<typeof connectRoutes>;
+
+beforeAll(async () => {
+  broker = await startBroker();
+  routes = connectRoutes(broker);
+});
+
+afterAll(async () => {
+  await broker?.close();
+});
+
+const RETURN_URL = 'https://app.example.com/return/journey';
+
+/** The page's outcome and the link back it offers, if any. */
+function pageOf(body: string) {
+  const status = /<main id="outcome" data-status="([a-z]+)">/.exec(body)?.[1];
+  const link = /id="return-link"[^>]*href="([^"]+)"/.exec(body)?.[1]?.replaceAll('&amp;', '&');
+  return { status, link };
+}
+
+describe('the OAuth callback refuses', () => {
+  it('a state no session has, with a page that says so and no link', async () => {
+    const response = await routes.callback({ state: 'x'.repeat(43), code: 'some-code' });
+
+    expect(response.statusCode).toBe(400);
+    expect(pageOf(response.body)).toEqual({ status: 'error', link: undefined });
+    expect(response.body).toContain('already been used or was never issued');
+  });
+
+  it('a state used twice: the second callback is refused and Wise sees one exchange', async () => {
+    const { location, response: first } = await routes.connectThroughCallback('acme-twice');
+    const grantsBefore = broker.simulator.stats().grants.authorization_code;
+
+    const second = await routes.callback(routes.queryOf(location));
+
+    expect(first.statusCode).toBe(200);
+    expect(second.statusCode).toBe(400);
+    expect(pageOf(second.body).status).toBe('error');
+    expect(broker.simulator.stats().grants.authorization_code).toBe(grantsBefore);
+  });
+
+  it('an expired state, after the clock moved past ten minutes, with a link back that says error', async () => {
+    const session = await routes.startSession('acme-late', { returnUrl: RETURN_URL });
+    const location = await broker.authorize({ state: session.state });
+    broker.clock.advance(10 * 60 * 1000 + 1);
+
+    const response = await routes.callback(routes.queryOf(location));
+
+    expect(response.statusCode).toBe(400);
+    expect(response.body).toContain('This connection link has expired');
+    expect(pageOf(response.body)).toEqual({
+      status: 'error',
+      link: `${RETURN_URL}?status=error&connectionId=acme-late`,
+    });
+    expect(await broker.runtime.store.getConnection('acme-late')).toBeUndefined();
+  });
+
+  it("denied consent, with a link back that says denied and without Wise's description", async () => {
+    const session = await routes.startSession('acme-denied', { returnUrl: RETURN_URL });
+    const location = await broker.authorize({ state: session.state, decision: 'deny' });
+    const description = location.searchParams.get('error_description') ?? '';
+
+    const response = await routes.callback(routes.queryOf(location));
+
+    expect(location.searchParams.get('error')).toBe('access_denied');
+    expect(response.statusCode).toBe(400);
+    expect(pageOf(response.body)).toEqual({
+      status: 'denied',
+      link: `${RETURN_URL}?status=denied&connectionId=acme-denied`,
+    });
+    expect(description).not.toBe('');
+    expect(response.body).not.toContain(description);
+    expect(await broker.runtime.store.getConnection('acme-denied')).toBeUndefined();
+  });
+
+  it('a code Wise already used, leaving the connection it made alone', async () => {
+    const { location } = await routes.connectThroughCallback('acme-code');
+    const usedCode = location.searchParams.get('code') ?? '';
+    const stored = await broker.runtime.store.getConnection('acme-code');
+    const session = await routes.startSession('acme-code');
+
+    const response = await routes.callback({ state: session.state, code: usedCode });
+
+    expect(response.statusCode).toBe(400);
+    expect(response.body).toContain('Wise did not accept this authorization');
+    expect(response.body).not.toContain(usedCode);
+    expect(await broker.runtime.store.getConnection('acme-code')).toEqual(stored);
+  });
+
+  it("a profile that is not the user's", async () => {
+    const other = (await broker.control('users', { email: 'someone.else@example.com' })) as {
+      profiles: Array<{ id: number }>;
+    };
+    const session = await routes.startSession('acme-profile');
+    const location = await broker.authorize({ state: session.state });
+    const query = { ...routes.queryOf(location), profileId: String(other.profiles[0]?.id) };
+
+    const response = await routes.callback(query);
+
+    expect(response.statusCode).toBe(400);
+    expect(response.body).toContain('does not belong to the Wise account that signed in');
+    expect(await broker.runtime.store.getConnection('acme-profile')).toBeUndefined();
+  });
+
+  it('with 503 and Retry-After when Wise is unavailable, and says to try again', async () => {
+    const session = await routes.startSession('acme-down', { returnUrl: RETURN_URL });
+    const location = await broker.authorize({ state: session.state });
+    // Every attempt the client makes (four) meets a 503 with a short Retry-After.
+    await broker.control('faults', { status: 503, count: 4, retryAfter: 0 });
+
+    const response = await routes.callback(routes.queryOf(location));
+
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['retry-after']).toMatch(/^\d+$/);
+    expect(response.body).toContain('Wise is not available right now');
+    expect(pageOf(response.body)).toEqual({
+      status: 'error',
+      link: `${RETURN_URL}?status=error&connectionId=acme-down`,
+    });
+    expect(await broker.runtime.store.getConnection('acme-down')).toBeUndefined();
+  });
+
+  it('a query that is not an answer from Wise, keeping the session usable', async () => {
+    const session = await routes.startSession('acme-kept');
+    const location = await broker.authorize({ state: session.state });
+
+    const malformed = await routes.callback({ state: session.state });
+    const real = await routes.callback(routes.queryOf(location));
+
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.body).toContain('This link is incomplete');
+    expect(real.statusCode).toBe(200);
+  });
+});
+
+describe('the OAuth callback pages', () => {
+  it('never show a token, a code or a state, and carry the security headers', async () => {
+    const { session, location, response } = await routes.connectThroughCallback('acme-page');
+    const tokens = await routes.plaintextTokens(await broker.runtime.store.getConnection('acme-page'));
+
+    for (const secret of [
+      session.state,
+      location.searchParams.get('code'),
+      tokens.accessToken,
+      tokens.refreshToken,
+    ]) {
+      expect(response.body).not.toContain(secret);
+    }
+    expect(response.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.body).not.toMatch(/<script/i);
+  });
+});

@@ -1,0 +1,82 @@
+import { createConnectSessionsHandler } from '#functions/connect-sessions/handler.ts';
+import { createConnectionsHandler } from '#functions/connections/handler.ts';
+import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
+import { createRegistrationHandler } from '#functions/registration/handler.ts';
+import type { ConnectionRecord } from '#shared/domain/records.ts';
+import { type BrokerHarness, invoke, PARTNER_SESSION_ARN, type TestResponse } from '../../support/broker.ts';
+
+/** The connect, callback, registration and admin handlers of a harness, and the steps tests repeat. */
+export function connectRoutes(broker: BrokerHarness) {
+  const runtime = () => broker.runtime;
+  const handlers = {
+    connectSessions: createConnectSessionsHandler(runtime),
+    callback: createOauthCallbackHandler(runtime),
+    registration: createRegistrationHandler(runtime),
+    connections: createConnectionsHandler(runtime),
+  };
+
+  const startSession = async (
+    connectionId: string,
+    options: { returnUrl?: string; caller?: string } = {},
+  ): Promise<{ state: string; authorizeUrl: string; expiresAt: string }> => {
+    const response = await invoke(handlers.connectSessions, {
+      method: 'POST',
+      route: '/connect-sessions',
+      caller: options.caller ?? PARTNER_SESSION_ARN,
+      body: { connectionId, ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}) },
+    });
+    if (response.statusCode !== 201) throw new Error(`POST /connect-sessions answered ${response.body}`);
+    return response.json as { state: string; authorizeUrl: string; expiresAt: string };
+  };
+
+  /** The callback with the query Wise put on the redirect. */
+  const callback = (query: Record<string, string>): Promise<TestResponse> =>
+    invoke(handlers.callback, { method: 'GET', route: '/oauth/callback', query });
+
+  const queryOf = (location: URL): Record<string, string> => Object.fromEntries(location.searchParams);
+
+  /** A session, the user's approval at the simulator and the callback: the whole browser journey. */
+  const connectThroughCallback = async (
+    connectionId: string,
+    options: { returnUrl?: string; profileId?: number; userId?: number } = {},
+  ) => {
+    const session = await startSession(
+      connectionId,
+      options.returnUrl ? { returnUrl: options.returnUrl } : {},
+    );
+    const location = await broker.authorize({
+      state: session.state,
+      ...(options.profileId === undefined ? {} : { profileId: options.profileId }),
+      ...(options.userId === undefined ? {} : { userId: options.userId }),
+    });
+    const response = await callback(queryOf(location));
+    return { session, location, response };
+  };
+
+  /** The plaintext tokens of a stored connection, through the broker's own cipher. */
+  const plaintextTokens = async (connection: ConnectionRecord | undefined) => {
+    if (!connection) throw new Error('No connection is stored.');
+    const record = { kind: 'connection' as const, connectionId: connection.connectionId };
+    const open = (
+      ciphertext: Uint8Array | undefined,
+      kind: 'access_token' | 'refresh_token' | 'registration_code',
+    ) =>
+      ciphertext ? broker.runtime.cipher.decrypt(ciphertext, { record, kind }) : Promise.resolve(undefined);
+    return {
+      accessToken: await open(connection.accessToken, 'access_token'),
+      refreshToken: await open(connection.refreshToken, 'refresh_token'),
+      registrationCode: await open(connection.registrationCode, 'registration_code'),
+    };
+  };
+
+  return { handlers, startSession, callback, queryOf, connectThroughCallback, plaintextTokens };
+}
+
+/** Every way a secret could sit in a table item: as text, or inside binary as UTF-8 or base64. */
+export function itemText(items: readonly Record<string, unknown>[]): string {
+  return JSON.stringify(items, (_key, value) =>
+    value instanceof Uint8Array
+      ? `${Buffer.from(value).toString('utf8')} ${Buffer.from(value).toString('base64')}`
+      : value,
+  );
+}

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WiseInvalidGrantError } from '#shared/wise/errors.ts';
+import { ADMIN_ARN, type BrokerHarness, invoke, startBroker, TEST_CLIENT_ID } from '../../support/broker.ts';
+import { connectRoutes, itemText } from './connect-support.ts';
+
+let broker: BrokerHarness;
+let routes: ReturnType<typeof connectRoutes>;
+
+beforeAll(async () => {
+  broker = await startBroker();
+  routes = connectRoutes(broker);
+});
+
+afterAll(async () => {
+  await broker?.close();
+});
+
+describe('connecting a Wise user through the authorization page', () => {
+  it('answers a connect session with the authorize URL of Wise carrying the state', async () => {
+    const session = await routes.startSession('acme-url');
+
+    const url = new URL(session.authorizeUrl);
+    expect(`${url.origin}${url.pathname}`).toBe(broker.simulator.authorizeUrl);
+    expect(url.searchParams.get('state')).toBe(session.state);
+    expect(url.searchParams.get('client_id')).toBe(TEST_CLIENT_ID);
+    expect(url.searchParams.get('redirect_uri')).toBe(broker.runtime.redirectUri);
+    expect(Date.parse(session.expiresAt)).toBe(broker.clock.now() + 10 * 60 * 1000);
+  });
+
+  it('stores the connection encrypted, with no plaintext token, code or state anywhere in the table', async () => {
+    const { session, location, response } = await routes.connectThroughCallback('acme-1');
+
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(response.body).toContain('data-status="connected"');
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({ status: 'active', grant: 'authorization_code', generation: 1 });
+    const tokens = await routes.plaintextTokens(stored);
+    expect(tokens.accessToken).toEqual(expect.any(String));
+    expect(tokens.refreshToken).toEqual(expect.any(String));
+    const table = itemText(await broker.scanTable());
+    const code = location.searchParams.get('code') ?? 'missing';
+    for (const secret of [tokens.accessToken, tokens.refreshToken, code, session.state]) {
+      expect(table).not.toContain(secret);
+      expect(response.body).not.toContain(secret);
+    }
+  });
+
+  it('shows the new connection to an admin, without secrets', async () => {
+    await routes.connectThroughCallback('acme-2');
+    const user = await broker.defaultUser();
+    const personal = user.profiles.find((profile) => profile.type === 'PERSONAL');
+
+    const response = await invoke(routes.handlers.connections, {
+      method: 'GET',
+      route: '/connections/{id}',
+      pathParameters: { id: 'acme-2' },
+      caller: ADMIN_ARN,
+    });
+
+    expect(response.statusCode).toBe(200);
+    expect(response.json).toEqual({
+      connectionId: 'acme-2',
+      status: 'active',
+      profileId: personal?.id,
+      grant: 'authorization_code',
+      accessTokenExpiresAt: new Date(broker.clock.now() + 43_199_000).toISOString(),
+      nextRefreshAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      lastRefreshAt: new Date(broker.clock.now()).toISOString(),
+      lastError: null,
+    });
+  });
+
+  it('keeps the business profile the user chose on the authorization page', async () => {
+    const user = await broker.defaultUser();
+    const business = user.profiles.find((profile) => profile.type === 'BUSINESS');
+
+    await routes.connectThroughCallback('acme-business', { profileId: business?.id ?? 0 });
+
+    expect((await broker.runtime.store.getConnection('acme-business'))?.profileId).toBe(business?.id);
+  });
+
+  it('redirects to the return URL with status and connectionId after connecting', async () => {
+    const { response } = await routes.connectThroughCallback('acme-3', {
+      returnUrl: 'https://app.example.com/return/acme-3?step=2',
+    });
+
+    expect(response.statusCode).toBe(303);
+    expect(response.headers.location).toBe(
+      'https://app.example.com/return/acme-3?step=2&status=connected&connectionId=acme-3',
+    );
+  });
+
+  it('replaces the tokens on a reconnect: the old refresh token is dead at Wise and the generation grew', async () => {
+    await routes.connectThroughCallback('acme-again');
+    const first = await broker.runtime.store.getConnection('acme-again');
+    const old = await routes.plaintextTokens(first);
+    broker.clock.advance(60_000);
+
+    const { response } = await routes.connectThroughCallback('acme-again');
+
+    expect(response.statusCode).toBe(200);
+    const second = await broker.runtime.store.getConnection('acme-again');
+    const fresh = await routes.plaintextTokens(second);
+    expect(second?.generation).toBe((first?.generation ?? 0) + 1);
+    expect(fresh.accessToken).not.toBe(old.accessToken);
+    expect(fresh.refreshToken).not.toBe(old.refreshToken);
+    await expect(broker.runtime.wise.refresh({ refreshToken: old.refreshToken ?? '' })).rejects.toThrow(
+      WiseInvalidGrantError,
+    );
+  });
+});
