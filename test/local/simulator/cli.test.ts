@@ -2,7 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { basic, postToken } from './support.ts';
+import { optionsFromArgs } from '#local/simulator/cli.ts';
+import { basic, postToken, refresh, userToken } from './support.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const children: ChildProcess[] = [];
@@ -92,6 +93,17 @@ describe('npm run simulator (local/simulator/cli.ts)', () => {
     expect(invalid.status).toBe(401);
   });
 
+  it('turns on refresh token rotation and pre-2025 answers with its switches', async () => {
+    const child = runCli(['--port', '0', '--rotate-refresh-tokens', '--omit-expires-at']);
+    const url = await waitForBanner(child);
+
+    const first = await userToken({ url });
+    const refreshed = await refresh({ url }, first.refresh_token);
+
+    expect(refreshed.body.refresh_token).not.toBe(first.refresh_token);
+    expect(first.expires_at).toBeUndefined();
+  });
+
   it('refuses a malformed flag with a sentence and exit code 2', async () => {
     const child = runCli(['--invalid-grant-status', '418']);
     let stderr = '';
@@ -103,5 +115,45 @@ describe('npm run simulator (local/simulator/cli.ts)', () => {
 
     expect(code).toBe(2);
     expect(stderr).toContain('--invalid-grant-status must be 400 or 401');
+  });
+});
+
+describe('optionsFromArgs', () => {
+  it('maps every flag to its simulator option', () => {
+    const options = optionsFromArgs([
+      '--host=0.0.0.0',
+      '--port=4011',
+      '--client-id=id',
+      '--client-secret=secret',
+      '--redirect-uri=https://partner.example/cb',
+      '--access-token-seconds=60',
+      '--refresh-token-seconds=600',
+      '--code-seconds=30',
+      '--invalid-grant-status=401',
+      '--rotate-refresh-tokens',
+      '--omit-expires-at',
+    ]);
+
+    expect(options).toEqual({
+      host: '0.0.0.0',
+      port: 4011,
+      clientId: 'id',
+      clientSecret: 'secret',
+      redirectUri: 'https://partner.example/cb',
+      accessTokenSeconds: 60,
+      refreshTokenSeconds: 600,
+      codeSeconds: 30,
+      invalidGrantStatus: 401,
+      rotateRefreshTokens: true,
+      omitExpiresAt: true,
+    });
+  });
+
+  it('defaults to port 4010 with both switches off', () => {
+    expect(optionsFromArgs([])).toEqual({ port: 4010, rotateRefreshTokens: false, omitExpiresAt: false });
+  });
+
+  it('refuses a lifetime that is not a whole number', () => {
+    expect(() => optionsFromArgs(['--code-seconds', '1.5'])).toThrow('--code-seconds must be a whole number');
   });
 });

@@ -66,6 +66,16 @@ describe('authorization codes', () => {
     expect(answer.body.error).toBe('invalid_grant');
   });
 
+  it('are consumed by a failed exchange too', async () => {
+    const sim = await start();
+    const { code } = await approve(sim);
+    await exchange(sim, code, `${REDIRECT_URI}/`);
+
+    const retry = await exchange(sim, code);
+
+    expect(retry.body.error).toBe('invalid_grant');
+  });
+
   it('need the registered redirect_uri byte for byte at exchange', async () => {
     const sim = await start();
     const { code } = await approve(sim);
