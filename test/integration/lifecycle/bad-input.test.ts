@@ -390,6 +390,15 @@ const BAD_INPUTS: BadInput[] = [
     message: ID_RULE,
   },
 
+  {
+    name: 'a method the route does not serve',
+    route: 'connections',
+    request: { method: 'POST', route: '/connections', caller: ADMIN_ARN, body: {} },
+    status: 405,
+    error: 'method_not_allowed',
+    message: /accepts only GET/,
+  },
+
   // GET /connections
   {
     name: 'a list without identity',

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BrokerHarness, startBroker } from '../../support/broker.ts';
+import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
+import type { TokenStore } from '#shared/ports/token-store.ts';
+import { type BrokerHarness, invoke, startBroker } from '../../support/broker.ts';
 import { connectRoutes } from './connect-support.ts';
 
 let broker: BrokerHarness;
@@ -154,5 +156,24 @@ describe('the OAuth callback pages', () => {
     expect(response.headers['content-security-policy']).toContain("default-src 'none'");
     expect(response.headers['cache-control']).toBe('no-store');
     expect(response.body).not.toMatch(/<script/i);
+  });
+
+  it('show a 500 page that says nothing of the cause when the broker itself fails', async () => {
+    const store: TokenStore = Object.create(broker.runtime.store);
+    store.consumeConnectSession = async () => {
+      throw new Error('table unavailable at dynamodb.internal:8000');
+    };
+    const handler = createOauthCallbackHandler(() => ({ ...broker.runtime, store }));
+
+    const response = await invoke(handler, {
+      method: 'GET',
+      route: '/oauth/callback',
+      query: { state: 'z'.repeat(43), code: 'some-code' },
+    });
+
+    expect(response.statusCode).toBe(500);
+    expect(pageOf(response.body).status).toBe('error');
+    expect(response.body).toContain('Please try again in a few minutes');
+    expect(response.body).not.toContain('dynamodb');
   });
 });

@@ -38,6 +38,9 @@ describe('connecting a Wise user through the authorization page', () => {
     const tokens = await routes.plaintextTokens(stored);
     expect(tokens.accessToken).toEqual(expect.any(String));
     expect(tokens.refreshToken).toEqual(expect.any(String));
+    const item = (await broker.scanTable()).find((candidate) => candidate.pk === 'CONNECTION#acme-1');
+    expect(item?.accessToken).toBeInstanceOf(Uint8Array);
+    expect(item?.refreshToken).toBeInstanceOf(Uint8Array);
     const table = itemText(await broker.scanTable());
     const code = location.searchParams.get('code') ?? 'missing';
     for (const secret of [tokens.accessToken, tokens.refreshToken, code, session.state]) {
