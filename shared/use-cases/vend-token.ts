@@ -290,7 +290,7 @@ async function fallback(
     return decryptStored(deps, key, record);
   }
   throw new ProviderUnavailableError(
-    `Wise cannot issue a new token for ${describe(key)} right now and no valid one is stored; try again in ${retryAfterSeconds} s.`,
+    `Wise cannot issue a new token for ${describe(key)} right now, and the stored one is missing, expired or rejected; try again in ${retryAfterSeconds} s.`,
     { retryAfterSeconds },
   );
 }

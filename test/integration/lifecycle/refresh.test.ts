@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import type { ConnectionRecord } from '#shared/domain/records.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { refreshRecord } from '#shared/use-cases/refresh-record.ts';
+import type { BrokerHarness } from '../../support/broker.ts';
+import {
+  brokerPerTest,
+  instanceRuntime,
+  refreshRoutes,
+  storeWith,
+  TOKEN_LIFETIME_MS,
+  wiseAccepts,
+} from './refresh-support.ts';
+
+const acme = { kind: 'connection', connectionId: 'acme-1' } as const;
+const LEASE_MS = 120_000;
+
+const connected = brokerPerTest();
+
+async function tokensOf(harness: BrokerHarness, connection: ConnectionRecord | undefined) {
+  if (!connection?.accessToken || !connection.refreshToken)
+    throw new Error('The connection holds no tokens.');
+  const { cipher } = harness.runtime;
+  return {
+    accessToken: await cipher.decrypt(connection.accessToken, { record: acme, kind: 'access_token' }),
+    refreshToken: await cipher.decrypt(connection.refreshToken, { record: acme, kind: 'refresh_token' }),
+  };
+}
+
+function refreshGrants(harness: BrokerHarness): number {
+  return harness.simulator.stats().grants.refresh_token;
+}
+
+describe('the scheduled sweep', () => {
+  it('refreshes a connection proactively at 80 % of its lifetime, and not before', async () => {
+    const { broker, connection, routes } = await connected();
+    const before = await tokensOf(broker, connection);
+
+    broker.clock.advance(0.74 * TOKEN_LIFETIME_MS);
+    const early = await routes.sweep();
+    broker.clock.advance(0.06 * TOKEN_LIFETIME_MS);
+    const due = await routes.sweep();
+
+    expect(early).toMatchObject({ due: 0, refreshed: 0 });
+    expect(due).toMatchObject({ due: 1, refreshed: 1, failed: 0 });
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    expect(stored?.generation).toBe(connection.generation + 1);
+    expect(stored?.accessTokenExpiresAt).toBe(broker.clock.now() + TOKEN_LIFETIME_MS);
+    const after = await tokensOf(broker, stored);
+    await expect(wiseAccepts(broker, after.accessToken)).resolves.toBe(true);
+    await expect(wiseAccepts(broker, before.accessToken)).resolves.toBe(false);
+  });
+
+  describe.each([
+    { rotateRefreshTokens: false, refreshTokenChanges: false },
+    { rotateRefreshTokens: true, refreshTokenChanges: true },
+  ])(
+    'with refresh-token rotation $rotateRefreshTokens at the simulator',
+    ({ rotateRefreshTokens, refreshTokenChanges }) => {
+      it('keeps the connection working across several refreshes', async () => {
+        const { broker, connection, routes } = await connected({ simulator: { rotateRefreshTokens } });
+        let previous = await tokensOf(broker, connection);
+
+        for (let round = 1; round <= 4; round++) {
+          broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+          const summary = await routes.sweep();
+          const stored = await broker.runtime.store.getConnection('acme-1');
+          const current = await tokensOf(broker, stored);
+          const vended = await routes.vendOk({ connectionId: 'acme-1' });
+
+          expect(summary).toMatchObject({ due: 1, refreshed: 1 });
+          expect(stored?.generation).toBe(connection.generation + round);
+          expect(current.refreshToken !== previous.refreshToken).toBe(refreshTokenChanges);
+          expect(vended).toMatchObject({ accessToken: current.accessToken, generation: stored?.generation });
+          await expect(wiseAccepts(broker, vended.accessToken)).resolves.toBe(true);
+          previous = current;
+        }
+        expect(refreshGrants(broker)).toBe(4);
+      });
+    },
+  );
+});
+
+describe('invalid_grant', () => {
+  it('marks the connection needs_reauth, publishes an event, and vends answer 409', async () => {
+    const { broker, connection, routes } = await connected();
+    const user = await broker.defaultUser();
+    await broker.control('revoke', { userId: user.id });
+
+    const response = await routes.vend({ connectionId: 'acme-1', rejectedGeneration: connection.generation });
+    const again = await routes.vend({ connectionId: 'acme-1' });
+
+    expect(response.statusCode).toBe(409);
+    expect(response.json).toMatchObject({ error: 'reauthorization_required' });
+    expect(again.statusCode).toBe(409);
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({ status: 'needs_reauth', lastError: { code: 'invalid_grant' } });
+    expect(stored?.nextRefreshAt).toBeUndefined();
+    const published = broker.aws.recordedEvents.map((event) => JSON.parse(event.detail ?? '{}'));
+    expect(published).toEqual([
+      { connectionId: 'acme-1', reason: 'invalid_grant', at: new Date(broker.clock.now()).toISOString() },
+    ]);
+  });
+
+  it('takes a connection marked needs_reauth off the sweep', async () => {
+    const { broker, routes } = await connected();
+    await broker.control('revoke', { userId: (await broker.defaultUser()).id });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+
+    const first = await routes.sweep();
+    const second = await routes.sweep();
+
+    expect(first).toMatchObject({ due: 1, needsReauth: 1 });
+    expect(second).toMatchObject({ due: 0 });
+    expect(broker.aws.recordedEvents).toHaveLength(1);
+  });
+});
+
+describe('a refresh that crashes', () => {
+  it('(a) is taken over once the lease of a refresh that died before calling Wise expires', async () => {
+    const { broker, connection, routes } = await connected();
+    const impatient = refreshRoutes(broker, { sleep: async () => {} });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+    await broker.runtime.store.acquireLease(acme, {
+      owner: 'crashed-instance',
+      now: broker.clock.now(),
+      leaseMs: LEASE_MS,
+    });
+
+    const whileHeld = await routes.sweep();
+    const stillVended = await impatient.vendOk({ connectionId: 'acme-1' });
+    broker.clock.advance(LEASE_MS + 1);
+    const afterExpiry = await routes.sweep();
+
+    expect(whileHeld).toMatchObject({ due: 1, busy: 1, refreshed: 0 });
+    expect(stillVended.generation).toBe(connection.generation);
+    expect(afterExpiry).toMatchObject({ due: 1, refreshed: 1 });
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    expect(stored?.lease).toBeUndefined();
+    await expect(wiseAccepts(broker, (await tokensOf(broker, stored)).accessToken)).resolves.toBe(true);
+  });
+
+  it('(b) retries a write that failed after Wise answered, so the rotated refresh token is kept', async () => {
+    const { broker, routes } = await connected({ simulator: { rotateRefreshTokens: true } });
+    let failures = 0;
+    const flaky = instanceRuntime(broker, 'flaky-instance', {
+      store: storeWith(broker.runtime.store, 'completeRefresh', (real) => async (...args) => {
+        if (failures++ === 0) throw new Error('ProvisionedThroughputExceededException');
+        return real(...args);
+      }),
+    });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+
+    const outcome = await refreshRecord(flaky, acme);
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+    const next = await routes.sweep();
+
+    expect(outcome.outcome).toBe('refreshed');
+    expect(failures).toBe(2);
+    expect(next).toMatchObject({ refreshed: 1, failed: 0, needsReauth: 0 });
+    expect(refreshGrants(broker)).toBe(2);
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    expect(stored?.status).toBe('active');
+    await expect(wiseAccepts(broker, (await tokensOf(broker, stored)).accessToken)).resolves.toBe(true);
+  });
+
+  it('(c) recognises a write that landed though its answer was lost; the next refresh uses its refresh token', async () => {
+    const { broker, connection, routes } = await connected({ simulator: { rotateRefreshTokens: true } });
+    let answersLost = 0;
+    const unlucky = instanceRuntime(broker, 'unlucky-instance', {
+      store: storeWith(broker.runtime.store, 'completeRefresh', (real) => async (...args) => {
+        const stored = await real(...args);
+        if (answersLost++ === 0) throw new Error('socket hang up');
+        return stored;
+      }),
+    });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+
+    const outcome = await refreshRecord(unlucky, acme);
+    const landed = await broker.runtime.store.getConnection('acme-1');
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+    const next = await routes.sweep();
+
+    expect(outcome).toMatchObject({
+      outcome: 'refreshed',
+      record: { generation: connection.generation + 1 },
+    });
+    expect(landed?.generation).toBe(connection.generation + 1);
+    expect(landed?.lease).toBeUndefined();
+    expect(next).toMatchObject({ refreshed: 1, needsReauth: 0 });
+    expect(refreshGrants(broker)).toBe(2);
+  });
+
+  it('never revives a connection disconnected while Wise was answering its refresh', async () => {
+    const { broker, routes } = await connected();
+    const wise = broker.runtime.wise;
+    const racing: Runtime = instanceRuntime(broker, 'racing-instance', {
+      wise: {
+        ...bindAll(wise),
+        refresh: async (...args) => {
+          const grant = await wise.refresh(...args);
+          await broker.runtime.store.disconnect('acme-1', { now: broker.clock.now() });
+          return grant;
+        },
+      },
+    });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+
+    const outcome = await refreshRecord(racing, acme);
+    const vended = await routes.vend({ connectionId: 'acme-1' });
+
+    expect(outcome).toEqual({ outcome: 'gone' });
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    expect(stored?.status).toBe('disconnected');
+    expect(stored?.accessToken).toBeUndefined();
+    expect(stored?.refreshToken).toBeUndefined();
+    expect(stored?.nextRefreshAt).toBeUndefined();
+    expect(vended.statusCode).toBe(404);
+  });
+});
+
+/** Every method of a port bound to it, so a copy with one method replaced still works. */
+function bindAll<T extends object>(port: T): T {
+  const bound: Record<string, unknown> = {};
+  let prototype: object | null = port;
+  while (prototype && prototype !== Object.prototype) {
+    for (const name of Object.getOwnPropertyNames(prototype)) {
+      const value: unknown = Reflect.get(port, name);
+      if (name !== 'constructor' && typeof value === 'function' && !(name in bound)) {
+        bound[name] = value.bind(port);
+      }
+    }
+    prototype = Object.getPrototypeOf(prototype);
+  }
+  return bound as T;
+}
