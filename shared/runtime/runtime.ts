@@ -77,7 +77,11 @@ export function createRuntime(settings: RuntimeSettings): Runtime {
     redirectUri: settings.redirectUri,
     credentials,
     now: () => clock.now(),
-    logger,
+    logger: {
+      info: (message, attributes = {}) => logger.info(message, attributes),
+      warn: (message, attributes = {}) => logger.warn(message, attributes),
+      error: (message, attributes = {}) => logger.error(message, attributes),
+    },
   });
   return {
     config,
