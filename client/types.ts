@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import type { ConnectionStatusView } from '#shared/use-cases/connection-status.ts';
+import type { VendedToken } from '#shared/use-cases/vend-token.ts';
+
+/**
+ * A token from `POST /tokens`: the broker's own response type. Cache it until `validUntil`; after a 401
+ * from Wise, send its `generation` back as `rejectedGeneration`.
+ */
+export type { VendedToken };
+
+/** Whose token to vend: a connection of a Wise user, or the application's client-credentials token. */
+export type TokenTarget = { connectionId: string } | { kind: 'client' };
+
+/** How `getToken` may ask. */
+export interface GetTokenOptions {
+  /** The token must stay valid (by `expiresAt`) at least this long, or the broker is asked for a newer one. */
+  minValiditySeconds?: number;
+  /** The generation Wise just rejected with a 401: a cached token of that generation is not used again. */
+  rejectedGeneration?: number;
+}
+
+/** A connection as the broker shows it: state and times (ISO-8601), never a secret; absent values are `null`. */
+export type ConnectionStatus = ConnectionStatusView;
+
+/** The answer to `POST /connect-sessions`: send the Wise user to `authorizeUrl`. */
+export interface ConnectSession {
+  authorizeUrl: string;
+  state: string;
+  expiresAt: string;
+}
+
+const isoTime = z.string().refine((value) => !Number.isNaN(Date.parse(value)));
+
+/** What a `POST /tokens` answer must hold before the client hands it out. */
+export const VendedTokenBody = z.object({
+  accessToken: z.string().min(1),
+  tokenType: z.literal('Bearer'),
+  expiresAt: isoTime,
+  validUntil: isoTime,
+  generation: z.number().int().min(0),
+  scope: z.string().exactOptional(),
+  connectionId: z.string().exactOptional(),
+  profileId: z.number().exactOptional(),
+}) satisfies z.ZodType<VendedToken>;
+
+export const ConnectSessionBody = z.object({
+  authorizeUrl: z.string(),
+  state: z.string(),
+  expiresAt: isoTime,
+}) satisfies z.ZodType<ConnectSession>;
+
+/** Unknown fields a newer broker may add pass through as they came. */
+export const ConnectionStatusBody = z.looseObject({
+  connectionId: z.string(),
+  status: z.enum(['active', 'needs_reauth', 'disconnected']),
+  profileId: z.number().nullable(),
+  grant: z.enum(['authorization_code', 'registration_code']),
+  accessTokenExpiresAt: isoTime.nullable(),
+  nextRefreshAt: isoTime.nullable(),
+  lastRefreshAt: isoTime.nullable(),
+  lastError: z.object({ code: z.string(), message: z.string(), at: isoTime }).nullable(),
+}) satisfies z.ZodType<ConnectionStatus>;
+
+export const ConnectionPageBody = z.object({
+  connections: z.array(ConnectionStatusBody),
+  nextToken: z.string().min(1).exactOptional(),
+});
