@@ -23,6 +23,8 @@ export interface TokenTimes {
   accessToken?: unknown;
   accessTokenExpiresAt?: number;
   nextRefreshAt?: number;
+  /** When the stored token was granted; bounds how often a caller's minimum validity can force a refresh. */
+  lastRefreshAt?: number;
   generation: number;
 }
 
@@ -99,14 +101,21 @@ export interface RefreshDemand {
 
 /**
  * Whether a record must be refreshed now: it has no live token, its refresh is due, the caller saw its
- * current generation rejected, or it lives less than the caller's minimum. An older rejected generation
+ * current generation rejected, or it lives less than the caller's minimum (a minimum no new token could
+ * meet forces a refresh only once half the token's lifetime has passed). An older rejected generation
  * needs nothing: the stored token is already newer.
  */
 export function refreshNeeded(record: TokenTimes, now: number, demand: RefreshDemand = {}): boolean {
   if (isExpired(record, now) || isDue(record, now)) return true;
   if (demand.rejectedGeneration !== undefined && demand.rejectedGeneration === record.generation) return true;
   if (demand.minValiditySeconds !== undefined && record.accessTokenExpiresAt !== undefined) {
-    return record.accessTokenExpiresAt - now < demand.minValiditySeconds * 1000;
+    const remaining = record.accessTokenExpiresAt - now;
+    // A minimum longer than Wise's tokens live could never be met: refresh for it at most every half lifetime.
+    const lifetime =
+      record.lastRefreshAt === undefined
+        ? Number.POSITIVE_INFINITY
+        : record.accessTokenExpiresAt - record.lastRefreshAt;
+    return remaining < Math.min(demand.minValiditySeconds * 1000, lifetime / 2);
   }
   return false;
 }

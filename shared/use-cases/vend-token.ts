@@ -30,6 +30,12 @@ export const VEND_CACHE_MAX_ENTRIES = 10_000;
 /** How long, at most, a vend waits for another instance's refresh of the same record. */
 export const BUSY_WAIT_BUDGET_MS = 4_000;
 
+/**
+ * How long a vend's own refresh may wait for Wise, so the answer comes well within API Gateway's 29 s;
+ * when Wise is slower the still-valid token is vended or the caller is told when to try again.
+ */
+export const VEND_REFRESH_DEADLINE_MS = 10_000;
+
 /** A token as the broker holds it for vending; times are epoch ms. */
 export interface CurrentToken {
   accessToken: string;
@@ -208,7 +214,10 @@ export async function currentToken(
 
   let retryAfterSeconds = 1;
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const outcome = await refreshRecord(deps, key, { demand });
+    const outcome = await refreshRecord(deps, key, {
+      demand,
+      deadlineMs: deps.clock.now() + VEND_REFRESH_DEADLINE_MS,
+    });
     switch (outcome.outcome) {
       case 'refreshed':
         return tokenOf(key, outcome.record, outcome.accessToken, deps.clock.now());

@@ -4,6 +4,7 @@ import { createTokensHandler } from '#functions/tokens/handler.ts';
 import type { TokenStore } from '#shared/ports/token-store.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
+import type { VendedToken } from '#shared/use-cases/vend-token.ts';
 import {
   type BrokerHarness,
   type BrokerHarnessOptions,
@@ -17,16 +18,7 @@ import {
 export const TOKEN_LIFETIME_MS = 43_199_000;
 
 /** A vend's 200 body. */
-export interface VendBody {
-  accessToken: string;
-  tokenType: string;
-  expiresAt: string;
-  validUntil: string;
-  generation: number;
-  scope?: string;
-  connectionId?: string;
-  profileId?: number;
-}
+export type VendBody = VendedToken;
 
 /**
  * The `POST /tokens` and refresh-sweep handlers of one simulated Lambda instance: its own runtime source

@@ -158,4 +158,16 @@ describe('refreshNeeded', () => {
       false,
     );
   });
+
+  it('does not refresh again and again for a minimum longer than the tokens live', () => {
+    const halfHourToken = {
+      ...record,
+      lastRefreshAt: T0,
+      accessTokenExpiresAt: T0 + 30 * 60_000,
+      nextRefreshAt: T0 + 24 * 60_000,
+    };
+
+    expect(refreshNeeded(halfHourToken, T0 + 60_000, { minValiditySeconds: 3600 })).toBe(false);
+    expect(refreshNeeded(halfHourToken, T0 + 16 * 60_000, { minValiditySeconds: 3600 })).toBe(true);
+  });
 });

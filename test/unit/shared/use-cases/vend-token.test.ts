@@ -12,6 +12,7 @@ import { MetricName, metrics } from '#shared/observability.ts';
 import {
   BUSY_WAIT_BUDGET_MS,
   VEND_CACHE_SECONDS,
+  VEND_REFRESH_DEADLINE_MS,
   VendCache,
   type VendRequest,
   vendToken,
@@ -168,6 +169,15 @@ describe('vendToken', () => {
 
       expect(vended).toMatchObject({ accessToken: 'access-1', generation: 2 });
       expect(vended.validUntil).toBe(new Date(T0 + 0.8 * TTL).toISOString());
+    });
+
+    it('gives its own call to Wise a deadline that lets it answer within the API Gateway limit', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+
+      await vendToken(broker.deps, request());
+
+      expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + VEND_REFRESH_DEADLINE_MS);
     });
 
     it('refreshes an expired token before vending it', async () => {
