@@ -1,5 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { MiddlewareObj } from '@middy/core';
 
 const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'wise-token-broker';
 
@@ -21,3 +22,14 @@ export const MetricName = {
   providerUnavailable: 'ProviderUnavailable',
   tokenVended: 'TokenVended',
 } as const;
+
+/**
+ * Middy middleware that publishes the invocation's metrics when it recorded any. Powertools' own
+ * `logMetrics` warns on every invocation that records none, which for most requests is the normal case.
+ */
+export function flushMetrics(): MiddlewareObj {
+  const flush = async () => {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  };
+  return { after: flush, onError: flush };
+}

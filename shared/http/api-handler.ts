@@ -1,8 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
-import { logger, metrics } from '#shared/observability.ts';
+import { flushMetrics, logger } from '#shared/observability.ts';
 import { errorToResponse, isClientError } from './responses.ts';
 
 export type ApiEvent = APIGatewayProxyEventV2;
@@ -30,7 +29,7 @@ export function httpErrors(): middy.MiddlewareObj<ApiEvent, ApiResult> {
 export function apiHandler(run: (event: ApiEvent, context: Context) => Promise<ApiResult>) {
   return middy<ApiEvent, ApiResult>()
     .use(injectLambdaContext(logger, { clearState: true }))
-    .use(logMetrics(metrics))
+    .use(flushMetrics())
     .use(httpErrors())
     .handler(run);
 }
