@@ -1,0 +1,152 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
+
+/** The folder holding package.json and package-lock.json; handler entries are relative to it. */
+export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The CloudWatch namespace of the broker's own metrics (the handlers' Powertools `Metrics`). */
+export const METRICS_NAMESPACE = 'WiseTokenBroker';
+
+/**
+ * Lambda allows 4 KB of environment variables per function; the rest of the common variables (ARNs, names)
+ * take well under 800 bytes, which leaves this much for `BROKER_CONFIG`.
+ */
+export const MAX_BROKER_CONFIG_CHARACTERS = 3200;
+
+/** What every broker function is told about its deployment. */
+export interface BrokerDeployment {
+  readonly config: BrokerConfig;
+  /** The redirect URI registered with Wise: the configured one or the API's callback URL. */
+  readonly redirectUri: string;
+  readonly tableName: string;
+  readonly keyArn: string;
+  readonly secretArn: string;
+  readonly eventBusName: string;
+}
+
+/** The Powertools service name, which is also the `service` dimension of every broker metric. */
+export function serviceName(stage: string): string {
+  return `wise-broker-${stage}`;
+}
+
+/**
+ * The environment every broker function receives. `BROKER_CONFIG` is the validated configuration without
+ * the local run's section and the CDK environment.
+ */
+export function commonEnvironment(deployment: BrokerDeployment): Record<string, string> {
+  const { local: _local, env: _env, ...runtimeConfig } = deployment.config;
+  const brokerConfig = JSON.stringify(runtimeConfig);
+  if (brokerConfig.length > MAX_BROKER_CONFIG_CHARACTERS) {
+    throw new ConfigurationError('the deployment configuration', [
+      {
+        path: 'callers',
+        message: `makes BROKER_CONFIG ${brokerConfig.length} characters, over the ${MAX_BROKER_CONFIG_CHARACTERS} that fit in Lambda's 4 KB of environment: merge callers or use wider connection patterns`,
+      },
+    ]);
+  }
+  const stage = deployment.config.stage;
+  return {
+    BROKER_CONFIG: brokerConfig,
+    REDIRECT_URI: deployment.redirectUri,
+    TABLE_NAME: deployment.tableName,
+    KMS_KEY_ID: deployment.keyArn,
+    WISE_SECRET_ID: deployment.secretArn,
+    EVENT_BUS_NAME: deployment.eventBusName,
+    DEPLOYMENT: stage,
+    POWERTOOLS_SERVICE_NAME: serviceName(stage),
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    NODE_OPTIONS: '--enable-source-maps',
+  };
+}
+
+export interface BrokerFunctionProps {
+  /** The handler file relative to the project root, such as `functions/tokens/handler.ts`; it exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly deployment: BrokerDeployment;
+  /** The function's own variables, added to the common ones; a name the common ones use is an error. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** 28 seconds unless given: API Gateway gives up on an integration after 30. */
+  readonly timeout?: Duration;
+  /** 512 MB unless given. */
+  readonly memorySize?: number;
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * One broker Lambda function with the project's defaults: Node.js 24 on arm64, bundled locally by esbuild
+ * as minified ESM with source maps, its own role (no managed policies; callers add exactly what the function
+ * uses), its own log group with a retention, and active X-Ray tracing.
+ */
+export class BrokerFunction extends Construct {
+  readonly function: NodejsFunction;
+  readonly role: Role;
+  readonly logGroup: LogGroup;
+
+  constructor(scope: Construct, id: string, props: BrokerFunctionProps) {
+    super(scope, id);
+    const common = commonEnvironment(props.deployment);
+    const clashes = Object.keys(props.environment ?? {}).filter((name) => name in common);
+    if (clashes.length > 0) {
+      throw new Error(
+        `${this.node.path}: the environment variables ${clashes.join(', ')} are set for every broker function; use other names.`,
+      );
+    }
+
+    this.role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `${props.description} (wise-broker ${props.deployment.config.stage})`,
+    });
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: RetentionDays.THREE_MONTHS,
+      removalPolicy:
+        props.deployment.config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    });
+    this.logGroup.grantWrite(this.role);
+
+    this.function = new NodejsFunction(this, 'Function', {
+      entry: join(PROJECT_ROOT, props.entry),
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
+      description: props.description,
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 512,
+      timeout: props.timeout ?? Duration.seconds(28),
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: Tracing.ACTIVE,
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
+      environment: { ...props.environment, ...common },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        mainFields: ['module', 'main'],
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // Bundle the AWS SDK too: the functions then run the versions the tests ran.
+        externalModules: [],
+        // Some CommonJS dependencies call require() for Node's built-ins, which ESM output lacks.
+        banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
+        forceDockerBundling: false,
+      },
+    });
+
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'Only the X-Ray statement (xray:PutTraceSegments, xray:PutTelemetryRecords) uses "*": X-Ray has no resource-level permissions.',
+    });
+  }
+}

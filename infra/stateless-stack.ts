@@ -1,0 +1,336 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import { HttpApi, HttpNoneAuthorizer, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Key } from 'aws-cdk-lib/aws-kms';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { CONNECTIONS_BY_STATUS_INDEX, REFRESH_DUE_INDEX } from '#shared/adapters/dynamodb-token-store.ts';
+import type { BrokerConfig } from '#shared/config/broker-config.ts';
+import { type BrokerDeployment, BrokerFunction } from './broker-function.ts';
+import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
+import { Monitoring } from './monitoring.ts';
+import { BROKER_ROUTES, type FunctionName } from './routes.ts';
+
+/** What one function may do; each function gets exactly this and nothing more. */
+export interface FunctionAccess {
+  /** DynamoDB actions on the table itself. */
+  readonly table: readonly string[];
+  /** Indexes the function queries (`dynamodb:Query` on each). */
+  readonly queryIndexes: readonly string[];
+  /** KMS actions on tokens and registration codes, under the deployment's encryption context. */
+  readonly records: readonly ('kms:Encrypt' | 'kms:Decrypt')[];
+  /** Reads the Wise client credentials. */
+  readonly wiseCredentials: boolean;
+  /** Publishes "re-authorization required" events. */
+  readonly putEvents: boolean;
+}
+
+interface FunctionSpec {
+  readonly description: string;
+  readonly access: FunctionAccess;
+}
+
+/**
+ * What a function that may refresh a token uses (the refresh-record use case): the record, its lease, Wise's
+ * credentials, both KMS directions, and the "re-authorization required" event.
+ */
+const REFRESHES_TOKENS: FunctionAccess = {
+  table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  queryIndexes: [],
+  records: ['kms:Encrypt', 'kms:Decrypt'],
+  wiseCredentials: true,
+  putEvents: true,
+};
+
+/** The broker's functions and what each one uses (read from their use cases). */
+export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
+  'connect-sessions': {
+    description: 'Starts a Wise authorization: a one-time state and the authorize URL',
+    access: {
+      table: ['dynamodb:PutItem'],
+      queryIndexes: [],
+      records: [],
+      wiseCredentials: true,
+      putEvents: false,
+    },
+  },
+  'oauth-callback': {
+    description:
+      "Completes a Wise authorization: consumes the state, exchanges the code, stores the user's tokens",
+    access: {
+      table: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      queryIndexes: [],
+      records: ['kms:Encrypt'],
+      wiseCredentials: true,
+      putEvents: false,
+    },
+  },
+  registration: {
+    description: 'Connects a partner-created Wise user with the registration_code grant',
+    access: REFRESHES_TOKENS,
+  },
+  tokens: {
+    description: 'Vends the current access token of a connection or the client-credentials token',
+    access: REFRESHES_TOKENS,
+  },
+  connections: {
+    description: 'Lists, reads the status of and disconnects connections',
+    access: {
+      table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],
+      records: [],
+      wiseCredentials: false,
+      putEvents: false,
+    },
+  },
+  refresh: {
+    description: 'Refreshes every token whose refresh is due (the EventBridge schedule)',
+    access: { ...REFRESHES_TOKENS, queryIndexes: [REFRESH_DUE_INDEX] },
+  },
+};
+
+/** Two sweeps at most at once: one running late and the next; the rest of the account stays free. */
+export const REFRESH_RESERVED_CONCURRENCY = 2;
+
+export interface StatelessStackProps extends StackProps {
+  readonly config: BrokerConfig;
+  readonly table: TableV2;
+  readonly key: Key;
+  readonly secret: Secret;
+}
+
+/**
+ * The broker's code and wiring, safe to delete and redeploy: the functions, the HTTP API, the refresh
+ * schedule, the event bus, the calling services' policies, and the alarms and dashboard.
+ */
+export class StatelessStack extends Stack {
+  readonly api: HttpApi;
+  readonly eventBus: EventBus;
+  readonly functions: Readonly<Record<FunctionName, BrokerFunction>>;
+  readonly callerAccess: CallerAccess;
+  readonly deadLetterQueue: Queue;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: StatelessStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const { stage } = config;
+    const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+
+    this.eventBus = new EventBus(this, 'EventBus', { eventBusName: `wise-broker-${stage}` });
+
+    const accessLogs = new LogGroup(this, 'ApiAccessLogs', {
+      retention: RetentionDays.THREE_MONTHS,
+      removalPolicy,
+    });
+    this.api = new HttpApi(this, 'Api', {
+      apiName: `wise-broker-${stage}`,
+      description: `Wise token broker (${stage})`,
+      createDefaultStage: false,
+    });
+    this.api.addStage('DefaultStage', {
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: 100, burstLimit: 200 },
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(accessLogs),
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            time: '$context.requestTime',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            caller: '$context.identity.userArn',
+            sourceIp: '$context.identity.sourceIp',
+            latencyMs: '$context.responseLatency',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+    });
+    const callbackUrl = `${this.api.apiEndpoint}/oauth/callback`;
+
+    const deployment: BrokerDeployment = {
+      config,
+      redirectUri: config.redirectUri ?? callbackUrl,
+      tableName: props.table.tableName,
+      keyArn: props.key.keyArn,
+      secretArn: props.secret.secretArn,
+      eventBusName: this.eventBus.eventBusName,
+    };
+    const sweepSeconds = config.refresh.sweepSeconds;
+    const make = (name: FunctionName): BrokerFunction => {
+      const fn = new BrokerFunction(this, name, {
+        entry: `functions/${name}/handler.ts`,
+        description: FUNCTIONS[name].description,
+        deployment,
+        ...(name === 'refresh'
+          ? {
+              // A sweep stops starting refreshes before its time runs out; the next one follows.
+              timeout: Duration.seconds(Math.min(900, sweepSeconds)),
+              reservedConcurrentExecutions: REFRESH_RESERVED_CONCURRENCY,
+            }
+          : {}),
+      });
+      this.grantAccess(fn, FUNCTIONS[name].access, props);
+      return fn;
+    };
+    this.functions = {
+      'connect-sessions': make('connect-sessions'),
+      'oauth-callback': make('oauth-callback'),
+      registration: make('registration'),
+      tokens: make('tokens'),
+      connections: make('connections'),
+      refresh: make('refresh'),
+    };
+
+    const iam = new HttpIamAuthorizer();
+    const integrations = new Map<FunctionName, HttpLambdaIntegration>();
+    for (const route of BROKER_ROUTES) {
+      let integration = integrations.get(route.handler);
+      if (!integration) {
+        integration = new HttpLambdaIntegration(
+          `${route.handler}-integration`,
+          this.functions[route.handler].function,
+        );
+        integrations.set(route.handler, integration);
+      }
+      const routes = this.api.addRoutes({
+        path: route.path,
+        methods: [route.method],
+        integration,
+        authorizer: route.access === 'public' ? new HttpNoneAuthorizer() : iam,
+      });
+      if (route.access === 'public') {
+        for (const publicRoute of routes) {
+          Validations.of(publicRoute).acknowledge({
+            id: 'AwsSolutions-APIG4',
+            reason:
+              "Wise redirects the user's browser here, which cannot sign requests; the one-time, expiring state parameter is the credential, checked and consumed by the function.",
+          });
+        }
+      }
+    }
+
+    this.deadLetterQueue = new Queue(this, 'RefreshScheduleDeadLetters', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself the dead-letter queue of the refresh schedule (an EventBridge target).',
+    });
+    const refreshFunction = this.functions.refresh.function;
+    new Rule(this, 'RefreshSchedule', {
+      description: `Runs the refresh sweep of the Wise token broker (${stage})`,
+      schedule: Schedule.rate(Duration.seconds(sweepSeconds)),
+      targets: [
+        new LambdaFunction(refreshFunction, {
+          retryAttempts: 2,
+          maxEventAge: Duration.seconds(sweepSeconds),
+          deadLetterQueue: this.deadLetterQueue,
+        }),
+      ],
+    });
+    // A failed or throttled sweep is not retried: the next one is at most one period away.
+    refreshFunction.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.seconds(sweepSeconds) });
+
+    this.callerAccess = new CallerAccess(this, 'CallerAccess', {
+      api: this.api,
+      stage,
+      callers: config.callers,
+    });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      stage,
+      functions: Object.fromEntries(Object.entries(this.functions).map(([name, fn]) => [name, fn.function])),
+      api: this.api,
+      deadLetterQueue: this.deadLetterQueue,
+      alarmEmail: config.alarmEmail,
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'The broker API' });
+    new CfnOutput(this, 'CallbackUrl', {
+      value: deployment.redirectUri,
+      description: 'The redirect URI to register with Wise',
+    });
+    for (const kind of CALLER_KINDS) {
+      new CfnOutput(this, `${kind}-policy-arn`, {
+        value: this.callerAccess.policies[kind].managedPolicyArn,
+        description: `Attach to a calling service's role: the ${kind} routes`,
+      });
+    }
+    new CfnOutput(this, 'EventBusName', {
+      value: this.eventBus.eventBusName,
+      description: 'Re-authorization required events',
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn, description: 'Alarms' });
+  }
+
+  /** Writes the narrow statements for one function: its table actions, keys, secret and bus. */
+  private grantAccess(fn: BrokerFunction, access: FunctionAccess, props: StatelessStackProps): void {
+    const { region } = this;
+    const role = fn.role;
+    const tableArn = props.table.tableArn;
+    role.addToPrincipalPolicy(new PolicyStatement({ actions: [...access.table], resources: [tableArn] }));
+    if (access.queryIndexes.length > 0) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['dynamodb:Query'],
+          resources: access.queryIndexes.map((index) => `${tableArn}/index/${index}`),
+        }),
+      );
+    }
+    // DynamoDB uses the table's customer-managed key with the caller's permissions, and only through itself.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'],
+        resources: [props.key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${region}.amazonaws.com` } },
+      }),
+    );
+    if (access.records.length > 0) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: [...access.records],
+          resources: [props.key.keyArn],
+          conditions: { StringEquals: { 'kms:EncryptionContext:deployment': props.config.stage } },
+        }),
+      );
+    }
+    if (access.wiseCredentials) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [props.secret.secretArn],
+        }),
+      );
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['kms:Decrypt'],
+          resources: [props.key.keyArn],
+          conditions: {
+            StringEquals: {
+              'kms:ViaService': `secretsmanager.${region}.amazonaws.com`,
+              'kms:EncryptionContext:SecretARN': props.secret.secretArn,
+            },
+          },
+        }),
+      );
+    }
+    if (access.putEvents) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['events:PutEvents'], resources: [this.eventBus.eventBusArn] }),
+      );
+    }
+  }
+}

@@ -1,0 +1,619 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CfnElement, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { brokerTableDefinition } from '#shared/adapters/dynamodb-token-store.ts';
+import type { createBrokerApp } from '../../infra/broker-app.ts';
+import type { FunctionName } from '../../infra/routes.ts';
+import {
+  buildApp,
+  label,
+  REGION,
+  removeOutdirs,
+  type Statement,
+  statements,
+  TEST_CONTEXT,
+} from './support.ts';
+
+type Built = ReturnType<typeof createBrokerApp>;
+// biome-ignore lint/suspicious/noExplicitAny: assertions walk the synthesized template's JSON freely.
+type TemplateValue = any;
+type Resources = Record<
+  string,
+  { Type: string; Properties: Record<string, TemplateValue> } & Record<string, unknown>
+>;
+
+let built: Built;
+let outdir: string;
+let stateful: Template;
+let stateless: Template;
+
+// One synthesis for the whole file: it bundles all six functions with esbuild.
+beforeAll(() => {
+  built = buildApp(TEST_CONTEXT);
+  outdir = built.app.synth().directory;
+  stateful = Template.fromStack(built.stateful);
+  stateless = Template.fromStack(built.stateless);
+}, 600_000);
+afterAll(removeOutdirs);
+
+function resourcesOf(template: Template, type: string): Resources {
+  return template.findResources(type) as Resources;
+}
+
+function only<T>(record: Record<string, T>): T {
+  const values = Object.values(record);
+  expect(values).toHaveLength(1);
+  return values[0] as T;
+}
+
+const FUNCTION_NAMES = [
+  'connect-sessions',
+  'oauth-callback',
+  'registration',
+  'tokens',
+  'connections',
+  'refresh',
+];
+
+/** The Lambda function of a broker function folder: its logical id and properties. */
+function lambdaOf(name: string) {
+  const fn = built.stateless.functions[name as FunctionName].function;
+  const id = built.stateless.getLogicalId(fn.node.defaultChild as CfnElement);
+  const resource = resourcesOf(stateless, 'AWS::Lambda::Function')[id];
+  if (!resource) throw new Error(`no function ${name}`);
+  return { id, properties: resource.Properties };
+}
+
+function policyStatementsOf(name: string): Statement[] {
+  const roleId = lambdaOf(name).properties.Role['Fn::GetAtt'][0];
+  const policy = Object.values(resourcesOf(stateless, 'AWS::IAM::Policy')).find((candidate) =>
+    JSON.stringify(candidate.Properties.Roles).includes(`"${roleId}"`),
+  );
+  if (!policy) throw new Error(`no policy for ${name}`);
+  return statements(policy.Properties.PolicyDocument as never);
+}
+
+describe('the stateful stack', () => {
+  it('has a customer-managed key with rotation, its alias, retained', () => {
+    stateful.hasResource('AWS::KMS::Key', {
+      Properties: { EnableKeyRotation: true },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+    stateful.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/wise-broker-test' });
+  });
+
+  it('encrypts the table with that key, with PITR, deletion protection, TTL and on-demand billing', () => {
+    const keyId = Object.keys(resourcesOf(stateful, 'AWS::KMS::Key'))[0];
+    stateful.hasResource('AWS::DynamoDB::GlobalTable', {
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
+        SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
+        TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+        Replicas: [
+          Match.objectLike({
+            Region: REGION,
+            DeletionProtectionEnabled: true,
+            PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+            SSESpecification: { KMSMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] } },
+          }),
+        ],
+      },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  it('declares the keys and indexes the token store uses, refresh-due keys-only', () => {
+    const table = only(resourcesOf(stateful, 'AWS::DynamoDB::GlobalTable')).Properties;
+    const store = brokerTableDefinition('broker');
+
+    expect(table.KeySchema).toEqual(store.KeySchema);
+    expect(new Set(table.AttributeDefinitions as unknown[])).toEqual(new Set(store.AttributeDefinitions));
+    expect(table.GlobalSecondaryIndexes).toEqual(store.GlobalSecondaryIndexes);
+    expect(table.GlobalSecondaryIndexes).toContainEqual({
+      IndexName: 'refresh-due',
+      KeySchema: [
+        { AttributeName: 'dueShard', KeyType: 'HASH' },
+        { AttributeName: 'dueAt', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'KEYS_ONLY' },
+    });
+  });
+
+  it('creates the Wise credentials secret with the key and empty placeholders only, retained', () => {
+    const keyId = Object.keys(resourcesOf(stateful, 'AWS::KMS::Key'))[0];
+    const secret = only(resourcesOf(stateful, 'AWS::SecretsManager::Secret'));
+
+    expect(secret.DeletionPolicy).toBe('Retain');
+    expect(secret.Properties.Name).toBe('wise-broker/test/wise-credentials');
+    expect(secret.Properties.KmsKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
+    expect(JSON.parse(secret.Properties.SecretString as string)).toEqual({ clientId: '', clientSecret: '' });
+    expect(secret.Properties).not.toHaveProperty('GenerateSecretString');
+    expect(secret.Properties.Description).toContain(
+      '"previousClientSecret"?,"mtls"?:{"certificate","privateKey","ca"?}',
+    );
+  });
+
+  it('outputs the table name and the secret ARN', () => {
+    stateful.hasOutput('TableName', {});
+    stateful.hasOutput('WiseCredentialsSecretArn', {});
+  });
+});
+
+describe('the broker functions', () => {
+  it.each(FUNCTION_NAMES)('%s runs Node.js 24 on arm64 with tracing and its own log group', (name) => {
+    const fn = lambdaOf(name).properties;
+
+    expect(fn.Runtime).toBe('nodejs24.x');
+    expect(fn.Architectures).toEqual(['arm64']);
+    expect(fn.TracingConfig).toEqual({ Mode: 'Active' });
+    expect(fn.Handler).toBe('index.handler');
+    expect(fn.LoggingConfig.LogGroup.Ref).toMatch(new RegExp(`^${name.replace('-', '')}Logs`));
+  });
+
+  it('keeps every function log for three months', () => {
+    const groups = Object.values(resourcesOf(stateless, 'AWS::Logs::LogGroup'));
+
+    expect(groups).toHaveLength(FUNCTION_NAMES.length + 1);
+    for (const group of groups) expect(group.Properties.RetentionInDays).toBe(90);
+  });
+
+  it.each(FUNCTION_NAMES)('%s receives the common environment', (name) => {
+    const variables = lambdaOf(name).properties.Environment.Variables;
+
+    expect(Object.keys(variables).sort()).toEqual(
+      [
+        'BROKER_CONFIG',
+        'DEPLOYMENT',
+        'EVENT_BUS_NAME',
+        'KMS_KEY_ID',
+        'NODE_OPTIONS',
+        'POWERTOOLS_METRICS_NAMESPACE',
+        'POWERTOOLS_SERVICE_NAME',
+        'REDIRECT_URI',
+        'TABLE_NAME',
+        'WISE_SECRET_ID',
+      ].sort(),
+    );
+    expect(variables.DEPLOYMENT).toBe('test');
+    expect(variables.POWERTOOLS_SERVICE_NAME).toBe('wise-broker-test');
+    expect(variables.POWERTOOLS_METRICS_NAMESPACE).toBe('WiseTokenBroker');
+    expect(variables.NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(label(variables.TABLE_NAME)).toBe('table name');
+    expect(label(variables.KMS_KEY_ID)).toBe('key');
+    expect(label(variables.WISE_SECRET_ID)).toBe('secret');
+    expect(label(variables.EVENT_BUS_NAME)).toBe('event bus name');
+    expect(label(variables.REDIRECT_URI)).toBe('api endpoint/oauth/callback');
+  });
+
+  it('passes the validated configuration without its local and env sections', () => {
+    const brokerConfig = JSON.parse(lambdaOf('tokens').properties.Environment.Variables.BROKER_CONFIG);
+
+    expect(brokerConfig).toEqual({
+      stage: 'test',
+      wise: {
+        environment: 'sandbox',
+        apiUrl: 'https://api.wise-sandbox.com',
+        authorizeUrl: 'https://wise-sandbox.com/oauth/authorize/',
+        versionPrefix: '',
+        mtls: false,
+      },
+      callers: TEST_CONTEXT.callers.map((caller) => ({
+        connections: [],
+        clientToken: false,
+        admin: false,
+        ...caller,
+      })),
+      returnUrls: [],
+      refresh: { fraction: 0.8, sweepSeconds: 60, shards: 4, concurrency: 8, leaseSeconds: 120 },
+      alarmEmail: 'ops@example.com',
+      removalPolicy: 'retain',
+    });
+  });
+
+  it('gives the API functions 28 seconds and the refresh sweep one period with reserved concurrency', () => {
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'refresh')) {
+      expect(lambdaOf(name).properties.Timeout).toBe(28);
+      expect(lambdaOf(name).properties).not.toHaveProperty('ReservedConcurrentExecutions');
+    }
+    expect(lambdaOf('refresh').properties.Timeout).toBe(60);
+    expect(lambdaOf('refresh').properties.ReservedConcurrentExecutions).toBe(2);
+  });
+
+  it('bundles every handler as an ES module with a source map that Node.js loads', () => {
+    const bundles = FUNCTION_NAMES.map((name) => {
+      const key = String(lambdaOf(name).properties.Code.S3Key).replace(/\.zip$/, '');
+      return join(outdir, `asset.${key}`, 'index.mjs');
+    });
+    for (const bundle of bundles) {
+      expect(existsSync(`${bundle}.map`)).toBe(true);
+      const code = readFileSync(bundle, 'utf8');
+      expect(code.startsWith("import{createRequire as __cr}from'node:module';")).toBe(true);
+      expect(code.trimEnd().endsWith('//# sourceMappingURL=index.mjs.map')).toBe(true);
+    }
+
+    const output = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        'for (const file of process.argv.slice(1)) { const m = await import(file); console.log(typeof m.handler); }',
+        ...bundles,
+      ],
+      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+    );
+
+    expect(output.trim().split('\n')).toEqual(FUNCTION_NAMES.map(() => 'function'));
+  });
+});
+
+describe('least privilege', () => {
+  const logs: Statement = {
+    actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    resources: ['log group'],
+  };
+  const xray: Statement = {
+    actions: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+    resources: ['*'],
+  };
+  const table = (...actions: string[]): Statement => ({ actions: actions.sort(), resources: ['table'] });
+  const tableKey: Statement = {
+    actions: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'],
+    resources: ['key'],
+    conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${REGION}.amazonaws.com` } },
+  };
+  const records = (...actions: string[]): Statement => ({
+    actions: actions.sort(),
+    resources: ['key'],
+    conditions: { StringEquals: { 'kms:EncryptionContext:deployment': 'test' } },
+  });
+  const wiseCredentials: Statement[] = [
+    { actions: ['secretsmanager:GetSecretValue'], resources: ['secret'] },
+    {
+      actions: ['kms:Decrypt'],
+      resources: ['key'],
+      conditions: {
+        StringEquals: {
+          'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com`,
+          'kms:EncryptionContext:SecretARN': 'secret',
+        },
+      },
+    },
+  ];
+  const putEvents: Statement = { actions: ['events:PutEvents'], resources: ['event bus'] };
+  const query = (index: string): Statement => ({
+    actions: ['dynamodb:Query'],
+    resources: [`table/index/${index}`],
+  });
+
+  // Registration, vend and the sweep all run the refresh of one record.
+  const refreshesTokens = [
+    logs,
+    xray,
+    table('dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'),
+    tableKey,
+    records('kms:Encrypt', 'kms:Decrypt'),
+    ...wiseCredentials,
+    putEvents,
+  ];
+  const expected: Record<string, Statement[]> = {
+    'connect-sessions': [logs, xray, table('dynamodb:PutItem'), tableKey, ...wiseCredentials],
+    'oauth-callback': [
+      logs,
+      xray,
+      table('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'),
+      tableKey,
+      records('kms:Encrypt'),
+      ...wiseCredentials,
+    ],
+    registration: refreshesTokens,
+    tokens: refreshesTokens,
+    connections: [
+      logs,
+      xray,
+      table('dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      query('connections-by-status'),
+      tableKey,
+    ],
+    refresh: [...refreshesTokens, query('refresh-due')],
+  };
+
+  it.each(FUNCTION_NAMES)('%s may do exactly what it uses', (name) => {
+    const actual = policyStatementsOf(name);
+
+    expect(actual).toHaveLength(expected[name]?.length ?? -1);
+    expect(actual).toEqual(expect.arrayContaining(expected[name] ?? []));
+  });
+
+  it('gives the functions no managed policies and no inline role policies', () => {
+    for (const role of Object.values(resourcesOf(stateless, 'AWS::IAM::Role'))) {
+      expect(role.Properties).not.toHaveProperty('ManagedPolicyArns');
+      expect(role.Properties).not.toHaveProperty('Policies');
+    }
+  });
+});
+
+describe('the HTTP API', () => {
+  it('requires IAM authorization on every route but the OAuth callback', () => {
+    const routes = Object.values(resourcesOf(stateless, 'AWS::ApiGatewayV2::Route')).map((route) => [
+      route.Properties.RouteKey,
+      route.Properties.AuthorizationType,
+    ]);
+
+    expect(new Map(routes as [string, string][])).toEqual(
+      new Map([
+        ['POST /connect-sessions', 'AWS_IAM'],
+        ['GET /oauth/callback', 'NONE'],
+        ['POST /connections/{id}/registration-code', 'AWS_IAM'],
+        ['POST /tokens', 'AWS_IAM'],
+        ['GET /connections', 'AWS_IAM'],
+        ['GET /connections/{id}', 'AWS_IAM'],
+        ['DELETE /connections/{id}', 'AWS_IAM'],
+      ]),
+    );
+  });
+
+  it('sends each route to its function', () => {
+    const integrations = resourcesOf(stateless, 'AWS::ApiGatewayV2::Integration');
+    const target = (routeKey: string) => {
+      const route = Object.values(resourcesOf(stateless, 'AWS::ApiGatewayV2::Route')).find(
+        (candidate) => candidate.Properties.RouteKey === routeKey,
+      );
+      const integrationId = route?.Properties.Target['Fn::Join'][1][1].Ref;
+      const uri = JSON.stringify(integrations[integrationId]?.Properties.IntegrationUri);
+      return FUNCTION_NAMES.find((name) => uri.includes(`"${lambdaOf(name).id}"`));
+    };
+
+    expect(target('POST /connect-sessions')).toBe('connect-sessions');
+    expect(target('GET /oauth/callback')).toBe('oauth-callback');
+    expect(target('POST /connections/{id}/registration-code')).toBe('registration');
+    expect(target('POST /tokens')).toBe('tokens');
+    expect(target('GET /connections')).toBe('connections');
+    expect(target('GET /connections/{id}')).toBe('connections');
+    expect(target('DELETE /connections/{id}')).toBe('connections');
+  });
+
+  it('logs every request and throttles the default stage', () => {
+    const stage = only(resourcesOf(stateless, 'AWS::ApiGatewayV2::Stage')).Properties as Record<
+      string,
+      TemplateValue
+    >;
+
+    expect(stage.StageName).toBe('$default');
+    expect(stage.AutoDeploy).toBe(true);
+    expect(stage.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 });
+    expect(JSON.stringify(stage.AccessLogSettings.DestinationArn)).toContain('ApiAccessLogs');
+    expect(JSON.parse(stage.AccessLogSettings.Format)).toMatchObject({
+      requestId: '$context.requestId',
+      caller: '$context.identity.userArn',
+      status: '$context.status',
+    });
+  });
+
+  it('outputs the API URL and the callback URL', () => {
+    const outputs = stateless.findOutputs('*');
+
+    expect(outputs.ApiUrl?.Value).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Api/), 'ApiEndpoint'] });
+    expect(label(outputs.CallbackUrl?.Value)).toBe('api endpoint/oauth/callback');
+  });
+});
+
+describe('calling services', () => {
+  function policyNamed(name: string) {
+    const policy = Object.values(resourcesOf(stateless, 'AWS::IAM::ManagedPolicy')).find(
+      (candidate) => candidate.Properties.ManagedPolicyName === name,
+    );
+    if (!policy) throw new Error(`no managed policy ${name}`);
+    return policy.Properties;
+  }
+
+  it.each([
+    ['wise-broker-test-vend', ['api/*/POST/tokens']],
+    [
+      'wise-broker-test-connect',
+      ['api/*/POST/connect-sessions', 'api/*/POST/connections/*/registration-code'],
+    ],
+    [
+      'wise-broker-test-admin',
+      ['api/*/GET/connections', 'api/*/GET/connections/*', 'api/*/DELETE/connections/*'],
+    ],
+  ])('%s may invoke exactly its routes', (name, routes) => {
+    expect(statements(policyNamed(name).PolicyDocument as never)).toEqual([
+      { actions: ['execute-api:Invoke'], resources: routes },
+    ]);
+  });
+
+  it('attaches the policies to the callers of this account by their rights', () => {
+    expect(policyNamed('wise-broker-test-vend').Roles).toEqual(['payments']);
+    expect(policyNamed('wise-broker-test-connect').Roles).toEqual(['payments']);
+    expect(policyNamed('wise-broker-test-admin')).not.toHaveProperty('Roles');
+    expect(policyNamed('wise-broker-test-admin').Users).toEqual(['ops']);
+    expect(policyNamed('wise-broker-test-vend')).not.toHaveProperty('Users');
+  });
+
+  it('warns that a caller from another account must assume a role here', () => {
+    const warnings = built.app
+      .synth()
+      .getStackArtifact(built.stateless.artifactId)
+      .messages.filter((message) => message.level === 'warning')
+      .map((message) => String(message.entry.data));
+
+    expect(warnings.some((warning) => warning.includes('arn:aws:iam::999999999999:role/partner'))).toBe(true);
+  });
+
+  it('outputs the ARN of each managed policy and the event bus', () => {
+    for (const output of ['vendpolicyarn', 'connectpolicyarn', 'adminpolicyarn', 'EventBusName']) {
+      expect(Object.keys(stateless.findOutputs('*')).some((key) => key.startsWith(output))).toBe(true);
+    }
+  });
+});
+
+describe('the refresh schedule', () => {
+  it('runs the refresh function every sweep period with retries and a dead-letter queue', () => {
+    const rule = only(resourcesOf(stateless, 'AWS::Events::Rule')).Properties as Record<
+      string,
+      TemplateValue
+    >;
+    const queueId = Object.keys(resourcesOf(stateless, 'AWS::SQS::Queue'))[0];
+
+    expect(rule.ScheduleExpression).toBe('rate(1 minute)');
+    expect(rule.State).toBe('ENABLED');
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0].Arn).toEqual({ 'Fn::GetAtt': [lambdaOf('refresh').id, 'Arn'] });
+    expect(rule.Targets[0].RetryPolicy).toEqual({ MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 60 });
+    expect(rule.Targets[0].DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } });
+  });
+
+  it('does not retry a failed sweep: the next one follows', () => {
+    stateless.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: lambdaOf('refresh').id },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
+  });
+
+  it('encrypts the dead-letter queue and refuses requests without TLS', () => {
+    const queueId = Object.keys(resourcesOf(stateless, 'AWS::SQS::Queue'))[0];
+    stateless.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+    stateless.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('has a custom event bus for re-authorization events', () => {
+    stateless.hasResourceProperties('AWS::Events::EventBus', { Name: 'wise-broker-test' });
+  });
+});
+
+describe('alarms', () => {
+  const alarms = () =>
+    Object.values(resourcesOf(stateless, 'AWS::CloudWatch::Alarm')).map((alarm) => alarm.Properties);
+
+  it.each(['RefreshFailed', 'ReauthorizationRequired', 'InvalidClient'])(
+    'alarms on the broker metric %s of this deployment',
+    (metricName) => {
+      const alarm = alarms().find((candidate) => candidate.MetricName === metricName);
+
+      expect(alarm).toMatchObject({
+        Namespace: 'WiseTokenBroker',
+        Dimensions: [{ Name: 'service', Value: 'wise-broker-test' }],
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+    },
+  );
+
+  it.each(FUNCTION_NAMES)('alarms on errors and throttles of %s', (name) => {
+    const watched = alarms()
+      .filter((alarm) => JSON.stringify(alarm.Dimensions).includes(`"${lambdaOf(name).id}"`))
+      .map((alarm) => alarm.MetricName);
+
+    expect(watched.sort()).toEqual(['Errors', 'Throttles']);
+  });
+
+  it('alarms on messages in the dead-letter queue', () => {
+    expect(alarms().some((alarm) => alarm.MetricName === 'ApproximateNumberOfMessagesVisible')).toBe(true);
+  });
+
+  it('sends every alarm to the encrypted topic that refuses requests without TLS', () => {
+    const topicId = Object.keys(resourcesOf(stateless, 'AWS::SNS::Topic'))[0];
+    const topic = only(resourcesOf(stateless, 'AWS::SNS::Topic')).Properties;
+
+    expect(alarms()).toHaveLength(3 + 2 * FUNCTION_NAMES.length + 1);
+    for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
+    expect(JSON.stringify(topic.KmsMasterKeyId)).toContain('TopicKey');
+    stateless.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    stateless.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+  });
+
+  it('lets CloudWatch use the topic key of this account only, and rotates it', () => {
+    stateless.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          {
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+            Resource: '*',
+            Condition: { StringEquals: { 'aws:SourceAccount': TEST_CONTEXT.env.account } },
+          },
+        ]),
+      },
+    });
+  });
+
+  it('has a dashboard', () => {
+    stateless.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'wise-broker-test' });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  /** Every acknowledgement in the app: the construct it sits on, the rule and the reason. */
+  function acknowledgements() {
+    return built.app.node.findAll().flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) =>
+          Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+            path: construct.node.path,
+            id: id.replace(/^annotation::/i, ''),
+            reason,
+          })),
+        ),
+    );
+  }
+
+  it('finds nothing unacknowledged in the app', () => {
+    const report = new AwsSolutionsChecks().validateScope(built.app);
+
+    expect(report.violations).toEqual([]);
+  });
+
+  it('has a reason for every acknowledgement', () => {
+    const acknowledged = acknowledgements();
+
+    expect(acknowledged.length).toBeGreaterThan(0);
+    for (const { reason } of acknowledged) expect(reason.length).toBeGreaterThan(40);
+  });
+
+  it('acknowledges only findings the rules really make', () => {
+    const checks = new AwsSolutionsChecks();
+    // Test-only: report every finding, acknowledged or not, to see that no acknowledgement is stale.
+    Object.defineProperty(checks, 'isAcknowledged', { value: () => false });
+    const findings = checks.validateScope(built.app).violations.flatMap((violation) =>
+      violation.violatingResources.map((resource) => ({
+        id: violation.ruleName,
+        path: resource.constructPath,
+      })),
+    );
+
+    for (const acknowledgement of acknowledgements()) {
+      expect(findings).toContainEqual({
+        id: acknowledgement.id,
+        path: expect.stringContaining(acknowledgement.path),
+      });
+    }
+  });
+});

@@ -1,0 +1,85 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AppProps } from 'aws-cdk-lib';
+import { expect } from 'vitest';
+import { createBrokerApp } from '../../infra/broker-app.ts';
+
+export const ACCOUNT = '123456789012';
+export const REGION = 'eu-west-1';
+
+/** A configuration with one caller of each kind, a user, and one caller from another account. */
+export const TEST_CONTEXT = {
+  stage: 'test',
+  env: { account: ACCOUNT, region: REGION },
+  callers: [
+    { principal: `arn:aws:iam::${ACCOUNT}:role/teams/payments`, connections: ['acme-*'], clientToken: true },
+    { principal: `arn:aws:iam::${ACCOUNT}:user/ops`, admin: true },
+    { principal: 'arn:aws:iam::999999999999:role/partner', clientToken: true },
+  ],
+  alarmEmail: 'ops@example.com',
+};
+
+/** Context that makes the CDK skip asset bundling, for tests about configuration rather than code. */
+export const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+
+const outdirs: string[] = [];
+
+/** Builds the broker app into a temporary folder; {@link removeOutdirs} deletes them all. */
+export function buildApp(context: Record<string, unknown>, props: AppProps = {}) {
+  const outdir = mkdtempSync(join(tmpdir(), 'broker-cdk-'));
+  outdirs.push(outdir);
+  return createBrokerApp({ ...props, outdir, context });
+}
+
+export function removeOutdirs(): void {
+  for (const outdir of outdirs.splice(0)) rmSync(outdir, { recursive: true, force: true });
+}
+
+/**
+ * Turns a CloudFormation value into a short readable label, so a test can say "the table" instead of the
+ * exact shape of a cross-stack import.
+ */
+export function label(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const text = JSON.stringify(value);
+  const index = /\/index\/([\w-]+)/.exec(text);
+  if (text.includes('Table') && index) return `table/index/${index[1]}`;
+  if (text.includes('ImportValue') && text.includes('Table') && text.includes('Arn')) return 'table';
+  if (text.includes('ImportValue') && text.includes('Table')) return 'table name';
+  if (text.includes('ImportValue') && text.includes('WiseCredentials')) return 'secret';
+  if (text.includes('ImportValue') && text.includes('Key')) return 'key';
+  if (text.includes('EventBus') && text.includes('Arn')) return 'event bus';
+  if (text.includes('EventBus')) return 'event bus name';
+  if (text.includes('Logs') && text.includes('Arn')) return 'log group';
+  if (text.includes('ApiEndpoint')) return text.replace(/.*ApiEndpoint"\]\},"([^"]*)".*/, 'api endpoint$1');
+  const route = /"([^"]*)"\]\]\}$/.exec(text);
+  if (text.includes('execute-api') && route) return `api${route[1]}`;
+  return text;
+}
+
+export interface Statement {
+  actions: string[];
+  resources: string[];
+  conditions?: Record<string, Record<string, string>>;
+}
+
+/** A policy document's statements with labelled resources and condition values, actions sorted. */
+export function statements(document: { Statement: Record<string, unknown>[] }): Statement[] {
+  return document.Statement.map((statement) => {
+    expect(statement.Effect).toBe('Allow');
+    const actions = [statement.Action].flat() as string[];
+    const resources = [statement.Resource].flat().map(label);
+    const result: Statement = { actions: [...actions].sort(), resources };
+    if (statement.Condition) {
+      const conditions = statement.Condition as Record<string, Record<string, unknown>>;
+      result.conditions = Object.fromEntries(
+        Object.entries(conditions).map(([operator, values]) => [
+          operator,
+          Object.fromEntries(Object.entries(values).map(([key, value]) => [key, label(value)])),
+        ]),
+      );
+    }
+    return result;
+  });
+}
