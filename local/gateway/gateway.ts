@@ -74,38 +74,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       }
       routeKey = found.routeKey;
       const body = await readBody(req, maxBodyBytes);
-      const headers = combineHeaders(req.rawHeaders);
-      const { cookie, ...eventHeaders } = headers;
-      const query = parseQuery(rawQuery);
-      const incoming: IncomingRequest = {
-        method,
-        rawPath,
-        rawQuery,
-        headers: eventHeaders,
-        cookies: (cookie ?? '')
-          .split(/[;,]/)
-          .map((item) => item.trim())
-          .filter(Boolean),
-        queryStringParameters: Object.fromEntries(
-          Object.entries(query).map(([name, value]) => [
-            name,
-            Array.isArray(value) ? value.join(',') : value,
-          ]),
-        ),
-        body,
-        sourceIp: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
-        localPort: req.socket.localPort ?? 0,
-        protocol: `HTTP/${req.httpVersion}`,
-      };
+      const { incoming, headers, query } = receivedRequest(req, rawPath, rawQuery, body);
       const settings = { routeKey, pathParameters: found.pathParameters, requestId, accountId, timeEpoch };
+      const route = found.route;
       const context = buildContext({
-        functionName: found.route.functionName ?? functionNameOf(found.route),
+        functionName: route.functionName ?? functionNameOf(route),
         region: options.region,
         accountId,
-        timeoutMs: (found.route.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+        timeoutMs: (route.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
         now,
       });
-      const route = found.route;
       let result: unknown;
       if (route.auth === 'iam') {
         const verification = await verifier.verify({ method, rawPath, rawQuery, query, headers, body });
@@ -167,6 +145,31 @@ function errorDetails(error: unknown): Record<string, unknown> {
   if (inner instanceof MalformedResultError) return { name: 'MalformedResultError', message: inner.message };
   if (inner instanceof Error) return { name: inner.name, message: inner.message, stack: inner.stack };
   return { value: String(inner) };
+}
+
+/** The request as the event and the signature check see it. */
+function receivedRequest(req: IncomingMessage, rawPath: string, rawQuery: string, body: Buffer) {
+  const headers = combineHeaders(req.rawHeaders);
+  const { cookie, ...eventHeaders } = headers;
+  const query = parseQuery(rawQuery);
+  const incoming: IncomingRequest = {
+    method: req.method ?? 'GET',
+    rawPath,
+    rawQuery,
+    headers: eventHeaders,
+    cookies: (cookie ?? '')
+      .split(/[;,]/)
+      .map((item) => item.trim())
+      .filter(Boolean),
+    queryStringParameters: Object.fromEntries(
+      Object.entries(query).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : value]),
+    ),
+    body,
+    sourceIp: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+    localPort: req.socket.localPort ?? 0,
+    protocol: `HTTP/${req.httpVersion}`,
+  };
+  return { incoming, headers, query };
 }
 
 function functionNameOf(route: GatewayRoute): string {

@@ -54,11 +54,14 @@ export interface LocalCredential {
   sessionName?: string;
 }
 
-/** Where the gateway writes one line per request and each refusal; never a secret. */
+/**
+ * Where the gateway writes one line per request and each refusal, never a secret nor a query string.
+ * A Powertools `Logger` fits.
+ */
 export interface GatewayLogger {
-  info(message: string, attributes?: Record<string, unknown>): void;
-  warn(message: string, attributes?: Record<string, unknown>): void;
-  error(message: string, attributes?: Record<string, unknown>): void;
+  info(message: string, attributes: Record<string, unknown>): void;
+  warn(message: string, attributes: Record<string, unknown>): void;
+  error(message: string, attributes: Record<string, unknown>): void;
 }
 
 /** How to start the local gateway. */

@@ -11,14 +11,11 @@ describe('local gateway responses', () => {
   let gateway: RunningGateway;
   let nextResult: () => Promise<GatewayResult>;
   const handled: APIGatewayProxyEventV2[] = [];
-  const logged: { level: string; message: string; attributes?: Record<string, unknown> }[] = [];
+  const logged: { level: string; message: string; attributes: Record<string, unknown> }[] = [];
   const logger: GatewayLogger = {
-    info: (message, attributes) =>
-      logged.push({ level: 'info', message, ...(attributes ? { attributes } : {}) }),
-    warn: (message, attributes) =>
-      logged.push({ level: 'warn', message, ...(attributes ? { attributes } : {}) }),
-    error: (message, attributes) =>
-      logged.push({ level: 'error', message, ...(attributes ? { attributes } : {}) }),
+    info: (message, attributes) => logged.push({ level: 'info', message, attributes }),
+    warn: (message, attributes) => logged.push({ level: 'warn', message, attributes }),
+    error: (message, attributes) => logged.push({ level: 'error', message, attributes }),
   };
   const handler = async (event: APIGatewayProxyEventV2) => {
     handled.push(event);
