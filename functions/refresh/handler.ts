@@ -1,8 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { logger, metrics } from '#shared/observability.ts';
+import { flushMetrics, logger } from '#shared/observability.ts';
 import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
 import { refreshDue, type SweepSummary } from '#shared/use-cases/refresh-due.ts';
 
@@ -19,7 +18,7 @@ export interface ScheduledTick {
 export function createRefreshHandler(runtime: RuntimeSource) {
   return middy<ScheduledTick, SweepSummary, Error, Context>()
     .use(injectLambdaContext(logger, { clearState: true }))
-    .use(logMetrics(metrics))
+    .use(flushMetrics())
     .handler(async (event, context) => {
       logger.info('Refresh sweep started', {
         scheduledAt: typeof event?.time === 'string' ? event.time : undefined,
