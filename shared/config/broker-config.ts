@@ -219,7 +219,7 @@ export class ConfigurationError extends BrokerError {
       (problem) => `  - ${problem.path || '(the configuration)'}: ${problem.message}`,
     );
     super(
-      `The broker configuration from ${source} is not valid; fix ${problems.length === 1 ? 'this field' : 'these fields'} (broker.example.json shows every field):\n${lines.join('\n')}`,
+      `The broker configuration from ${source} is not valid; fix ${problems.length === 1 ? 'this field' : 'these fields'} (broker.example.json and the README's "Deploy to AWS" show every field):\n${lines.join('\n')}`,
       options,
     );
     this.source = source;

@@ -48,6 +48,17 @@ describe('the CDK app configuration', () => {
     expect(stateless.region).toBe(context.env.region);
   });
 
+  it('synthesizes the documented example, broker.example.json', () => {
+    const { config, stateless } = buildApp({
+      configFile: join(PROJECT_ROOT, 'broker.example.json'),
+      ...NO_BUNDLING,
+    });
+
+    expect(config.stage).toBe('prod');
+    expect(config.wise.apiUrl).toBe('https://api.wise.com');
+    expect(Template.fromStack(stateless).findResources('AWS::IAM::ManagedPolicy')).not.toEqual({});
+  });
+
   it('reads a configuration file named by configFile instead of the top-level context', () => {
     const file = join(folder, 'prod.json');
     writeFileSync(file, JSON.stringify({ stage: 'prod', env, wise: { environment: 'production' } }));
