@@ -128,6 +128,7 @@ const refreshSchema = z
       .int({ error: 'must be a whole number of seconds' })
       .min(60, { error: 'must be at least 60: EventBridge schedules run at most once a minute' })
       .multipleOf(60, { error: 'must be a multiple of 60 (EventBridge schedules have minute granularity)' })
+      .max(3600, { error: 'must be at most 3600: a sweep an hour is already coarse for 12-hour tokens' })
       .default(60),
     shards: wholeNumber(1, 16, '').default(4),
     concurrency: wholeNumber(1, 50, '', { max: "to stay under Wise's token rate limit" }).default(8),
