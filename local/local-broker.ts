@@ -1,0 +1,240 @@
+import { join, resolve } from 'node:path';
+import { DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Context, ScheduledEvent } from 'aws-lambda';
+import { createConnectSessionsHandler } from '#functions/connect-sessions/handler.ts';
+import { createConnectionsHandler } from '#functions/connections/handler.ts';
+import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
+import { createRefreshHandler } from '#functions/refresh/handler.ts';
+import { createRegistrationHandler } from '#functions/registration/handler.ts';
+import { createTokensHandler } from '#functions/tokens/handler.ts';
+import { startEmbeddedDynamoDb } from '#local/aws/dynamodb.ts';
+import { startLocalAws } from '#local/aws/local-aws.ts';
+import { type GatewayRoute, startGateway } from '#local/gateway/index.ts';
+import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
+import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
+import type { Clock } from '#shared/ports/clock.ts';
+import { createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
+import type { LocalConfig } from './local-config.ts';
+
+const TABLE_NAME = 'wise-broker-local';
+const KEY_ALIAS = 'alias/wise-broker-local';
+const EVENT_BUS_NAME = 'wise-broker-local';
+
+/** The local broker, up and serving. */
+export interface LocalBroker {
+  /** The gateway's base URL: every route of the HTTP contract, plus `GET /health`. */
+  url: string;
+  redirectUri: string;
+  /** The simulator, unless a real Wise sandbox is configured. */
+  simulator?: RunningSimulator;
+  /** Where Wise's authorization page is. */
+  authorizeUrl: string;
+  runtime: Runtime;
+  /** Runs one refresh sweep now, as the schedule does. */
+  sweep(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface LocalBrokerOptions {
+  /** A clock shared by the broker and the simulator (tests move it); the system clock by default. */
+  clock?: Clock;
+  /** Whether the refresh schedule ticks on its own; true by default. Tests call `sweep()` instead. */
+  schedule?: boolean;
+}
+
+function lambdaContext(functionName: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
+    memoryLimitInMB: '512',
+    awsRequestId: crypto.randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/**
+ * Starts the whole broker in this process: the Wise simulator (or a real Wise sandbox), the embedded
+ * DynamoDB, the local KMS / Secrets Manager / EventBridge endpoint, the same Lambda handlers behind a
+ * SigV4-checking gateway, and the refresh schedule.
+ */
+export async function startLocalBroker(
+  config: LocalConfig,
+  options: LocalBrokerOptions = {},
+): Promise<LocalBroker> {
+  const { broker, local } = config;
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  };
+  try {
+    const dataDir = local.dataDir === null ? null : resolve(local.dataDir);
+    let runtime: Runtime | undefined;
+    const runtimeSource = () => {
+      if (!runtime) throw new Error('The local broker is still starting.');
+      return runtime;
+    };
+    const routes: GatewayRoute[] = [
+      { method: 'GET', path: '/health', auth: 'none', handler: async () => health() },
+      {
+        method: 'POST',
+        path: '/connect-sessions',
+        auth: 'iam',
+        handler: createConnectSessionsHandler(runtimeSource),
+      },
+      {
+        method: 'GET',
+        path: '/oauth/callback',
+        auth: 'none',
+        handler: createOauthCallbackHandler(runtimeSource),
+      },
+      {
+        method: 'POST',
+        path: '/connections/{id}/registration-code',
+        auth: 'iam',
+        handler: createRegistrationHandler(runtimeSource),
+      },
+      { method: 'POST', path: '/tokens', auth: 'iam', handler: createTokensHandler(runtimeSource) },
+      ...(['GET /connections', 'GET /connections/{id}', 'DELETE /connections/{id}'] as const).map((route) => {
+        const [method, path] = route.split(' ') as ['GET' | 'DELETE', string];
+        return { method, path, auth: 'iam', handler: createConnectionsHandler(runtimeSource) } as const;
+      }),
+    ];
+    const health = () => ({
+      statusCode: runtime ? 200 : 503,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ status: runtime ? 'ok' : 'starting' }),
+    });
+
+    const gateway = await startGateway({
+      host: local.host,
+      port: local.port,
+      region: local.region,
+      credentials: local.credentials,
+      routes,
+    });
+    closers.push(() => gateway.close());
+    const redirectUri = broker.redirectUri ?? `${gateway.url}/oauth/callback`;
+
+    let simulator: RunningSimulator | undefined;
+    let wise = broker.wise;
+    let wiseCredentials = local.wiseCredentials;
+    if (!wiseCredentials) {
+      simulator = await startSimulator({
+        host: local.host,
+        port: local.simulator.port,
+        clientId: local.simulator.clientId,
+        clientSecret: local.simulator.clientSecret,
+        redirectUri,
+        accessTokenSeconds: local.simulator.accessTokenSeconds,
+        invalidGrantStatus: local.simulator.invalidGrantStatus,
+        rotateRefreshTokens: local.simulator.rotateRefreshTokens,
+        ...(options.clock ? { now: () => options.clock?.now() ?? Date.now() } : {}),
+      });
+      closers.push(() => simulator?.close() ?? Promise.resolve());
+      wise = { ...broker.wise, apiUrl: simulator.url, authorizeUrl: simulator.authorizeUrl };
+      wiseCredentials = { clientId: local.simulator.clientId, clientSecret: local.simulator.clientSecret };
+    }
+
+    const dynamo = await startEmbeddedDynamoDb({
+      host: local.host,
+      dataDir: dataDir === null ? null : join(dataDir, 'dynamodb'),
+    });
+    closers.push(() => dynamo.close());
+    const secretId = `wise-broker/${broker.stage}/wise-credentials`;
+    const aws = await startLocalAws({
+      host: local.host,
+      port: local.awsPort,
+      region: local.region,
+      dataDir: dataDir === null ? null : join(dataDir, 'aws'),
+      keys: [KEY_ALIAS],
+      secrets: { [secretId]: JSON.stringify(wiseCredentials) },
+    });
+    closers.push(() => aws.close());
+
+    const clientSettings = {
+      region: local.region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    };
+    const clients = {
+      dynamodb: new DynamoDBClient({ ...clientSettings, endpoint: dynamo.endpoint }),
+      kms: new KMSClient({ ...clientSettings, endpoint: aws.endpoint }),
+      secrets: new SecretsManagerClient({ ...clientSettings, endpoint: aws.endpoint }),
+      eventBridge: new EventBridgeClient({ ...clientSettings, endpoint: aws.endpoint }),
+    };
+    try {
+      await createBrokerTable(clients.dynamodb, TABLE_NAME);
+    } catch (error) {
+      // A data folder from an earlier run already holds the table.
+      if (!(error instanceof ResourceInUseException)) throw error;
+    }
+    runtime = createRuntime({
+      config: { ...broker, wise },
+      redirectUri,
+      tableName: TABLE_NAME,
+      keyId: KEY_ALIAS,
+      secretId,
+      eventBusName: EVENT_BUS_NAME,
+      clients,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
+
+    const refresh = createRefreshHandler(runtimeSource);
+    const sweepTimeoutMs = 60_000;
+    let running: Promise<unknown> | undefined;
+    const sweep = async () => {
+      running ??= refresh(scheduledEvent(local.region), lambdaContext('refresh', sweepTimeoutMs)).finally(
+        () => {
+          running = undefined;
+        },
+      );
+      return running;
+    };
+    if (options.schedule !== false) {
+      const timer = setInterval(() => {
+        sweep().catch(() => undefined);
+      }, broker.refresh.sweepSeconds * 1000);
+      closers.push(async () => {
+        clearInterval(timer);
+        await running?.catch(() => undefined);
+      });
+    }
+
+    return {
+      url: gateway.url,
+      redirectUri,
+      ...(simulator ? { simulator } : {}),
+      authorizeUrl: wise.authorizeUrl,
+      runtime,
+      sweep,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+function scheduledEvent(region: string): ScheduledEvent {
+  return {
+    version: '0',
+    id: crypto.randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '000000000000',
+    time: new Date().toISOString(),
+    region,
+    resources: ['arn:aws:events:us-east-1:000000000000:rule/wise-broker-local-refresh'],
+    detail: {},
+  };
+}
