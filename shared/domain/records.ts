@@ -3,8 +3,11 @@
  * this file is ever plaintext token material.
  */
 
-/** Connection ids are chosen by the partner: 1 to 128 of letters, digits, `.`, `_`, `:` and `-`. */
-export const CONNECTION_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * Connection ids are chosen by the partner: 1 to 128 of letters, digits, `.`, `_`, `:` and `-`. The ids
+ * `.` and `..` are refused: as a path segment (`/connections/{id}`) URLs and SigV4 collapse them.
+ */
+export const CONNECTION_ID_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$/;
 
 export type ConnectionStatus = 'active' | 'needs_reauth' | 'disconnected';
 

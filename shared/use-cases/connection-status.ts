@@ -48,7 +48,7 @@ function isoOrNull(epochMs: number | undefined): string | null {
 
 /** What a connection id must look like, said so a person can fix it. */
 export const CONNECTION_ID_RULE =
-  'must be 1 to 128 characters of letters, digits, ".", "_", ":" and "-" (for example "acme:user-42")';
+  'must be 1 to 128 characters of letters, digits, ".", "_", ":" and "-", other than "." and ".." (for example "acme:user-42")';
 
 /** A connection id in a JSON body: a 400 naming the field and the alphabet when it does not fit. */
 export const ConnectionIdSchema = z

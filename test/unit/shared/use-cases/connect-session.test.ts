@@ -93,6 +93,7 @@ describe('ConnectSessionRequest', () => {
       /Field "connectionId": must be 1 to 128 characters of letters, digits/,
     ],
     [{ connectionId: 'acme/1' }, /Field "connectionId": must be 1 to 128/],
+    [{ connectionId: '..' }, /Field "connectionId": must be .* other than "\." and "\.\."/],
     [{ connectionId: 42 }, /Field "connectionId": must be 1 to 128/],
     [{ connectionId: 'acme-1', returnUrl: 7 }, /Field "returnUrl": must be a URL string/],
     [{ connectionId: 'acme-1', returnUrl: 'x'.repeat(2049) }, /Field "returnUrl": must be at most 2048/],
