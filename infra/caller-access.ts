@@ -3,7 +3,7 @@ import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
 import { ManagedPolicy, PolicyStatement, Role, User } from 'aws-cdk-lib/aws-iam';
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import { Construct } from 'constructs';
-import type { CallerPolicy } from '#shared/config/broker-config.ts';
+import type { CallerConfig } from '#shared/config/broker-config.ts';
 import { BROKER_ROUTES, invokePath, type RouteAccess } from './routes.ts';
 
 /** The kinds of calling service, each with a managed policy for its routes. */
@@ -18,7 +18,7 @@ const PURPOSE: Record<CallerKind, string> = {
 };
 
 /** The kinds of access a caller's entry in the configuration needs. */
-export function callerKinds(caller: CallerPolicy): CallerKind[] {
+export function callerKinds(caller: CallerConfig): CallerKind[] {
   const kinds: CallerKind[] = [];
   if (caller.connections.length > 0 || caller.clientToken) kinds.push('vend');
   if (caller.connections.length > 0) kinds.push('connect');
@@ -29,7 +29,7 @@ export function callerKinds(caller: CallerPolicy): CallerKind[] {
 export interface CallerAccessProps {
   readonly api: HttpApi;
   readonly stage: string;
-  readonly callers: readonly CallerPolicy[];
+  readonly callers: readonly CallerConfig[];
 }
 
 /**

@@ -43,7 +43,7 @@ interface FunctionSpec {
  * credentials, both KMS directions, and the "re-authorization required" event.
  */
 const REFRESHES_TOKENS: FunctionAccess = {
-  table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   queryIndexes: [],
   records: ['kms:Encrypt', 'kms:Decrypt'],
   wiseCredentials: true,
@@ -66,7 +66,7 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     description:
       "Completes a Wise authorization: consumes the state, exchanges the code, stores the user's tokens",
     access: {
-      table: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      table: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
       queryIndexes: [],
       records: ['kms:Encrypt'],
       wiseCredentials: true,

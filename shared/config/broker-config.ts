@@ -24,9 +24,6 @@ export const WISE_HOSTS = {
   },
 } as const;
 
-/** A connection id: 1 to 128 letters, digits, `.`, `_`, `:` or `-` (DESIGN.md, HTTP contract). */
-export const CONNECTION_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-
 const CONNECTION_PATTERN = /^[A-Za-z0-9._:*-]{1,128}$/;
 const PRINCIPAL_ARN = /^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
 const STAGE = /^[a-z0-9-]{1,20}$/;
@@ -197,7 +194,7 @@ export type BrokerConfig = z.output<typeof brokerConfigSchema>;
 export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
 
 /** One entry of {@link BrokerConfig.callers}. */
-export type CallerPolicy = BrokerConfig['callers'][number];
+export type CallerConfig = BrokerConfig['callers'][number];
 
 /** One field of a configuration that failed validation. */
 export interface ConfigurationProblem {

@@ -169,7 +169,6 @@ describe('the broker functions', () => {
     expect(Object.keys(variables).sort()).toEqual(
       [
         'BROKER_CONFIG',
-        'DEPLOYMENT',
         'EVENT_BUS_NAME',
         'KMS_KEY_ID',
         'NODE_OPTIONS',
@@ -180,7 +179,6 @@ describe('the broker functions', () => {
         'WISE_SECRET_ID',
       ].sort(),
     );
-    expect(variables.DEPLOYMENT).toBe('test');
     expect(variables.POWERTOOLS_SERVICE_NAME).toBe('wise-broker-test');
     expect(variables.POWERTOOLS_METRICS_NAMESPACE).toBe('WiseTokenBroker');
     expect(variables.NODE_OPTIONS).toBe('--enable-source-maps');
@@ -295,7 +293,7 @@ describe('least privilege', () => {
   const refreshesTokens = [
     logs,
     xray,
-    table('dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'),
+    table('dynamodb:GetItem', 'dynamodb:UpdateItem'),
     tableKey,
     records('kms:Encrypt', 'kms:Decrypt'),
     ...wiseCredentials,
@@ -306,7 +304,7 @@ describe('least privilege', () => {
     'oauth-callback': [
       logs,
       xray,
-      table('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'),
+      table('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
       tableKey,
       records('kms:Encrypt'),
       ...wiseCredentials,

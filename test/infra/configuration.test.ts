@@ -220,7 +220,6 @@ describe('BrokerFunction', () => {
     expect(properties.Environment.Variables).toMatchObject({
       EXTRA: 'yes',
       TABLE_NAME: 'table',
-      DEPLOYMENT: 'unit',
     });
     expect(properties.Timeout).toBe(10);
   });
