@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
+    // The broker logs every request; the suite keeps warnings and errors only.
+    env: { POWERTOOLS_LOG_LEVEL: 'WARN' },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // The JSON report is what `.ci/run` reads to print its summary line.

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { logger } from '#shared/observability.ts';
 import { type BrokerHarness, invoke, PARTNER_SESSION_ARN, startBroker } from '../../support/broker.ts';
 import { connectRoutes, itemText } from './connect-support.ts';
 
@@ -36,10 +37,14 @@ async function captureOutput<T>(run: () => Promise<T>): Promise<{ result: T; out
   };
   const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
   const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  // The suite runs with warnings only; this check needs every log line there is.
+  const level = logger.getLevelName();
+  logger.setLogLevel('DEBUG');
   try {
     const result = await run();
     return { result, output: chunks.join('') };
   } finally {
+    logger.setLogLevel(level);
     out.mockRestore();
     err.mockRestore();
   }
