@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { startSimulator } from './index.ts';
-import type { SimulatorOptions } from './options.ts';
+import { SimulatorStateFileError, startSimulator } from './index.ts';
+import type { RunningSimulator, SimulatorOptions } from './options.ts';
 
 const USAGE = `Usage: npm run simulator -- [options]
 
@@ -15,6 +15,7 @@ const USAGE = `Usage: npm run simulator -- [options]
   --invalid-grant-status 400|401 status of invalid_grant answers (default 400)
   --rotate-refresh-tokens        a refresh returns a new refresh token and the old one dies
   --omit-expires-at              leave out expires_at and refresh_token_expires_* (pre-2025 answers)
+  --state-file FILE              keep users, tokens, the client secret and the clock in FILE across restarts
   --help                         show this text`;
 
 /** The simulator's options from command-line arguments; throws a sentence a person can act on. */
@@ -34,6 +35,7 @@ export function optionsFromArgs(args: string[]): SimulatorOptions | 'help' {
       'invalid-grant-status': { type: 'string' },
       'rotate-refresh-tokens': { type: 'boolean', default: false },
       'omit-expires-at': { type: 'boolean', default: false },
+      'state-file': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -47,6 +49,10 @@ export function optionsFromArgs(args: string[]): SimulatorOptions | 'help' {
   if (values['client-id'] !== undefined) options.clientId = values['client-id'];
   if (values['client-secret'] !== undefined) options.clientSecret = values['client-secret'];
   if (values['redirect-uri'] !== undefined) options.redirectUri = values['redirect-uri'];
+  if (values['state-file'] !== undefined) {
+    if (values['state-file'] === '') throw new Error('--state-file must name a file.');
+    options.stateFile = values['state-file'];
+  }
   const seconds = {
     accessTokenSeconds: values['access-token-seconds'],
     refreshTokenSeconds: values['refresh-token-seconds'],
@@ -85,7 +91,16 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const simulator = await startSimulator(options);
+  let simulator: RunningSimulator;
+  try {
+    simulator = await startSimulator(options);
+  } catch (error) {
+    // The sentence names the file and what to do; the stack would only bury it.
+    if (!(error instanceof SimulatorStateFileError)) throw error;
+    console.error(error.message);
+    process.exitCode = 1;
+    return;
+  }
   const stop = () => {
     simulator.close().then(
       () => console.log('Wise simulator stopped.'),

@@ -4,15 +4,22 @@
  */
 export class SimulatorClock {
   readonly #base: () => number;
-  #offsetMs = 0;
+  #offsetMs: number;
 
-  constructor(base: () => number) {
+  /** `offsetMs` carries a moved clock over a restart. */
+  constructor(base: () => number, offsetMs = 0) {
     this.#base = base;
+    this.#offsetMs = offsetMs;
   }
 
   /** Epoch milliseconds. */
   now(): number {
     return this.#base() + this.#offsetMs;
+  }
+
+  /** How far the clock has been moved from the configured one, in milliseconds. */
+  get offsetMs(): number {
+    return this.#offsetMs;
   }
 
   /** Moves the clock forward (or back, with a negative number). */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { decideAuthorization } from './authorization.ts';
 import { parseJson, readBody, sendJson, sendNoContent } from './http.ts';
 import type { SimulatorState } from './state.ts';
-import type { SimulatedUser } from './users.ts';
+import { ProfileType, type SimulatedUser } from './users.ts';
 
 const Id = z.union([z.number().int().positive(), z.string().regex(/^\d+$/).transform(Number)]);
 const Email = z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be an email address');
@@ -12,7 +12,7 @@ const NewUserBody = z.object({
   email: Email,
   fullName: z.string().min(1).optional(),
   profiles: z
-    .array(z.object({ type: z.enum(['PERSONAL', 'BUSINESS']), fullName: z.string().min(1).optional() }))
+    .array(z.object({ type: ProfileType, fullName: z.string().min(1).optional() }))
     .min(1)
     .optional(),
 });

@@ -7,10 +7,12 @@ import { createRequestListener } from './server.ts';
 import { createSimulatorState } from './state.ts';
 
 export type { GrantType, RunningSimulator, SimulatorOptions, SimulatorStats } from './options.ts';
+export { SimulatorStateFileError } from './state-file.ts';
 
 /**
  * Starts an in-process stand-in for Wise's OAuth surface (token endpoint, authorization page, `/v1/me`,
  * `/v2/profiles`, registration sign-up) with a control interface under `/__control/`. See README.md.
+ * Rejects with `SimulatorStateFileError` when `stateFile` names a file it cannot use.
  */
 export async function startSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
   const config = resolveOptions(options);
@@ -21,6 +23,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     for (const timer of state.timers) clearTimeout(timer);
     state.timers.clear();
     await Promise.all(servers.map((server) => closeServer(server)));
+    state.stateFile?.close();
   };
   try {
     const plain = createServer(listener);

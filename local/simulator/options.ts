@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+
 /** How to start a Wise simulator; every field has a default that matches Wise. */
 export interface SimulatorOptions {
   /** Interface to bind; default `127.0.0.1`. */
@@ -28,6 +30,12 @@ export interface SimulatorOptions {
   mtls?: { port?: number; ca: string; cert: string; key: string };
   /** Clock in epoch milliseconds; default `Date.now`. `POST /__control/clock` adds an offset to it. */
   now?: () => number;
+  /**
+   * A JSON file that keeps users, registrations, live access and refresh tokens, the client secret and
+   * the clock offset across restarts: read at start when it exists, saved soon after every change and on
+   * `close()`. Default: none, everything lives in memory.
+   */
+  stateFile?: string;
 }
 
 /** The four grants Wise's token endpoint serves. */
@@ -59,7 +67,7 @@ export interface RunningSimulator {
   authorizeUrl: string;
   /** The same JSON as `GET /__control/stats`. */
   stats(): SimulatorStats;
-  /** Stops every listener and drops open connections. */
+  /** Stops every listener and drops open connections, then saves the state file if there is one. */
   close(): Promise<void>;
 }
 
@@ -79,6 +87,8 @@ export interface SimulatorConfig {
   rateLimit: { perSecond: number; perMinute: number };
   mtls: { port: number; ca: string; cert: string; key: string } | undefined;
   now: () => number;
+  /** An absolute path. */
+  stateFile: string | undefined;
 }
 
 /** Fills in the defaults and rejects values no Wise could have. */
@@ -101,6 +111,7 @@ export function resolveOptions(options: SimulatorOptions = {}): SimulatorConfig 
     },
     mtls: options.mtls && { ...options.mtls, port: options.mtls.port ?? 0 },
     now: options.now ?? Date.now,
+    stateFile: options.stateFile === undefined ? undefined : resolve(options.stateFile),
   };
   for (const key of [
     'accessTokenSeconds',
@@ -118,6 +129,7 @@ export function resolveOptions(options: SimulatorOptions = {}): SimulatorConfig 
   if (config.invalidGrantStatus !== 400 && config.invalidGrantStatus !== 401) {
     throw new RangeError('Simulator option invalidGrantStatus must be 400 or 401.');
   }
+  if (options.stateFile === '') throw new RangeError('Simulator option stateFile must not be empty.');
   if (config.clientId === '' || config.clientSecret === '' || config.redirectUri === '') {
     throw new RangeError('Simulator options clientId, clientSecret and redirectUri must not be empty.');
   }

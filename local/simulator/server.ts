@@ -19,11 +19,16 @@ export function createRequestListener(state: SimulatorState): RequestListener {
     res.setHeader('x-trace-id', randomBytes(8).toString('hex'));
     const correlationId = req.headers['x-external-correlation-id'];
     if (typeof correlationId === 'string') res.setHeader('x-external-correlation-id', correlationId);
-    route(state, req, res).catch(() => {
-      if (!res.headersSent)
-        sendJson(res, 500, { error: 'server_error', error_description: 'Internal error.' });
-      else res.destroy();
-    });
+    route(state, req, res)
+      .catch(() => {
+        if (!res.headersSent)
+          sendJson(res, 500, { error: 'server_error', error_description: 'Internal error.' });
+        else res.destroy();
+      })
+      .finally(() => {
+        // Only POST routes change what a state file keeps; the file is rewritten only when it differs.
+        if (req.method !== 'GET' && req.method !== 'HEAD') state.stateFile?.changed();
+      });
   };
 }
 

@@ -2,6 +2,7 @@ import { SimulatorClock } from './clock.ts';
 import { FaultPlan } from './faults.ts';
 import type { SimulatorConfig } from './options.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { clientSecretOnStart, readStateFile, StateFileWriter, snapshotState } from './state-file.ts';
 import { StatsCounter } from './stats.ts';
 import { TokenStore } from './token-store.ts';
 import { UserDirectory } from './users.ts';
@@ -19,22 +20,33 @@ export interface SimulatorState {
   readonly rateLimiter: RateLimiter;
   /** Timers of delayed answers, cleared on close so nothing keeps the process alive. */
   readonly timers: Set<NodeJS.Timeout>;
+  /** Saves the state when `config.stateFile` is set. */
+  readonly stateFile: StateFileWriter | undefined;
 }
 
-/** A fresh simulator state from resolved options. */
+/**
+ * The simulator's state from resolved options: what `config.stateFile` holds when it exists, a fresh
+ * state otherwise. Throws `SimulatorStateFileError` for a file it cannot use.
+ */
 export function createSimulatorState(config: SimulatorConfig): SimulatorState {
-  const clock = new SimulatorClock(config.now);
-  return {
+  const saved = config.stateFile === undefined ? undefined : readStateFile(config.stateFile);
+  const clock = new SimulatorClock(config.now, saved?.clockOffsetMs);
+  const state: SimulatorState = {
     config,
     clock,
-    client: { id: config.clientId, secret: config.clientSecret },
-    users: new UserDirectory(clock),
-    tokens: new TokenStore(config, clock),
+    client: { id: config.clientId, secret: clientSecretOnStart(saved, config.clientSecret) },
+    users: new UserDirectory(clock, saved?.users),
+    tokens: new TokenStore(config, clock, saved?.tokens),
     stats: new StatsCounter(),
     faults: new FaultPlan(),
     rateLimiter: new RateLimiter(config.rateLimit, clock),
     timers: new Set(),
+    stateFile:
+      config.stateFile === undefined
+        ? undefined
+        : new StateFileWriter(config.stateFile, () => snapshotState(state)),
   };
+  return state;
 }
 
 /** Resolves after `ms` on a timer that `close()` can cancel. */

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { SimulatorClock } from './clock.ts';
 import { opaqueToken } from './opaque-token.ts';
 
@@ -9,10 +10,35 @@ export interface TokenRules {
   rotateRefreshTokens: boolean;
 }
 
+const EpochMs = z.number().int();
+const UserId = z.number().int().positive();
+const Token = z.string().min(1);
+
 /** A live access token: an application token, or a user token with its user. */
-export type AccessGrant =
-  | { kind: 'client'; expiresAt: number }
-  | { kind: 'user'; userId: number; expiresAt: number };
+export const AccessGrant = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('client'), expiresAt: EpochMs }),
+  z.object({ kind: z.literal('user'), userId: UserId, expiresAt: EpochMs }),
+]);
+export type AccessGrant = z.infer<typeof AccessGrant>;
+
+/** A live refresh token. */
+const RefreshRecord = z.object({
+  userId: UserId,
+  expiresAt: EpochMs,
+  /** The access token granted last from this refresh token; the next refresh kills it. */
+  accessToken: Token,
+});
+type RefreshRecord = z.infer<typeof RefreshRecord>;
+
+/**
+ * The live access and refresh tokens, each with the token itself, as a state file keeps them. Codes are
+ * left out: they live minutes, and a user whose code a restart lost just approves again.
+ */
+export const TokenSnapshot = z.object({
+  accessTokens: z.array(z.tuple([Token, AccessGrant])),
+  refreshTokens: z.array(z.tuple([Token, RefreshRecord])),
+});
+export type TokenSnapshot = z.infer<typeof TokenSnapshot>;
 
 /** What a grant hands out; `refresh` only for user tokens. */
 export interface IssuedTokens {
@@ -28,13 +54,6 @@ interface CodeRecord {
   expiresAt: number;
 }
 
-interface RefreshRecord {
-  userId: number;
-  expiresAt: number;
-  /** The access token granted last from this refresh token; the next refresh kills it. */
-  accessToken: string;
-}
-
 /**
  * Authorization codes, access tokens and refresh tokens with Wise's rules: codes are single-use and
  * expire; a refresh kills the access token granted before it; a new code or registration grant kills the
@@ -42,14 +61,25 @@ interface RefreshRecord {
  */
 export class TokenStore {
   readonly #codes = new Map<string, CodeRecord>();
-  readonly #access = new Map<string, AccessGrant>();
-  readonly #refresh = new Map<string, RefreshRecord>();
+  readonly #access: Map<string, AccessGrant>;
+  readonly #refresh: Map<string, RefreshRecord>;
   readonly #rules: TokenRules;
   readonly #clock: SimulatorClock;
 
-  constructor(rules: TokenRules, clock: SimulatorClock) {
+  /** `saved`: the tokens of an earlier run, which go on living by the same rules. */
+  constructor(rules: TokenRules, clock: SimulatorClock, saved?: TokenSnapshot) {
     this.#rules = rules;
     this.#clock = clock;
+    this.#access = new Map(saved?.accessTokens);
+    this.#refresh = new Map(saved?.refreshTokens);
+  }
+
+  /** The tokens that are still live, for a state file. */
+  snapshot(): TokenSnapshot {
+    const now = this.#clock.now();
+    const live = <Entry extends { expiresAt: number }>(tokens: Map<string, Entry>) =>
+      [...tokens].filter(([, record]) => record.expiresAt > now);
+    return { accessTokens: live(this.#access), refreshTokens: live(this.#refresh) };
   }
 
   issueCode(userId: number, redirectUri: string): string {

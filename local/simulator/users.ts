@@ -1,24 +1,31 @@
+import { z } from 'zod';
 import type { SimulatorClock } from './clock.ts';
 
 /** Wise's two kinds of profile. */
-export type ProfileType = 'PERSONAL' | 'BUSINESS';
+export const ProfileType = z.enum(['PERSONAL', 'BUSINESS']);
+export type ProfileType = z.infer<typeof ProfileType>;
+
+const PositiveId = z.number().int().positive();
 
 /** A profile of a simulated user. */
-export interface SimulatedProfile {
-  id: number;
-  type: ProfileType;
-  fullName: string;
-}
+export const SimulatedProfile = z.object({ id: PositiveId, type: ProfileType, fullName: z.string() });
+export type SimulatedProfile = z.infer<typeof SimulatedProfile>;
 
-/** A Wise user the simulator knows; `registration` is set for users a partner signed up through the API. */
-export interface SimulatedUser {
-  id: number;
-  email: string;
-  fullName: string;
-  profiles: SimulatedProfile[];
-  createdAt: string;
-  registration?: { code: string; language: string; reclaimed: boolean };
-}
+/**
+ * A Wise user the simulator knows; `registration` is set for users a partner signed up through the API.
+ * The schema checks users read back from a state file.
+ */
+export const SimulatedUser = z.object({
+  id: PositiveId,
+  email: z.string().min(1),
+  fullName: z.string(),
+  profiles: z.array(SimulatedProfile),
+  createdAt: z.iso.datetime(),
+  registration: z
+    .object({ code: z.string().min(1), language: z.string(), reclaimed: z.boolean() })
+    .optional(),
+});
+export type SimulatedUser = z.infer<typeof SimulatedUser>;
 
 /** What it takes to add a user. */
 export interface NewUser {
@@ -28,15 +35,24 @@ export interface NewUser {
   registration?: { code: string; language: string } | undefined;
 }
 
-/** The simulated users, with one default user holding a personal and a business profile. */
+/** The simulated users; a new directory holds one default user with a personal and a business profile. */
 export class UserDirectory {
   readonly #users = new Map<number, SimulatedUser>();
   readonly #clock: SimulatorClock;
   #nextUserId = 5550001;
   #nextProfileId = 16550001;
 
-  constructor(clock: SimulatorClock) {
+  /** `saved`: the users of an earlier run, in place of the default user. */
+  constructor(clock: SimulatorClock, saved?: readonly SimulatedUser[]) {
     this.#clock = clock;
+    if (saved) {
+      for (const user of saved) {
+        this.#users.set(user.id, user);
+        this.#nextUserId = Math.max(this.#nextUserId, user.id + 1);
+        for (const { id } of user.profiles) this.#nextProfileId = Math.max(this.#nextProfileId, id + 1);
+      }
+      return;
+    }
     this.add({
       email: 'alex.morgan@example.com',
       fullName: 'Alex Morgan',

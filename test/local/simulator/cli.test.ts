@@ -1,23 +1,40 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { optionsFromArgs } from '#local/simulator/cli.ts';
-import { basic, postToken, refresh, userToken } from './support.ts';
+import { basic, callApi, postToken, refresh, userToken } from './support.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const children: ChildProcess[] = [];
+const folders: string[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
 });
 
-function runCli(args: string[]): ChildProcess {
-  const child = spawn('node_modules/.bin/node', ['local/simulator/cli.ts', ...args], {
-    cwd: ROOT,
+function runCli(args: string[], cwd = ROOT): ChildProcess {
+  const child = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'local/simulator/cli.ts'), ...args], {
+    cwd,
     stdio: 'pipe',
   });
   children.push(child);
   return child;
+}
+
+function temporaryFolder(): string {
+  const folder = mkdtempSync(join(tmpdir(), 'simulator-cli-'));
+  folders.push(folder);
+  return folder;
+}
+
+async function stop(child: ChildProcess): Promise<number | null> {
+  child.kill('SIGTERM');
+  const [code] = await once(child, 'exit');
+  return code as number | null;
 }
 
 /** Resolves with the URL the banner names; rejects if none appears within `ms`. */
@@ -104,6 +121,45 @@ describe('npm run simulator (local/simulator/cli.ts)', () => {
     expect(first.expires_at).toBeUndefined();
   });
 
+  it('keeps the tokens it issued across a restart with --state-file', async () => {
+    const stateFile = join(temporaryFolder(), 'simulator.json');
+    const first = runCli(['--port', '0', '--state-file', stateFile]);
+    const token = await userToken({ url: await waitForBanner(first) });
+    expect(await stop(first)).toBe(0);
+
+    const second = runCli(['--port', '0', '--state-file', stateFile]);
+    const url = await waitForBanner(second);
+
+    expect((await callApi({ url }, '/v1/me', token.access_token)).status).toBe(200);
+    expect((await refresh({ url }, token.refresh_token)).status).toBe(200);
+  });
+
+  it('writes no file without --state-file', async () => {
+    const folder = temporaryFolder();
+    const child = runCli(['--port', '0'], folder);
+    await userToken({ url: await waitForBanner(child) });
+
+    expect(await stop(child)).toBe(0);
+
+    expect(readdirSync(folder)).toEqual([]);
+  });
+
+  it('refuses a state file that is not JSON with a sentence naming it, and exit code 1', async () => {
+    const stateFile = join(temporaryFolder(), 'simulator.json');
+    writeFileSync(stateFile, 'not json');
+    const child = runCli(['--port', '0', '--state-file', stateFile]);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+
+    const [code] = await once(child, 'exit');
+
+    expect(code).toBe(1);
+    expect(stderr).toContain(`The Wise simulator state file ${stateFile} is not JSON`);
+    expect(stderr).not.toMatch(/^\s+at /m);
+  });
+
   it('refuses a malformed flag with a sentence and exit code 2', async () => {
     const child = runCli(['--invalid-grant-status', '418']);
     let stderr = '';
@@ -132,6 +188,7 @@ describe('optionsFromArgs', () => {
       '--invalid-grant-status=401',
       '--rotate-refresh-tokens',
       '--omit-expires-at',
+      '--state-file=.local/simulator.json',
     ]);
 
     expect(options).toEqual({
@@ -146,6 +203,7 @@ describe('optionsFromArgs', () => {
       invalidGrantStatus: 401,
       rotateRefreshTokens: true,
       omitExpiresAt: true,
+      stateFile: '.local/simulator.json',
     });
   });
 
