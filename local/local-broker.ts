@@ -140,6 +140,7 @@ export async function startLocalBroker(
         invalidGrantStatus: local.simulator.invalidGrantStatus,
         rotateRefreshTokens: local.simulator.rotateRefreshTokens,
         ...(options.clock ? { now: () => options.clock?.now() ?? Date.now() } : {}),
+        ...(dataDir === null ? {} : { stateFile: join(dataDir, 'simulator.json') }),
       });
       closers.push(() => simulator?.close() ?? Promise.resolve());
       wise = { ...broker.wise, apiUrl: simulator.url, authorizeUrl: simulator.authorizeUrl };
