@@ -25,7 +25,8 @@ export const WISE_HOSTS = {
 } as const;
 
 const CONNECTION_PATTERN = /^[A-Za-z0-9._:*-]{1,128}$/;
-const PRINCIPAL_ARN = /^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
+const PRINCIPAL_ARN =
+  /^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)\/(?:[A-Za-z0-9+=,.@_-]+\/)*[A-Za-z0-9+=,.@_-]{1,64}$/;
 const STAGE = /^[a-z0-9-]{1,20}$/;
 const VERSION_PREFIX = /^(?:[A-Za-z0-9._~-]+(?:\/[A-Za-z0-9._~-]+)*)?$/;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);

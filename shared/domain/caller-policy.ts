@@ -1,4 +1,4 @@
-import { ForbiddenError } from './errors.ts';
+import { BrokerError, ForbiddenError } from './errors.ts';
 
 /** One entry of the deployment's `callers` configuration. */
 export interface CallerRule {
@@ -64,9 +64,15 @@ export class CallerPolicy {
   readonly #rules: ReadonlyArray<{ identity: PrincipalIdentity; rule: CallerRule }>;
 
   constructor(rules: readonly CallerRule[]) {
-    this.#rules = rules.flatMap((rule) => {
+    this.#rules = rules.map((rule) => {
       const identity = principalIdentity(rule.principal);
-      return identity ? [{ identity, rule }] : [];
+      if (!identity) {
+        // Fail at cold start rather than refuse that caller's every request without a word.
+        throw new BrokerError(
+          `The caller policy names "${rule.principal}", which is not an IAM role or user ARN such as arn:aws:iam::123456789012:role/payments.`,
+        );
+      }
+      return { identity, rule };
     });
   }
 

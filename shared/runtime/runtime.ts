@@ -15,20 +15,17 @@ import { type Clock, systemClock } from '#shared/ports/clock.ts';
 import type { BrokerEvents } from '#shared/ports/events.ts';
 import type { TokenCipher } from '#shared/ports/token-cipher.ts';
 import type { TokenStore } from '#shared/ports/token-store.ts';
-import type { WiseCredentialsProvider, WiseOAuth } from '#shared/ports/wise-oauth.ts';
+import type { WiseOAuth } from '#shared/ports/wise-oauth.ts';
 import { WiseOAuthClient } from '#shared/wise/wise-oauth-client.ts';
 
 /** Everything a use case may reach, built once per cold start. */
 export interface Runtime {
   config: BrokerConfig;
-  /** The deployment's name (its stage): part of every encryption context. */
-  deployment: string;
   /** The redirect URI registered with Wise, byte for byte. */
   redirectUri: string;
   store: TokenStore;
   cipher: TokenCipher;
   wise: WiseOAuth;
-  credentials: WiseCredentialsProvider;
   events: BrokerEvents;
   policy: CallerPolicy;
   clock: Clock;
@@ -85,7 +82,6 @@ export function createRuntime(settings: RuntimeSettings): Runtime {
   });
   return {
     config,
-    deployment: config.stage,
     redirectUri: settings.redirectUri,
     store: new DynamoDbTokenStore({
       client: clients.dynamodb,
@@ -94,7 +90,6 @@ export function createRuntime(settings: RuntimeSettings): Runtime {
     }),
     cipher: new KmsTokenCipher({ client: clients.kms, keyId: settings.keyId, deployment: config.stage }),
     wise,
-    credentials,
     events: new EventBridgeEvents({ client: clients.eventBridge, eventBusName: settings.eventBusName }),
     policy: new CallerPolicy(config.callers),
     clock,

@@ -168,6 +168,8 @@ describe('parseBrokerConfig', () => {
       'arn:aws:iam::12345678901:role/payments',
       'arn:aws:iam::123456789012:group/payments',
       'arn:aws:iam::123456789012:role/',
+      'arn:aws:iam::123456789012:role/payments/',
+      'arn:aws:iam::123456789012:role//payments',
       'payments',
     ])('rejects the principal %s with an example of a good one', (principal) => {
       expect(problemsOf({ callers: [{ principal, clientToken: true }] })['callers[0].principal']).toContain(

@@ -145,12 +145,10 @@ export function fakeRuntime(options: { returnUrls?: string[] } = {}): FakeRuntim
   const wise = new FakeWise(clock.now);
   return {
     config,
-    deployment: config.stage,
     redirectUri: 'https://broker.example.com/oauth/callback',
     store: new InMemoryTokenStore(),
     cipher: new FakeCipher(),
     wise,
-    credentials: { get: async () => ({ clientId: 'c', clientSecret: 's' }) },
     events: { reauthorizationRequired: async () => {} },
     policy: new CallerPolicy(config.callers),
     clock,

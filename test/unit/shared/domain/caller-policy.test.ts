@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { CallerPolicy, principalIdentity } from '#shared/domain/caller-policy.ts';
+import { BrokerError, ForbiddenError } from '#shared/domain/errors.ts';
+
+const PAYMENTS = 'arn:aws:iam::123456789012:role/payments';
+const PAYMENTS_SESSION = 'arn:aws:sts::123456789012:assumed-role/payments/i-0abc';
+const OPERATOR = 'arn:aws:iam::123456789012:role/ops/operator';
+const OPERATOR_SESSION = 'arn:aws:sts::123456789012:assumed-role/operator/alice';
+const CI_USER = 'arn:aws:iam::123456789012:user/ci-bot';
+
+const policy = new CallerPolicy([
+  { principal: PAYMENTS, connections: ['acme-*'], clientToken: true },
+  { principal: PAYMENTS, connections: ['beta:eu-*'] },
+  { principal: OPERATOR, connections: ['acme-*', 'gamma-1'], admin: true },
+  { principal: CI_USER, connections: ['ci-*-test'] },
+]);
+
+describe('principalIdentity', () => {
+  it('reads an assumed-role session ARN as its role', () => {
+    expect(principalIdentity(PAYMENTS_SESSION)).toEqual({
+      partition: 'aws',
+      account: '123456789012',
+      kind: 'role',
+      name: 'payments',
+    });
+  });
+
+  it('reads a role ARN with a path by its name', () => {
+    expect(principalIdentity(OPERATOR)).toMatchObject({ kind: 'role', name: 'operator' });
+  });
+
+  it.each([
+    'payments',
+    'arn:aws:iam::123456789012:group/payments',
+    'arn:aws:sts::123456789012:federated-user/x',
+  ])('does not read %s', (arn) => {
+    expect(principalIdentity(arn)).toBeUndefined();
+  });
+});
+
+describe('CallerPolicy', () => {
+  it('lets the session of a configured role use the connections its patterns cover', () => {
+    expect(policy.mayUseConnection(PAYMENTS_SESSION, 'acme-42')).toBe(true);
+    expect(policy.mayUseConnection(PAYMENTS_SESSION, 'beta:eu-7')).toBe(true);
+    expect(policy.mayUseConnection(PAYMENTS_SESSION, 'beta:us-7')).toBe(false);
+  });
+
+  it('matches a role configured with a path from its session ARN, which has no path', () => {
+    expect(policy.mayAdminister(OPERATOR_SESSION, 'gamma-1')).toBe(true);
+  });
+
+  it('matches users by their ARN and patterns with a star in the middle', () => {
+    expect(policy.mayUseConnection(CI_USER, 'ci-42-test')).toBe(true);
+    expect(policy.mayUseConnection(CI_USER, 'ci-42-prod')).toBe(false);
+  });
+
+  it('refuses a role of the same name in another account', () => {
+    expect(policy.mayUseConnection('arn:aws:sts::999999999999:assumed-role/payments/x', 'acme-1')).toBe(
+      false,
+    );
+  });
+
+  it('keeps the client token and admin rights apart from connection rights', () => {
+    expect(policy.mayUseClientToken(PAYMENTS_SESSION)).toBe(true);
+    expect(policy.mayUseClientToken(OPERATOR_SESSION)).toBe(false);
+    expect(policy.isAdmin(PAYMENTS_SESSION)).toBe(false);
+    expect(policy.mayAdminister(OPERATOR_SESSION, 'beta:eu-1')).toBe(false);
+  });
+
+  it('says who was refused and for what, in a ForbiddenError', () => {
+    expect(() => policy.assertMayUseConnection(PAYMENTS_SESSION, 'gamma-1')).toThrow(ForbiddenError);
+    expect(() => policy.assertMayUseConnection(PAYMENTS_SESSION, 'gamma-1')).toThrow(
+      `${PAYMENTS_SESSION} may not use connection "gamma-1"`,
+    );
+    expect(() => policy.assertMayUseClientToken(OPERATOR_SESSION)).toThrow(ForbiddenError);
+    expect(() => policy.assertIsAdmin(PAYMENTS_SESSION)).toThrow(ForbiddenError);
+    expect(() => policy.assertMayAdminister(OPERATOR_SESSION, 'acme-1')).not.toThrow();
+  });
+
+  it('refuses an unknown or malformed caller ARN', () => {
+    expect(policy.mayUseConnection('not-an-arn', 'acme-1')).toBe(false);
+    expect(policy.rulesFor('arn:aws:iam::123456789012:role/unknown')).toEqual([]);
+  });
+
+  it('fails at construction on a principal that is not an IAM role or user ARN', () => {
+    expect(
+      () => new CallerPolicy([{ principal: 'arn:aws:iam::123456789012:role/payments/', connections: [] }]),
+    ).toThrow(BrokerError);
+  });
+});
