@@ -3,7 +3,7 @@ import { DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { Context, ScheduledEvent } from 'aws-lambda';
+import type { ScheduledEvent } from 'aws-lambda';
 import { createConnectSessionsHandler } from '#functions/connect-sessions/handler.ts';
 import { createConnectionsHandler } from '#functions/connections/handler.ts';
 import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
@@ -12,14 +12,22 @@ import { createRegistrationHandler } from '#functions/registration/handler.ts';
 import { createTokensHandler } from '#functions/tokens/handler.ts';
 import { startEmbeddedDynamoDb } from '#local/aws/dynamodb.ts';
 import { startLocalAws } from '#local/aws/local-aws.ts';
+import { buildContext } from '#local/gateway/event.ts';
 import { type GatewayRoute, startGateway } from '#local/gateway/index.ts';
 import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
 import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
-import type { Clock } from '#shared/ports/clock.ts';
+import { type Clock, systemClock } from '#shared/ports/clock.ts';
 import { createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
 import type { LocalConfig } from './local-config.ts';
 
 const TABLE_NAME = 'wise-broker-local';
+const LOCAL_ACCOUNT = '000000000000';
+/**
+ * The embedded DynamoDB, the local KMS / Secrets Manager endpoint and the simulator (with its control
+ * interface) check no credentials, so they listen on loopback whatever `local.host` says; only the
+ * SigV4-checking gateway follows it.
+ */
+const LOOPBACK = '127.0.0.1';
 const KEY_ALIAS = 'alias/wise-broker-local';
 const EVENT_BUS_NAME = 'wise-broker-local';
 
@@ -39,28 +47,15 @@ export interface LocalBroker {
 }
 
 export interface LocalBrokerOptions {
+  /**
+   * An outside DynamoDB (AWS's DynamoDB Local, a real table) instead of the embedded engine; the table is
+   * created when it does not exist.
+   */
+  dynamodb?: { endpoint: string; tableName: string };
   /** A clock shared by the broker and the simulator (tests move it); the system clock by default. */
   clock?: Clock;
   /** Whether the refresh schedule ticks on its own; true by default. Tests call `sweep()` instead. */
   schedule?: boolean;
-}
-
-function lambdaContext(functionName: string, timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
-    memoryLimitInMB: '512',
-    awsRequestId: crypto.randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
 }
 
 /**
@@ -131,7 +126,7 @@ export async function startLocalBroker(
     let wiseCredentials = local.wiseCredentials;
     if (!wiseCredentials) {
       simulator = await startSimulator({
-        host: local.host,
+        host: LOOPBACK,
         port: local.simulator.port,
         clientId: local.simulator.clientId,
         clientSecret: local.simulator.clientSecret,
@@ -147,14 +142,19 @@ export async function startLocalBroker(
       wiseCredentials = { clientId: local.simulator.clientId, clientSecret: local.simulator.clientSecret };
     }
 
-    const dynamo = await startEmbeddedDynamoDb({
-      host: local.host,
-      dataDir: dataDir === null ? null : join(dataDir, 'dynamodb'),
-    });
-    closers.push(() => dynamo.close());
+    let dynamodbEndpoint = options.dynamodb?.endpoint;
+    if (dynamodbEndpoint === undefined) {
+      const dynamo = await startEmbeddedDynamoDb({
+        host: LOOPBACK,
+        dataDir: dataDir === null ? null : join(dataDir, 'dynamodb'),
+      });
+      closers.push(() => dynamo.close());
+      dynamodbEndpoint = dynamo.endpoint;
+    }
+    const tableName = options.dynamodb?.tableName ?? TABLE_NAME;
     const secretId = `wise-broker/${broker.stage}/wise-credentials`;
     const aws = await startLocalAws({
-      host: local.host,
+      host: LOOPBACK,
       port: local.awsPort,
       region: local.region,
       dataDir: dataDir === null ? null : join(dataDir, 'aws'),
@@ -168,13 +168,13 @@ export async function startLocalBroker(
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     };
     const clients = {
-      dynamodb: new DynamoDBClient({ ...clientSettings, endpoint: dynamo.endpoint }),
+      dynamodb: new DynamoDBClient({ ...clientSettings, endpoint: dynamodbEndpoint }),
       kms: new KMSClient({ ...clientSettings, endpoint: aws.endpoint }),
       secrets: new SecretsManagerClient({ ...clientSettings, endpoint: aws.endpoint }),
       eventBridge: new EventBridgeClient({ ...clientSettings, endpoint: aws.endpoint }),
     };
     try {
-      await createBrokerTable(clients.dynamodb, TABLE_NAME);
+      await createBrokerTable(clients.dynamodb, tableName);
     } catch (error) {
       // A data folder from an earlier run already holds the table.
       if (!(error instanceof ResourceInUseException)) throw error;
@@ -182,7 +182,7 @@ export async function startLocalBroker(
     runtime = createRuntime({
       config: { ...broker, wise },
       redirectUri,
-      tableName: TABLE_NAME,
+      tableName,
       keyId: KEY_ALIAS,
       secretId,
       eventBusName: EVENT_BUS_NAME,
@@ -191,14 +191,20 @@ export async function startLocalBroker(
     });
 
     const refresh = createRefreshHandler(runtimeSource);
-    const sweepTimeoutMs = 60_000;
+    const clock = options.clock ?? systemClock;
     let running: Promise<unknown> | undefined;
     const sweep = async () => {
-      running ??= refresh(scheduledEvent(local.region), lambdaContext('refresh', sweepTimeoutMs)).finally(
-        () => {
-          running = undefined;
-        },
-      );
+      const context = buildContext({
+        functionName: 'local-refresh',
+        region: local.region,
+        accountId: LOCAL_ACCOUNT,
+        // As deployed: the sweep's timeout is its period.
+        timeoutMs: broker.refresh.sweepSeconds * 1000,
+        now: () => clock.now(),
+      });
+      running ??= refresh(scheduledEvent(local.region, clock.now()), context).finally(() => {
+        running = undefined;
+      });
       return running;
     };
     if (options.schedule !== false) {
@@ -226,16 +232,16 @@ export async function startLocalBroker(
   }
 }
 
-function scheduledEvent(region: string): ScheduledEvent {
+function scheduledEvent(region: string, now: number): ScheduledEvent {
   return {
     version: '0',
     id: crypto.randomUUID(),
     'detail-type': 'Scheduled Event',
     source: 'aws.events',
-    account: '000000000000',
-    time: new Date().toISOString(),
+    account: LOCAL_ACCOUNT,
+    time: new Date(now).toISOString(),
     region,
-    resources: ['arn:aws:events:us-east-1:000000000000:rule/wise-broker-local-refresh'],
+    resources: [`arn:aws:events:${region}:${LOCAL_ACCOUNT}:rule/wise-broker-local-refresh`],
     detail: {},
   };
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { SimulatorStateFileError } from '#local/simulator/index.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
 import { type LocalBroker, startLocalBroker } from './local-broker.ts';
 import { DEFAULT_CONFIG_FILE, type LocalConfig, loadLocalConfig } from './local-config.ts';
@@ -84,10 +85,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (
-    error instanceof BrokerError ||
-    (error instanceof Error && error.name === 'TypeError' && 'code' in error)
-  ) {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+  } else if (error instanceof BrokerError || error instanceof SimulatorStateFileError) {
+    // A sentence that says what to fix; a stack would only bury it.
     console.error(error.message);
   } else {
     console.error(error);

@@ -8,6 +8,7 @@ import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
 import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient } from '../../client/index.ts';
+import { localBrokerStorage } from '../support/aws.ts';
 import { launchChromium } from '../support/browser.ts';
 
 const SCREENSHOTS = join('test-results', 'screenshots');
@@ -63,7 +64,7 @@ beforeAll(async () => {
         simulator: { port: 0 },
       }),
     },
-    { schedule: false },
+    { schedule: false, ...localBrokerStorage() },
   );
   client = new BrokerClient({ baseUrl: broker.url, region: 'us-east-1', credentials: CREDENTIALS });
   browser = await launchChromium();

@@ -102,3 +102,15 @@ export async function testLocalAws(options: LocalAwsOptions = {}): Promise<TestL
     },
   };
 }
+
+/**
+ * The `dynamodb` option of `startLocalBroker` for a test: an outside DynamoDB and a table of its own
+ * when `DYNAMODB_ENDPOINT` is set, nothing (the embedded engine) otherwise. Call it once per broker whose
+ * data must survive a restart, and pass the same value to each start.
+ */
+export function localBrokerStorage(prefix = 'local'): { dynamodb?: { endpoint: string; tableName: string } } {
+  const endpoint = process.env.DYNAMODB_ENDPOINT;
+  if (!endpoint) return {};
+  const run = `${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
+  return { dynamodb: { endpoint, tableName: `${prefix}-${run}-${++tableCount}` } };
+}

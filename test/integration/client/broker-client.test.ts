@@ -3,6 +3,7 @@ import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
 import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, BrokerClientError } from '../../../client/index.ts';
+import { localBrokerStorage } from '../../support/aws.ts';
 
 const PAYMENTS = 'arn:aws:iam::000000000000:role/payments';
 const OPERATOR = 'arn:aws:iam::000000000000:role/operator';
@@ -77,7 +78,7 @@ beforeAll(async () => {
         simulator: { port: 0 },
       }),
     },
-    { schedule: false },
+    { schedule: false, ...localBrokerStorage() },
   );
   simulatorUrl = broker.simulator?.url ?? '';
 });

@@ -6,6 +6,7 @@ import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
 import { type LocalConfig, LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, type VendedToken } from '../../../client/index.ts';
+import { localBrokerStorage } from '../../support/aws.ts';
 
 const PRINCIPAL = 'arn:aws:iam::000000000000:role/payments';
 const CREDENTIALS = {
@@ -71,7 +72,8 @@ beforeAll(async () => {
       simulator: { port: 0 },
     }),
   };
-  const first = await startLocalBroker(config, { schedule: false });
+  const storage = localBrokerStorage('restart');
+  const first = await startLocalBroker(config, { schedule: false, ...storage });
   broker = first;
   await connect(first, CONNECTION_ID);
   vendedBeforeRestart = await clientFor(first).getToken({ connectionId: CONNECTION_ID });
@@ -79,7 +81,7 @@ beforeAll(async () => {
   await first.close();
   broker = undefined;
 
-  broker = await startLocalBroker(config, { schedule: false });
+  broker = await startLocalBroker(config, { schedule: false, ...storage });
 });
 
 afterAll(async () => {
