@@ -1,6 +1,7 @@
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
+import { launchChromium } from '../../support/browser.ts';
 import { CLIENT_ID, REDIRECT_URI } from './support.ts';
 
 let simulator: RunningSimulator;
@@ -8,19 +9,7 @@ let browser: Browser;
 
 beforeAll(async () => {
   simulator = await startSimulator();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
