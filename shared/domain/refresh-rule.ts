@@ -23,8 +23,6 @@ export interface TokenTimes {
   accessToken?: unknown;
   accessTokenExpiresAt?: number;
   nextRefreshAt?: number;
-  /** When the stored token was granted; bounds how often a caller's minimum validity can force a refresh. */
-  lastRefreshAt?: number;
   generation: number;
 }
 
@@ -95,29 +93,17 @@ export function isExpired(
 export interface RefreshDemand {
   /** The generation the caller saw rejected by Wise with a 401. */
   rejectedGeneration?: number;
-  /** The caller needs the token to live at least this long. */
-  minValiditySeconds?: number;
 }
 
 /**
- * Whether a record must be refreshed now: it has no live token, its refresh is due, the caller saw its
- * current generation rejected, or it lives less than the caller's minimum (a minimum no new token could
- * meet forces a refresh only once half the token's lifetime has passed). An older rejected generation
- * needs nothing: the stored token is already newer.
+ * Whether a record must be refreshed now: it has no live token, its refresh is due, or the caller saw its
+ * current generation rejected. Nothing else may replace a token before its {@link validUntil}, which other
+ * callers were promised: a caller's minimum validity never forces a refresh (it is given the current token,
+ * whose expiry tells the truth). An older rejected generation needs nothing: the stored token is newer.
  */
 export function refreshNeeded(record: TokenTimes, now: number, demand: RefreshDemand = {}): boolean {
   if (isExpired(record, now) || isDue(record, now)) return true;
-  if (demand.rejectedGeneration !== undefined && demand.rejectedGeneration === record.generation) return true;
-  if (demand.minValiditySeconds !== undefined && record.accessTokenExpiresAt !== undefined) {
-    const remaining = record.accessTokenExpiresAt - now;
-    // A minimum longer than Wise's tokens live could never be met: refresh for it at most every half lifetime.
-    const lifetime =
-      record.lastRefreshAt === undefined
-        ? Number.POSITIVE_INFINITY
-        : record.accessTokenExpiresAt - record.lastRefreshAt;
-    return remaining < Math.min(demand.minValiditySeconds * 1000, lifetime / 2);
-  }
-  return false;
+  return demand.rejectedGeneration !== undefined && demand.rejectedGeneration === record.generation;
 }
 
 function clampUnit(value: number): number {

@@ -52,6 +52,10 @@ export interface CurrentToken {
 export interface VendRequest {
   callerArn: string;
   target: RecordKey;
+  /**
+   * How long the caller would like the token to live. It never replaces a token before its `validUntil`
+   * (other callers hold that promise): a token that lives less is vended as it is, its `expiresAt` says so.
+   */
   minValiditySeconds?: number;
   rejectedGeneration?: number;
 }
@@ -83,8 +87,7 @@ export interface VendOptions {
 /**
  * The per-instance memory of recently vended tokens, so a repeated vend of a fresh token touches neither
  * DynamoDB nor KMS. An entry lives at most {@link VEND_CACHE_SECONDS} and never past the token's
- * `validUntil`; a `rejectedGeneration` at or past the cached generation, or a `minValiditySeconds` the
- * cached token cannot meet, bypasses it.
+ * `validUntil`; a `rejectedGeneration` at or past the cached generation bypasses it.
  */
 export class VendCache {
   readonly #entries = new Map<string, { token: CurrentToken; until: number }>();
@@ -109,9 +112,6 @@ export class VendCache {
       if (demand.rejectedGeneration === token.generation) this.#entries.delete(id);
       return undefined;
     }
-    if (demand.minValiditySeconds !== undefined && token.expiresAt - now < demand.minValiditySeconds * 1000) {
-      return undefined;
-    }
     return token;
   }
 
@@ -134,8 +134,9 @@ export class VendCache {
 
 /**
  * `POST /tokens`: the caller's policy first, then the warm cache, then the stored token, refreshed on
- * demand when it is due, expired, rejected (`rejectedGeneration` equals the stored generation) or lives
- * less than `minValiditySeconds`.
+ * demand when it is due, expired or rejected (`rejectedGeneration` equals the stored generation). A
+ * `minValiditySeconds` the token cannot meet is logged and changes nothing: no token is replaced before
+ * its `validUntil`, and after it the token is due anyway.
  *
  * @throws ForbiddenError when the caller's policy does not cover the connection or the client token
  * @throws ConnectionNotFoundError for an unknown or disconnected connection
@@ -156,7 +157,6 @@ export async function vendToken(
   }
   const demand: RefreshDemand = {};
   if (request.rejectedGeneration !== undefined) demand.rejectedGeneration = request.rejectedGeneration;
-  if (request.minValiditySeconds !== undefined) demand.minValiditySeconds = request.minValiditySeconds;
 
   let token = options.cache?.get(target, deps.clock.now(), demand);
   const fromCache = token !== undefined;
@@ -175,6 +175,10 @@ export async function vendToken(
     caller: request.callerArn,
     generation: token.generation,
     fromCache,
+    ...(request.minValiditySeconds !== undefined &&
+    token.expiresAt - deps.clock.now() < request.minValiditySeconds * 1000
+      ? { shortOfMinValiditySeconds: request.minValiditySeconds }
+      : {}),
   });
   return toVendedToken(token);
 }

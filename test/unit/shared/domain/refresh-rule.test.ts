@@ -148,26 +148,52 @@ describe('refreshNeeded', () => {
     expect(refreshNeeded(record, T0, { rejectedGeneration: 6 })).toBe(false);
   });
 
-  it('needs a refresh when the token lives less than the caller asks', () => {
-    const now = T0 + TTL - 30 * 60_000;
-
-    expect(refreshNeeded({ ...record, nextRefreshAt: T0 + TTL }, now, { minValiditySeconds: 3600 })).toBe(
-      true,
-    );
-    expect(refreshNeeded({ ...record, nextRefreshAt: T0 + TTL }, now, { minValiditySeconds: 600 })).toBe(
-      false,
-    );
+  it('needs a refresh when the token is expired, even with its refresh time ahead', () => {
+    expect(refreshNeeded({ ...record, nextRefreshAt: T0 + 2 * TTL }, T0 + TTL)).toBe(true);
   });
 
-  it('does not refresh again and again for a minimum longer than the tokens live', () => {
-    const halfHourToken = {
-      ...record,
-      lastRefreshAt: T0,
-      accessTokenExpiresAt: T0 + 30 * 60_000,
-      nextRefreshAt: T0 + 24 * 60_000,
-    };
+  describe.each([
+    { name: '12-hour tokens refreshed at 95 %', lifetime: TTL, fraction: 0.95 },
+    { name: '600 s tokens refreshed at 95 %', lifetime: 600_000, fraction: 0.95 },
+    { name: '600 s tokens refreshed at 80 %', lifetime: 600_000, fraction: 0.8 },
+  ])('with $name', ({ lifetime, fraction }) => {
+    /** A token as the broker stores it: its refresh time planned by the rule itself. */
+    function stored(random: () => number) {
+      return {
+        accessToken: 'ciphertext',
+        accessTokenExpiresAt: T0 + lifetime,
+        nextRefreshAt: nextRefreshAt(T0, T0 + lifetime, fraction, random),
+        lastRefreshAt: T0,
+        generation: 7,
+      };
+    }
 
-    expect(refreshNeeded(halfHourToken, T0 + 60_000, { minValiditySeconds: 3600 })).toBe(false);
-    expect(refreshNeeded(halfHourToken, T0 + 16 * 60_000, { minValiditySeconds: 3600 })).toBe(true);
+    it.each([
+      ['no jitter', never],
+      ['the largest jitter', always],
+    ])(
+      'never needs a refresh before the promised validUntil, and needs one at it (%s)',
+      (_jitter, random) => {
+        const token = stored(random);
+        const promised = validUntil(token, T0);
+        const early: number[] = [];
+
+        for (let now = T0; now < promised; now += 1_000) {
+          if (refreshNeeded(token, now) || refreshNeeded(token, now, { rejectedGeneration: 6 }))
+            early.push(now);
+        }
+
+        expect(early).toEqual([]);
+        expect(refreshNeeded(token, promised - 1)).toBe(false);
+        expect(refreshNeeded(token, promised)).toBe(true);
+        expect(promised).toBeLessThanOrEqual(T0 + lifetime - EXPIRY_SKEW_MS);
+      },
+    );
+
+    it('refreshes a rejected token before the promise ends', () => {
+      const token = stored(never);
+
+      expect(refreshNeeded(token, T0 + 1_000, { rejectedGeneration: 7 })).toBe(true);
+    });
   });
 });

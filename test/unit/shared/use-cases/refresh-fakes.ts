@@ -218,9 +218,11 @@ export interface SeedConnection {
   grant?: GrantType;
   accessToken?: string;
   refreshToken?: string;
-  /** When the stored token was issued; its expiry is {@link TTL} later. Default `clock.now()`. */
+  /** When the stored token was issued; its expiry is `lifetimeMs` later. Default `clock.now()`. */
   issuedAt?: number;
-  /** Default: 80 % of the TTL after `issuedAt`. */
+  /** How long the stored token lives. Default {@link TTL}. */
+  lifetimeMs?: number;
+  /** Default: 80 % of the lifetime after `issuedAt`. */
   nextRefreshAt?: number;
   generation?: number;
   failureCount?: number;
@@ -236,6 +238,7 @@ export async function seedConnection(
   const connectionId = seed.connectionId ?? 'acme-1';
   const key: RecordKey = { kind: 'connection', connectionId };
   const issuedAt = seed.issuedAt ?? broker.clock.now();
+  const lifetime = seed.lifetimeMs ?? TTL;
   const record: ConnectionRecord = {
     connectionId,
     status: seed.status ?? 'active',
@@ -244,7 +247,7 @@ export async function seedConnection(
       record: key,
       kind: 'access_token',
     }),
-    accessTokenExpiresAt: issuedAt + TTL,
+    accessTokenExpiresAt: issuedAt + lifetime,
     refreshToken: await broker.cipher.encrypt(seed.refreshToken ?? 'refresh-stored', {
       record: key,
       kind: 'refresh_token',
@@ -252,7 +255,7 @@ export async function seedConnection(
     scope: 'transfers',
     generation: seed.generation ?? 1,
     version: 1,
-    nextRefreshAt: seed.nextRefreshAt ?? issuedAt + 0.8 * TTL,
+    nextRefreshAt: seed.nextRefreshAt ?? issuedAt + 0.8 * lifetime,
     failureCount: seed.failureCount ?? 0,
     createdAt: issuedAt,
     updatedAt: issuedAt,

@@ -205,14 +205,70 @@ describe('vendToken', () => {
       expect(vended).toMatchObject({ accessToken: 'access-stored', generation: 8 });
       expect(broker.wise.calls).toEqual([]);
     });
+  });
 
-    it('refreshes when the token lives less than minValiditySeconds', async () => {
+  describe('minValiditySeconds', () => {
+    it.each([
+      // 12-hour tokens refreshed at 95 %: issued 11.2 h ago, 48 min left, promised for 12 more minutes.
+      { name: '12-hour tokens at 95 %', lifetimeMs: TTL, age: 11.2 * HOUR, fraction: 0.95, minimum: 3600 },
+      // 600 s tokens refreshed at 95 %: planned at the expiry minus the skew, 200 s left.
+      { name: '600 s tokens at 95 %', lifetimeMs: 600_000, age: 400_000, fraction: 0.95, minimum: 300 },
+    ])(
+      'vends the current token until its validUntil even when it lives less than asked ($name)',
+      async ({ lifetimeMs, age, fraction, minimum }) => {
+        const broker = fakeBroker();
+        const issuedAt = T0 - age;
+        const expiresAt = issuedAt + lifetimeMs;
+        const planned = Math.min(issuedAt + fraction * lifetimeMs, expiresAt - EXPIRY_SKEW_MS);
+        await seedConnection(broker, { issuedAt, lifetimeMs, nextRefreshAt: planned });
+        const promised = await vendToken(broker.deps, request());
+
+        broker.clock.advance(planned - T0 - 1);
+        const vended = await vendToken(broker.deps, request({ minValiditySeconds: minimum }));
+
+        expect(Date.parse(promised.validUntil)).toBe(planned);
+        expect(vended).toMatchObject({
+          accessToken: 'access-stored',
+          generation: 1,
+          expiresAt: new Date(expiresAt).toISOString(),
+          validUntil: promised.validUntil,
+        });
+        expect(expiresAt - broker.clock.now()).toBeLessThan(minimum * 1000);
+        expect(broker.wise.calls).toEqual([]);
+      },
+    );
+
+    it.each([
+      { name: '12-hour tokens at 95 %', lifetimeMs: TTL, step: 60_000 },
+      { name: '600 s tokens at 95 %', lifetimeMs: 600_000, step: 5_000 },
+    ])(
+      'never calls Wise before validUntil for any minValiditySeconds ($name)',
+      async ({ lifetimeMs, step }) => {
+        const broker = fakeBroker();
+        const planned = Math.min(0.95 * lifetimeMs, lifetimeMs - EXPIRY_SKEW_MS);
+        await seedConnection(broker, { lifetimeMs, nextRefreshAt: T0 + planned });
+        const generations = new Set<number>();
+
+        for (let now = T0; now < T0 + planned; now += step) {
+          broker.clock.advance(now - broker.clock.now());
+          for (const minValiditySeconds of [1, 60, 300, 600, 3600]) {
+            generations.add((await vendToken(broker.deps, request({ minValiditySeconds }))).generation);
+          }
+        }
+
+        expect(broker.wise.calls).toEqual([]);
+        expect([...generations]).toEqual([1]);
+      },
+    );
+
+    it('refreshes at validUntil whatever minimum the caller asks', async () => {
       const broker = fakeBroker();
-      await seedConnection(broker, { issuedAt: T0 - TTL + HOUR / 2, nextRefreshAt: T0 + HOUR });
+      await seedConnection(broker, { lifetimeMs: 600_000, nextRefreshAt: T0 + 540_000 });
 
-      const vended = await vendToken(broker.deps, request({ minValiditySeconds: 3600 }));
+      broker.clock.advance(540_000);
+      const vended = await vendToken(broker.deps, request({ minValiditySeconds: 300 }));
 
-      expect(vended.accessToken).toBe('access-1');
+      expect(vended).toMatchObject({ accessToken: 'access-1', generation: 2 });
     });
   });
 
@@ -396,11 +452,17 @@ describe('VendCache', () => {
     expect(cache.get(acme, T0, { rejectedGeneration: 2 })).toBe(token);
   });
 
-  it('does not serve a token that lives less than the caller asks', () => {
+  it('serves a cached token until its validUntil, however long a caller wants it to live', async () => {
+    const broker = fakeBroker();
+    await seedConnection(broker, { issuedAt: T0 - 0.7 * TTL });
     const cache = new VendCache();
-    cache.set(acme, token, T0);
+    await vendToken(broker.deps, request(), { cache });
+    const read = vi.spyOn(broker.store, 'getConnection');
 
-    expect(cache.get(acme, T0, { minValiditySeconds: TTL / 1000 + 1 })).toBeUndefined();
+    const vended = await vendToken(broker.deps, request({ minValiditySeconds: 3600 * 4 }), { cache });
+
+    expect(vended.accessToken).toBe('access-stored');
+    expect(read).not.toHaveBeenCalled();
   });
 
   it('forgets the oldest entry when full', () => {
