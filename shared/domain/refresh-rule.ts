@@ -24,6 +24,8 @@ export interface TokenTimes {
   accessTokenExpiresAt?: number;
   nextRefreshAt?: number;
   generation: number;
+  /** Present after a failed refresh that was not yet followed by a success. */
+  lastError?: unknown;
 }
 
 /**
@@ -70,6 +72,20 @@ export function backoff(failureCount: number, random: () => number, retryAfterSe
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** exponent);
   const jittered = Math.floor(ceiling / 2 + clampUnit(random()) * (ceiling / 2));
   return Math.max(jittered, Math.ceil((retryAfterSeconds ?? 0) * 1000));
+}
+
+/**
+ * How long, in ms from `now`, a record still waits out the back-off of a failed refresh (a transient
+ * failure or rejected client credentials, recorded with `lastError` and a later `nextRefreshAt`); 0 when
+ * it does not. Until then no one asks Wise for it: not the sweep, and not a vend of an expired or
+ * rejected token.
+ */
+export function backoffRemaining(
+  record: Pick<TokenTimes, 'nextRefreshAt' | 'lastError'>,
+  now: number,
+): number {
+  if (record.lastError === undefined || record.nextRefreshAt === undefined) return 0;
+  return Math.max(0, record.nextRefreshAt - now);
 }
 
 /** Whether the proactive refresh of a record is due at `now`. */

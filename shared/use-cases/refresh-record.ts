@@ -4,7 +4,13 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord, RecordKey, TokenState } from '#shared/domain/records.ts';
-import { backoff, nextRefreshAt, type RefreshDemand, refreshNeeded } from '#shared/domain/refresh-rule.ts';
+import {
+  backoff,
+  backoffRemaining,
+  nextRefreshAt,
+  type RefreshDemand,
+  refreshNeeded,
+} from '#shared/domain/refresh-rule.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { FailureUpdate, TokenUpdate } from '#shared/ports/token-store.ts';
 import type { TokenGrant } from '#shared/ports/wise-oauth.ts';
@@ -71,7 +77,8 @@ const WRITE_RETRY_BASE_MS = 200;
  *
  * 1. takes the record's lease (a conditional write; the lease is `refresh.leaseSeconds` long, and the call
  *    to Wise gets a deadline at half of it, so the lease outlives the longest refresh);
- * 2. re-checks the need on the leased record, and gives the lease back when someone else already did it;
+ * 2. re-checks the need on the leased record, and gives the lease back when someone else already did it
+ *    or when the record is backing off after a failure (a vend may ask for an expired or rejected token);
  * 3. asks Wise (refresh token grant; the client-credentials grant for the client token; the stored
  *    registration code again when a registration-code connection's refresh token is refused);
  * 4. encrypts what Wise returned (the old refresh token stays when Wise returned none) and writes it with
@@ -111,6 +118,11 @@ export async function refreshRecord(
       generation: leased.generation,
     });
     return { outcome: 'not_needed', record: leased };
+  }
+  const backingOffMs = backoffRemaining(leased, startedAt);
+  if (backingOffMs > 0) {
+    await releaseQuietly(attempt);
+    return { outcome: 'failed_transient', retryAfterSeconds: Math.ceil(backingOffMs / 1000) };
   }
 
   const wiseDeadline = Math.min(

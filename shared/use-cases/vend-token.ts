@@ -4,14 +4,22 @@ import {
   ConnectionNotFoundError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
+  TokenDecryptionError,
 } from '#shared/domain/errors.ts';
 import type { RecordKey } from '#shared/domain/records.ts';
-import { isExpired, type RefreshDemand, refreshNeeded, validUntil } from '#shared/domain/refresh-rule.ts';
+import {
+  backoffRemaining,
+  isExpired,
+  type RefreshDemand,
+  refreshNeeded,
+  validUntil,
+} from '#shared/domain/refresh-rule.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import {
   describe,
   type RefreshDeps,
+  type RefreshOutcome,
   readRecord,
   refreshRecord,
   type StoredRecord,
@@ -203,8 +211,10 @@ const MAX_ROUNDS = 3;
 /**
  * The current token of a record, refreshed first when the demand or the rule says so. Single-flight
  * across instances: when another attempt holds the lease, it waits (bounded) for the generation to move
- * and vends the new token. When the refresh fails for a reason other than `invalid_grant`, a stored token
- * that is still valid and not rejected is vended anyway.
+ * and vends the new token. While the record backs off after a failed refresh, Wise is not asked again.
+ * When the refresh fails (or backs off) for any reason but `invalid_grant` and a ciphertext that does not
+ * decrypt, a stored token that is still valid and not rejected is vended anyway; otherwise a 503 says
+ * when to try again.
  */
 export async function currentToken(
   deps: RefreshDeps,
@@ -214,14 +224,29 @@ export async function currentToken(
 ): Promise<CurrentToken> {
   const sleep = options.sleep ?? ((ms: number) => delay(ms));
   let basis = usable(key, await readRecord(deps, key));
-  if (basis && !refreshNeeded(basis, deps.clock.now(), demand)) return decryptStored(deps, key, basis);
+  const now = deps.clock.now();
+  if (basis && !refreshNeeded(basis, now, demand)) return decryptStored(deps, key, basis);
+  const backingOffMs = basis ? backoffRemaining(basis, now) : 0;
+  if (backingOffMs > 0) return fallback(deps, key, basis, demand, Math.ceil(backingOffMs / 1000));
 
   let retryAfterSeconds = 1;
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const outcome = await refreshRecord(deps, key, {
-      demand,
-      deadlineMs: deps.clock.now() + VEND_REFRESH_DEADLINE_MS,
-    });
+    let outcome: RefreshOutcome;
+    try {
+      outcome = await refreshRecord(deps, key, {
+        demand,
+        deadlineMs: deps.clock.now() + VEND_REFRESH_DEADLINE_MS,
+      });
+    } catch (error) {
+      // A tampered ciphertext stays a 500; anything else (KMS throttling, a store that keeps failing) is
+      // as transient as Wise being down.
+      if (error instanceof TokenDecryptionError) throw error;
+      logger.error('The on-demand refresh failed; falling back to the stored token', {
+        record: describe(key),
+        error: error as Error,
+      });
+      return fallback(deps, key, basis, demand, retryAfterSeconds);
+    }
     switch (outcome.outcome) {
       case 'refreshed':
         return tokenOf(key, outcome.record, outcome.accessToken, deps.clock.now());

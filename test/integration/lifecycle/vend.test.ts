@@ -90,6 +90,59 @@ describe('POST /tokens', () => {
     },
   );
 
+  it('asks Wise nothing while a failed refresh backs off, and answers a rejected token with the rest of the wait', async () => {
+    const { broker, connection, routes } = await connected();
+    broker.clock.advance(0.85 * TOKEN_LIFETIME_MS);
+    await broker.control('faults', { status: 503, count: 1, retryAfter: 600 });
+    const fallback = await routes.vendOk({ connectionId: 'acme-1' });
+    const attempts = () => {
+      const { grants, failedGrants } = broker.simulator.stats();
+      return grants.refresh_token + failedGrants.refresh_token;
+    };
+    const attemptsAfterFailure = attempts();
+    broker.clock.advance(100_000);
+
+    const rejected = await routes.vend({ connectionId: 'acme-1', rejectedGeneration: connection.generation });
+    const again = await routes.vend({ connectionId: 'acme-1', rejectedGeneration: connection.generation });
+
+    expect(fallback.generation).toBe(connection.generation);
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    const waitSeconds = Math.ceil(((stored?.nextRefreshAt ?? 0) - broker.clock.now()) / 1000);
+    expect(waitSeconds).toBeGreaterThanOrEqual(500);
+    expect(rejected.statusCode).toBe(503);
+    expect(rejected.json).toMatchObject({ error: 'provider_unavailable' });
+    expect(Number(rejected.headers['retry-after'])).toBe(waitSeconds);
+    expect(again.statusCode).toBe(503);
+    expect(attempts()).toBe(attemptsAfterFailure);
+  });
+
+  it('keeps vending the still-valid token when KMS throttles the on-demand refresh', async () => {
+    const { broker, connection } = await connected();
+    const { cipher } = broker.runtime;
+    const throttled = instanceRuntime(broker, 'throttled-instance', {
+      cipher: {
+        encrypt: (plaintext, context) => cipher.encrypt(plaintext, context),
+        decrypt: async (ciphertext, context) => {
+          if (context.kind === 'refresh_token') {
+            throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+          }
+          return cipher.decrypt(ciphertext, context);
+        },
+      },
+    });
+    broker.clock.advance(0.85 * TOKEN_LIFETIME_MS);
+
+    const response = await refreshRoutes(broker, { runtime: () => throttled }).vend({
+      connectionId: 'acme-1',
+    });
+
+    expect(response.statusCode).toBe(200);
+    const body = response.json as VendBody;
+    expect(body.generation).toBe(connection.generation);
+    await expect(wiseAccepts(broker, body.accessToken)).resolves.toBe(true);
+    expect(broker.simulator.stats().grants.refresh_token).toBe(0);
+  });
+
   it('answers 503 with Retry-After when Wise is down and the caller rejected the only token', async () => {
     const { broker, connection, routes } = await connected();
     await broker.control('faults', { status: 503, count: 1, retryAfter: 600 });

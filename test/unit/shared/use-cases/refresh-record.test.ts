@@ -180,6 +180,22 @@ describe('refreshRecord', () => {
       expect(broker.wise.calls).toEqual([]);
     });
 
+    it('gives the lease back without calling Wise while the record backs off after a failure', async () => {
+      const broker = fakeBroker();
+      const seeded = await seedConnection(broker, { issuedAt: T0 - TTL - HOUR, nextRefreshAt: T0 + 90_000 });
+      broker.store.seedConnection({
+        ...seeded,
+        failureCount: 2,
+        lastError: { code: 'provider_unavailable', message: 'down', at: T0 - 1_000 },
+      });
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toMatchObject({ outcome: 'failed_transient', retryAfterSeconds: 90 });
+      expect(broker.wise.calls).toEqual([]);
+      expect((await broker.store.getConnection('acme-1'))?.lease).toBeUndefined();
+    });
+
     it('is gone for an unknown connection', async () => {
       const broker = fakeBroker();
 

@@ -8,7 +8,7 @@ import {
 } from '#shared/domain/errors.ts';
 import type { RecordKey } from '#shared/domain/records.ts';
 import { EXPIRY_SKEW_MS, FALLBACK_VALIDITY_MS } from '#shared/domain/refresh-rule.ts';
-import { MetricName, metrics } from '#shared/observability.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
 import {
   BUSY_WAIT_BUDGET_MS,
   VEND_CACHE_SECONDS,
@@ -423,6 +423,119 @@ describe('vendToken', () => {
       const vended = await vendToken(broker.deps, request());
 
       expect(vended.validUntil).toBe(new Date(T0 + 10_000).toISOString());
+    });
+  });
+
+  describe('a refresh backing off after a failure', () => {
+    /** `acme-1` after a failed refresh: `lastError` recorded and the next attempt a minute away. */
+    async function backingOff(seed: Parameters<typeof seedConnection>[1], code = 'provider_unavailable') {
+      const broker = fakeBroker();
+      await seedConnection(broker, { ...seed, nextRefreshAt: T0 + 60_000 });
+      const record = await broker.store.getConnection('acme-1');
+      if (!record) throw new Error('seed failed');
+      broker.store.seedConnection({
+        ...record,
+        failureCount: 1,
+        lastError: { code, message: 'down', at: T0 },
+      });
+      return broker;
+    }
+
+    it.each(['provider_unavailable', 'rate_limited', 'invalid_client'])(
+      'answers 503 with the rest of the back-off for an expired token, without calling Wise (%s)',
+      async (code) => {
+        const broker = await backingOff({ issuedAt: T0 - TTL - HOUR }, code);
+
+        const first = vendToken(broker.deps, request());
+        await expect(first).rejects.toThrow(ProviderUnavailableError);
+        await expect(first).rejects.toMatchObject({ retryAfterSeconds: 60 });
+        broker.clock.advance(45_000);
+        await expect(vendToken(broker.deps, request())).rejects.toMatchObject({ retryAfterSeconds: 15 });
+
+        expect(broker.wise.calls).toEqual([]);
+      },
+    );
+
+    it('answers 503 for a rejected token during the back-off, and refreshes once it is over', async () => {
+      const broker = await backingOff({ generation: 4 });
+
+      const during = vendToken(broker.deps, request({ rejectedGeneration: 4 }));
+      await expect(during).rejects.toMatchObject({ retryAfterSeconds: 60 });
+      expect(broker.wise.calls).toEqual([]);
+      broker.clock.advance(60_000);
+      const after = await vendToken(broker.deps, request({ rejectedGeneration: 4 }));
+
+      expect(after).toMatchObject({ accessToken: 'access-1', generation: 5 });
+      expect(broker.wise.count('refresh')).toBe(1);
+    });
+
+    it('vends the still-valid token the caller did not reject, promised until the next attempt', async () => {
+      const broker = await backingOff({ generation: 4 });
+
+      const vended = await vendToken(broker.deps, request({ rejectedGeneration: 3 }));
+
+      expect(vended).toMatchObject({ accessToken: 'access-stored', generation: 4 });
+      expect(vended.validUntil).toBe(new Date(T0 + 60_000).toISOString());
+      expect(broker.wise.calls).toEqual([]);
+    });
+
+    it('does not call Wise when the failure is recorded between its read and its lease', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 4 });
+      const read = broker.store.getConnection.bind(broker.store);
+      vi.spyOn(broker.store, 'getConnection').mockImplementationOnce(async (connectionId) => {
+        const before = await read(connectionId);
+        const record = await read(connectionId);
+        if (!record) throw new Error('seed failed');
+        broker.store.seedConnection({
+          ...record,
+          nextRefreshAt: T0 + 60_000,
+          failureCount: 1,
+          lastError: { code: 'provider_unavailable', message: 'down', at: T0 },
+        });
+        return before;
+      });
+
+      const failure = vendToken(broker.deps, request({ rejectedGeneration: 4 }));
+
+      await expect(failure).rejects.toMatchObject({ retryAfterSeconds: 60 });
+      expect(broker.wise.calls).toEqual([]);
+    });
+  });
+
+  describe('a refresh that fails outside Wise', () => {
+    it('vends the still-valid, unrejected token when KMS throttles the refresh token decryption', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(throttled);
+
+      const vended = await vendToken(broker.deps, request());
+
+      expect(vended).toMatchObject({ accessToken: 'access-stored', generation: 1 });
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringContaining('failed'),
+        expect.objectContaining({ record: 'acme-1' }),
+      );
+    });
+
+    it('answers 503 when the token it would fall back on was rejected', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 2 });
+      vi.spyOn(broker.store, 'completeRefresh').mockRejectedValue(new Error('table gone'));
+
+      const failure = vendToken(broker.deps, request({ rejectedGeneration: 2 }));
+
+      await expect(failure).rejects.toThrow(ProviderUnavailableError);
+      expect(broker.wise.count('refresh')).toBe(1);
+    });
+
+    it('still fails with TokenDecryptionError when the stored refresh token does not decrypt', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(new TokenDecryptionError('tampered'));
+
+      await expect(vendToken(broker.deps, request())).rejects.toThrow(TokenDecryptionError);
     });
   });
 
