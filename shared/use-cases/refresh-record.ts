@@ -86,9 +86,15 @@ const WRITE_RETRY_BASE_MS = 200;
  *
  * A write that fails after Wise answered is retried while the lease lasts, so the newest refresh token is
  * not lost to a transient failure; a write whose answer was lost is recognised by reading the record back.
- * Failures are classified: `invalid_grant` marks the connection `needs_reauth` and publishes an event;
- * `invalid_client` alarms the operator and marks nothing; 429, 5xx and timeouts back off with jitter,
- * honouring `Retry-After`, and keep the still-valid token.
+ * Failures are classified: `invalid_grant` publishes the reauthorization event and then marks the
+ * connection `needs_reauth`; `invalid_client` alarms the operator and marks nothing; 429, 5xx and timeouts
+ * back off with jitter, honouring `Retry-After`, and keep the still-valid token.
+ *
+ * The reauthorization event is delivered at least once: when it cannot be published the connection stays
+ * active and backs off, and the next attempt (meeting `invalid_grant` again) publishes it; when the mark
+ * fails after the event went out, the next attempt publishes it again. Consumers may therefore see the
+ * same event more than once (same `connectionId`, later `at`), and rarely one for a connection that was
+ * disconnected meanwhile; they should treat it as idempotent.
  */
 export async function refreshRecord(
   deps: RefreshDeps,
@@ -219,6 +225,24 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
 
   if (error instanceof WiseInvalidGrantError && key.kind === 'connection') {
     metrics.addMetric(MetricName.reauthorizationRequired, MetricUnit.Count, 1);
+    // The event goes out before the mark: a marked connection leaves the due index and nothing would
+    // publish for it again. Until the event is out the connection stays active and due, and the next
+    // attempt meets invalid_grant again and publishes then.
+    if (!(await publishReauthorization(deps, key.connectionId, now, attrs))) {
+      const waitMs = backoff(failureCount, deps.random);
+      const written = await recordFailure(attempt, {
+        lastError: {
+          code: 'invalid_grant',
+          message: 'Wise refused the grant; the reauthorization event is published on the next attempt.',
+          at: now,
+        },
+        failureCount,
+        nextRefreshAt: now + waitMs,
+      });
+      return written === 'lost'
+        ? { outcome: 'gone' }
+        : { outcome: 'failed_transient', retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+    }
     const written = await recordFailure(attempt, {
       lastError: { code: 'invalid_grant', message: error.message, at: now },
       failureCount,
@@ -229,10 +253,7 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
       outcome: 'needs_reauth',
       marked: written,
     });
-    if (written === 'lost') return { outcome: 'gone' };
-    // Published only once the mark is stored: an unmarked connection is tried again and published then.
-    if (written === 'written') await publishReauthorization(deps, key.connectionId, now);
-    return { outcome: 'needs_reauth' };
+    return written === 'lost' ? { outcome: 'gone' } : { outcome: 'needs_reauth' };
   }
 
   const retryAfterSeconds = wiseRetryAfter(error);
@@ -414,14 +435,26 @@ async function releaseQuietly(attempt: Attempt): Promise<void> {
   }
 }
 
-async function publishReauthorization(deps: RefreshDeps, connectionId: string, at: number): Promise<void> {
+/** Publishes the reauthorization event; `false` when it could not be published. */
+async function publishReauthorization(
+  deps: RefreshDeps,
+  connectionId: string,
+  at: number,
+  attrs: Record<string, unknown>,
+): Promise<boolean> {
   try {
     await deps.events.reauthorizationRequired({ connectionId, reason: 'invalid_grant', at });
+    return true;
   } catch (error) {
-    logger.error('Failed to publish the reauthorization event; the connection is marked needs_reauth', {
-      record: connectionId,
-      error: errorName(error),
-    });
+    logger.error(
+      'Failed to publish the reauthorization event; the refresh backs off and publishes it again',
+      {
+        ...attrs,
+        outcome: 'failed_transient',
+        error: errorName(error),
+      },
+    );
+    return false;
   }
 }
 

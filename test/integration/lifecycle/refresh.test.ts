@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ConnectionRecord } from '#shared/domain/records.ts';
+import { BACKOFF_CAP_MS } from '#shared/domain/refresh-rule.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { refreshRecord } from '#shared/use-cases/refresh-record.ts';
 import type { BrokerHarness } from '../../support/broker.ts';
@@ -113,6 +114,39 @@ describe('invalid_grant', () => {
     expect(first).toMatchObject({ due: 1, needsReauth: 1 });
     expect(second).toMatchObject({ due: 0 });
     expect(broker.aws.recordedEvents).toHaveLength(1);
+  });
+});
+
+describe('the reauthorization event', () => {
+  it('is published by the next sweep when EventBridge failed, and only then is the connection marked', async () => {
+    const { broker, routes } = await connected();
+    await broker.control('revoke', { userId: (await broker.defaultUser()).id });
+    const busDown = instanceRuntime(broker, 'bus-down-instance', {
+      events: {
+        reauthorizationRequired: async () => {
+          throw new Error('EventBridge is unavailable');
+        },
+      },
+    });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+
+    const failedAt = broker.clock.now();
+    const failed = await refreshRoutes(broker, { runtime: () => busDown }).sweep();
+    const unmarked = await broker.runtime.store.getConnection('acme-1');
+    broker.clock.advance(BACKOFF_CAP_MS);
+    const retried = await routes.sweep();
+    const after = await routes.sweep();
+
+    expect(failed).toMatchObject({ due: 1, failed: 1, needsReauth: 0 });
+    expect(unmarked).toMatchObject({ status: 'active', lastError: { code: 'invalid_grant' } });
+    expect(unmarked?.nextRefreshAt).toBeGreaterThan(failedAt);
+    expect(retried).toMatchObject({ due: 1, needsReauth: 1 });
+    expect(after).toMatchObject({ due: 0 });
+    expect(await broker.runtime.store.getConnection('acme-1')).toMatchObject({ status: 'needs_reauth' });
+    const published = broker.aws.recordedEvents.map((event) => JSON.parse(event.detail ?? '{}'));
+    expect(published).toEqual([
+      { connectionId: 'acme-1', reason: 'invalid_grant', at: new Date(broker.clock.now()).toISOString() },
+    ]);
   });
 });
 

@@ -279,25 +279,73 @@ describe('refreshRecord', () => {
       expect((await broker.store.getConnection('acme-1'))?.status).toBe('active');
     });
 
-    it('still answers needs_reauth when marking the connection fails, and publishes nothing yet', async () => {
+    it('publishes the event before it marks the connection', async () => {
       const broker = await dueConnection();
       broker.wise.script('refresh', new WiseInvalidGrantError('refused'));
-      vi.spyOn(broker.store, 'failRefresh').mockRejectedValueOnce(new Error('write failed'));
+      const statusWhenPublished: Array<string | undefined> = [];
+      vi.spyOn(broker.events, 'reauthorizationRequired').mockImplementation(async () => {
+        statusWhenPublished.push((await broker.store.getConnection('acme-1'))?.status);
+      });
 
-      const outcome = await refreshRecord(broker.deps, acme);
+      await refreshRecord(broker.deps, acme);
 
-      expect(outcome).toEqual({ outcome: 'needs_reauth' });
-      expect(broker.events.published).toEqual([]);
+      expect(statusWhenPublished).toEqual(['active']);
+      expect((await broker.store.getConnection('acme-1'))?.status).toBe('needs_reauth');
     });
 
-    it('keeps the connection marked when publishing the event fails', async () => {
+    it('leaves the connection active and due after a back-off when publishing fails, and publishes next time', async () => {
       const broker = await dueConnection();
-      broker.wise.script('refresh', new WiseInvalidGrantError('refused'));
+      broker.wise.script(
+        'refresh',
+        new WiseInvalidGrantError('refused'),
+        new WiseInvalidGrantError('refused'),
+      );
       vi.spyOn(broker.events, 'reauthorizationRequired').mockRejectedValueOnce(new Error('bus down'));
 
-      const outcome = await refreshRecord(broker.deps, acme);
+      const first = await refreshRecord(broker.deps, acme);
+      const afterFirst = await broker.store.getConnection('acme-1');
+      broker.clock.advance(BACKOFF_BASE_MS / 2);
+      const due = await broker.store.listDue({ now: broker.clock.now(), limit: 10 });
+      const second = await refreshRecord(broker.deps, acme);
 
-      expect(outcome).toEqual({ outcome: 'needs_reauth' });
+      expect(first).toEqual({
+        outcome: 'failed_transient',
+        retryAfterSeconds: BACKOFF_BASE_MS / 2 / 1000,
+      });
+      expect(afterFirst).toMatchObject({
+        status: 'active',
+        failureCount: 1,
+        nextRefreshAt: T0 + BACKOFF_BASE_MS / 2,
+        lastError: { code: 'invalid_grant' },
+      });
+      expect(due.map((record) => record.key)).toEqual([acme]);
+      expect(second).toEqual({ outcome: 'needs_reauth' });
+      expect(broker.events.published).toEqual([
+        { connectionId: 'acme-1', reason: 'invalid_grant', at: T0 + BACKOFF_BASE_MS / 2 },
+      ]);
+      expect((await broker.store.getConnection('acme-1'))?.status).toBe('needs_reauth');
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringContaining('reauthorization event'),
+        expect.objectContaining({ record: 'acme-1' }),
+      );
+    });
+
+    it('publishes again on the next attempt when marking the connection failed after publishing', async () => {
+      const broker = await dueConnection();
+      broker.wise.script(
+        'refresh',
+        new WiseInvalidGrantError('refused'),
+        new WiseInvalidGrantError('refused'),
+      );
+      vi.spyOn(broker.store, 'failRefresh').mockRejectedValueOnce(new Error('write failed'));
+
+      const first = await refreshRecord(broker.deps, acme);
+      broker.clock.advance(120_001);
+      const second = await refreshRecord(broker.deps, acme);
+
+      expect(first).toEqual({ outcome: 'needs_reauth' });
+      expect(second).toEqual({ outcome: 'needs_reauth' });
+      expect(broker.events.published).toHaveLength(2);
       expect((await broker.store.getConnection('acme-1'))?.status).toBe('needs_reauth');
     });
   });
