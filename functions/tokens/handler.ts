@@ -9,6 +9,9 @@ import { VendCache, type VendOptions, vendToken } from '#shared/use-cases/vend-t
 /** The longest validity a caller may ask for: an hour, well inside Wise's 12-hour tokens. */
 export const MAX_MIN_VALIDITY_SECONDS = 3600;
 
+/** How long API Gateway waits for the function before it answers 504 itself. */
+export const API_GATEWAY_TIMEOUT_MS = 29_000;
+
 /** The body of `POST /tokens`: exactly one of `connectionId` or `kind: "client"`. */
 export const TokenRequest = requestBodySchema({
   connectionId: ConnectionIdSchema.optional(),
@@ -31,15 +34,22 @@ export const TokenRequest = requestBodySchema({
 /**
  * `POST /tokens` `{connectionId}` or `{kind: "client"}`, with optional `minValiditySeconds` and
  * `rejectedGeneration` (IAM): answers 200 `{accessToken, tokenType, expiresAt, validUntil, generation,
- * scope, connectionId?, profileId?}`. Each handler keeps its own warm cache, one per Lambda instance.
+ * scope, connectionId?, profileId?}`. Each handler keeps its own warm cache, one per Lambda instance. An
+ * on-demand refresh is bounded by the request's deadline: the function's remaining time, at most API
+ * Gateway's timeout.
  */
-export function createTokensHandler(runtime: RuntimeSource, options: Omit<VendOptions, 'cache'> = {}) {
+export function createTokensHandler(
+  runtime: RuntimeSource,
+  options: Omit<VendOptions, 'cache' | 'endsAt'> = {},
+) {
   const cache = new VendCache();
-  return apiHandler(async (event) => {
+  return apiHandler(async (event, context) => {
     const caller = callerArn(event);
     const body = parseJsonBody(event, TokenRequest);
+    const deps = runtime();
+    const endsAt = deps.clock.now() + Math.min(context.getRemainingTimeInMillis(), API_GATEWAY_TIMEOUT_MS);
     const token = await vendToken(
-      runtime(),
+      deps,
       {
         callerArn: caller,
         target:
@@ -49,7 +59,7 @@ export function createTokensHandler(runtime: RuntimeSource, options: Omit<VendOp
         ...(body.minValiditySeconds === undefined ? {} : { minValiditySeconds: body.minValiditySeconds }),
         ...(body.rejectedGeneration === undefined ? {} : { rejectedGeneration: body.rejectedGeneration }),
       },
-      { ...options, cache },
+      { ...options, cache, endsAt },
     );
     return jsonResponse(200, token);
   });

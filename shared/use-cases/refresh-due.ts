@@ -1,7 +1,13 @@
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
 import { logger } from '#shared/observability.ts';
 import type { DueRecord } from '#shared/ports/token-store.ts';
-import { describe, type RefreshDeps, type RefreshOutcome, refreshRecord } from './refresh-record.ts';
+import {
+  describe,
+  type RefreshDeps,
+  type RefreshOutcome,
+  refreshRecord,
+  STORE_RESERVE_MS,
+} from './refresh-record.ts';
 
 /**
  * Token calls a minute the sweeps of the whole fleet may spend: Wise allows 1000 a minute per client, and
@@ -9,11 +15,11 @@ import { describe, type RefreshDeps, type RefreshOutcome, refreshRecord } from '
  */
 export const SWEEP_TOKEN_CALLS_PER_MINUTE = 900;
 
-/** No refresh is started with less time left in the invocation than this. */
-export const MIN_TIME_TO_START_MS = 10_000;
-
-/** Time kept back from a refresh's call to Wise for storing its answer before the invocation ends. */
-export const STORE_RESERVE_MS = 5_000;
+/**
+ * No refresh is started with less time left in the invocation than this: at least 5 s for its call to
+ * Wise, and {@link STORE_RESERVE_MS} after it for storing the answer (or recording the failure).
+ */
+export const MIN_TIME_TO_START_MS = STORE_RESERVE_MS + 5_000;
 
 /** What one sweep did. */
 export interface SweepSummary {
@@ -54,7 +60,8 @@ export function sweepBudget(sweepSeconds: number): number {
  * The scheduled sweep: lists the records whose refresh is due (from the due index, most overdue first,
  * at most the sweep's budget) and refreshes each under its lease with at most `refresh.concurrency`
  * running at once. It starts nothing new once the invocation has less than {@link MIN_TIME_TO_START_MS}
- * left, and gives each call to Wise a deadline that leaves time to store the answer.
+ * left, and hands each refresh the invocation's end, so its call to Wise leaves time to store the answer
+ * and no write starts as the invocation is cut off.
  */
 export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): Promise<SweepSummary> {
   const remaining = options.remainingTimeMs ?? (() => Number.POSITIVE_INFINITY);
@@ -76,8 +83,7 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
       const left = remaining();
       if (left < MIN_TIME_TO_START_MS) return;
       next += 1;
-      const deadlineMs = deps.clock.now() + left - STORE_RESERVE_MS;
-      tally(summary, await refreshOne(deps, item, deadlineMs));
+      tally(summary, await refreshOne(deps, item, deps.clock.now() + left));
     }
   };
   const workers = Math.max(1, Math.min(deps.config.refresh.concurrency, due.length));
@@ -91,10 +97,10 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
 async function refreshOne(
   deps: SweepDeps,
   item: DueRecord,
-  deadlineMs: number,
+  invocationEndsAt: number,
 ): Promise<RefreshOutcome['outcome'] | 'error'> {
   try {
-    return (await refreshRecord(deps, item.key, { deadlineMs })).outcome;
+    return (await refreshRecord(deps, item.key, { invocationEndsAt })).outcome;
   } catch (error) {
     // One record's trouble (a ciphertext that does not decrypt, a store that keeps failing) never stops the sweep.
     logger.error('Refresh failed unexpectedly', { record: describe(item.key), error: error as Error });

@@ -61,22 +61,35 @@ export interface RefreshOptions {
    * is due or its token is gone or expired.
    */
   demand?: RefreshDemand;
-  /** Epoch ms by which the call to Wise must be over (the sweep's own deadline); the lease bounds it too. */
+  /** Epoch ms by which the call to Wise must be over; the lease and `invocationEndsAt` bound it too. */
   deadlineMs?: number;
+  /**
+   * Epoch ms when the invocation running the refresh ends (a Lambda's remaining time, a request's
+   * deadline): the call to Wise ends {@link STORE_RESERVE_MS} before it and no write starts in its last
+   * second, so what Wise answered is stored before the invocation is cut off. Unbounded when absent.
+   */
+  invocationEndsAt?: number;
 }
 
 /** The refreshed token came back from Wise but could not be stored before the lease ran out. */
 export class RefreshNotStoredError extends BrokerError {}
 
-/** Tries at writing a refresh's result; the lease bounds them too. */
+/** Tries at writing a refresh's result; the lease and the invocation's end bound them too. */
 export const WRITE_ATTEMPTS = 4;
 const WRITE_RETRY_BASE_MS = 200;
+
+/** Time kept back from a refresh's call to Wise, before the invocation ends, for storing its answer. */
+export const STORE_RESERVE_MS = 5_000;
+
+/** No write of a refresh starts this close to the end of the invocation. */
+const LAST_WRITE_MARGIN_MS = 1_000;
 
 /**
  * Refreshes one record, a connection or the client token, exactly once across every instance:
  *
  * 1. takes the record's lease (a conditional write; the lease is `refresh.leaseSeconds` long, and the call
- *    to Wise gets a deadline at half of it, so the lease outlives the longest refresh);
+ *    to Wise gets a deadline at half of it, so the lease outlives the longest refresh, and ends
+ *    {@link STORE_RESERVE_MS} before the invocation does);
  * 2. re-checks the need on the leased record, and gives the lease back when someone else already did it
  *    or when the record is backing off after a failure (a vend may ask for an expired or rejected token);
  * 3. asks Wise (refresh token grant; the client-credentials grant for the client token; the stored
@@ -84,8 +97,9 @@ const WRITE_RETRY_BASE_MS = 200;
  * 4. encrypts what Wise returned (the old refresh token stays when Wise returned none) and writes it with
  *    the generation + 1 and the next refresh time, only while the lease is still held.
  *
- * A write that fails after Wise answered is retried while the lease lasts, so the newest refresh token is
- * not lost to a transient failure; a write whose answer was lost is recognised by reading the record back.
+ * A write that fails after Wise answered is retried while the lease and the invocation last, so the newest
+ * refresh token is not lost to a transient failure; a write whose answer was lost is recognised by reading
+ * the record back.
  * Failures are classified: `invalid_grant` publishes the reauthorization event and then marks the
  * connection `needs_reauth`; `invalid_client` alarms the operator and marks nothing; 429, 5xx and timeouts
  * back off with jitter, honouring `Retry-After`, and keep the still-valid token.
@@ -108,13 +122,18 @@ export async function refreshRecord(
   if (!leased) return withoutLease(deps, key);
 
   const leaseEndsAt = startedAt + leaseMs;
+  const invocationEndsAt = options.invocationEndsAt ?? Number.POSITIVE_INFINITY;
   const attempt: Attempt = {
     deps,
     key,
     owner,
     leased,
-    // Writes stop a tenth of the lease before it ends, so a write never lands after a takeover.
-    writeDeadline: leaseEndsAt - Math.max(1_000, Math.floor(leaseMs / 10)),
+    // Writes stop a tenth of the lease before it ends, so a write never lands after a takeover, and a
+    // second before the invocation ends, so none is cut off halfway.
+    writeDeadline: Math.min(
+      leaseEndsAt - Math.max(1_000, Math.floor(leaseMs / 10)),
+      invocationEndsAt - LAST_WRITE_MARGIN_MS,
+    ),
     sleep: deps.sleep ?? ((ms) => delay(ms)),
   };
   if (!refreshNeeded(leased, startedAt, options.demand)) {
@@ -134,6 +153,7 @@ export async function refreshRecord(
   const wiseDeadline = Math.min(
     startedAt + Math.floor(leaseMs / 2),
     options.deadlineMs ?? Number.POSITIVE_INFINITY,
+    invocationEndsAt - STORE_RESERVE_MS,
   );
   let granted: Granted;
   try {
@@ -398,7 +418,7 @@ async function persisting<T>(
       onThrow();
       const waitMs = WRITE_RETRY_BASE_MS * 2 ** (tries - 1);
       if (tries >= WRITE_ATTEMPTS || attempt.deps.clock.now() + waitMs >= attempt.writeDeadline) throw error;
-      logger.warn(`Failed to ${what}; retrying while the lease lasts`, {
+      logger.warn(`Failed to ${what}; retrying while the lease and the invocation last`, {
         record: describe(attempt.key),
         tries,
         error: errorName(error),

@@ -88,6 +88,8 @@ export type VendDeps = RefreshDeps & Pick<Runtime, 'policy'>;
 export interface VendOptions {
   /** The instance's warm cache; absent, every vend reads the store. */
   cache?: VendCache;
+  /** Epoch ms by which the request must be answered: bounds an on-demand refresh's call to Wise and writes. */
+  endsAt?: number;
   /** How a vend waits between looks at a record another instance is refreshing. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -169,12 +171,10 @@ export async function vendToken(
   let token = options.cache?.get(target, deps.clock.now(), demand);
   const fromCache = token !== undefined;
   if (!token) {
-    token = await currentToken(
-      deps,
-      target,
-      demand,
-      options.sleep === undefined ? {} : { sleep: options.sleep },
-    );
+    token = await currentToken(deps, target, demand, {
+      ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
+      ...(options.endsAt === undefined ? {} : { endsAt: options.endsAt }),
+    });
     options.cache?.set(target, token, deps.clock.now());
   }
   metrics.addMetric(MetricName.tokenVended, MetricUnit.Count, 1);
@@ -220,7 +220,7 @@ export async function currentToken(
   deps: RefreshDeps,
   key: RecordKey,
   demand: RefreshDemand = {},
-  options: { sleep?: (ms: number) => Promise<void> } = {},
+  options: { sleep?: (ms: number) => Promise<void>; endsAt?: number } = {},
 ): Promise<CurrentToken> {
   const sleep = options.sleep ?? ((ms: number) => delay(ms));
   let basis = usable(key, await readRecord(deps, key));
@@ -236,6 +236,7 @@ export async function currentToken(
       outcome = await refreshRecord(deps, key, {
         demand,
         deadlineMs: deps.clock.now() + VEND_REFRESH_DEADLINE_MS,
+        ...(options.endsAt === undefined ? {} : { invocationEndsAt: options.endsAt }),
       });
     } catch (error) {
       // A tampered ciphertext stays a 500; anything else (KMS throttling, a store that keeps failing) is

@@ -1,6 +1,14 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { describe, expect, it } from 'vitest';
-import { CLIENT_TOKEN_ARN, invoke, PARTNER_SESSION_ARN, STRANGER_ARN } from '../../support/broker.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { STORE_RESERVE_MS } from '#shared/use-cases/refresh-record.ts';
+import {
+  apiEvent,
+  CLIENT_TOKEN_ARN,
+  invoke,
+  lambdaContext,
+  PARTNER_SESSION_ARN,
+  STRANGER_ARN,
+} from '../../support/broker.ts';
 import {
   brokerPerTest,
   instanceRuntime,
@@ -141,6 +149,27 @@ describe('POST /tokens', () => {
     expect(body.generation).toBe(connection.generation);
     await expect(wiseAccepts(broker, body.accessToken)).resolves.toBe(true);
     expect(broker.simulator.stats().grants.refresh_token).toBe(0);
+  });
+
+  it("bounds the on-demand refresh by the function's remaining time, keeping time to store the answer", async () => {
+    const { broker, routes } = await connected();
+    const refresh = vi.spyOn(broker.runtime.wise, 'refresh');
+    broker.clock.advance(0.85 * TOKEN_LIFETIME_MS);
+    const context = { ...lambdaContext(), getRemainingTimeInMillis: () => 12_000 };
+
+    const response = await routes.tokens(
+      apiEvent({
+        method: 'POST',
+        route: '/tokens',
+        caller: PARTNER_SESSION_ARN,
+        body: { connectionId: 'acme-1' },
+      }),
+      context,
+    );
+
+    expect(response).toMatchObject({ statusCode: 200 });
+    expect(refresh).toHaveBeenCalledTimes(1);
+    expect(refresh.mock.calls[0]?.[1]?.deadlineMs).toBe(broker.clock.now() + 12_000 - STORE_RESERVE_MS);
   });
 
   it('answers 503 with Retry-After when Wise is down and the caller rejected the only token', async () => {

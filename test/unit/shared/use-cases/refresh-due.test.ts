@@ -1,11 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { obtainClientAccessToken } from '#shared/use-cases/client-token.ts';
-import {
-  MIN_TIME_TO_START_MS,
-  refreshDue,
-  STORE_RESERVE_MS,
-  sweepBudget,
-} from '#shared/use-cases/refresh-due.ts';
+import { MIN_TIME_TO_START_MS, refreshDue, sweepBudget } from '#shared/use-cases/refresh-due.ts';
+import { STORE_RESERVE_MS } from '#shared/use-cases/refresh-record.ts';
 import { WiseInvalidGrantError, WiseUnavailableError } from '#shared/wise/errors.ts';
 import { fakeBroker, seedConnection, silenceObservability, T0, TTL } from './refresh-fakes.ts';
 
@@ -112,6 +108,21 @@ describe('refreshDue', () => {
     await refreshDue(broker.deps, { remainingTimeMs: () => 20_000 });
 
     expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + 20_000 - STORE_RESERVE_MS);
+  });
+
+  it("starts no write of a refresh in the invocation's last second, though the lease lasts longer", async () => {
+    const broker = await withDueConnections(1);
+    const startedAt: number[] = [];
+    vi.spyOn(broker.store, 'completeRefresh').mockImplementation(async () => {
+      startedAt.push(broker.clock.now());
+      broker.clock.advance(8_000);
+      throw new Error('slow and failing');
+    });
+
+    const summary = await refreshDue(broker.deps, { remainingTimeMs: () => 20_000 });
+
+    expect(summary).toMatchObject({ due: 1, failed: 1 });
+    expect(startedAt).toEqual([T0, T0 + 8_000, T0 + 16_000]);
   });
 
   it('goes on with the other records when one fails unexpectedly', async () => {

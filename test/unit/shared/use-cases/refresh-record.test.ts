@@ -3,7 +3,12 @@ import { TokenDecryptionError } from '#shared/domain/errors.ts';
 import type { RecordKey } from '#shared/domain/records.ts';
 import { BACKOFF_BASE_MS } from '#shared/domain/refresh-rule.ts';
 import { logger, MetricName, type metrics } from '#shared/observability.ts';
-import { RefreshNotStoredError, refreshRecord, WRITE_ATTEMPTS } from '#shared/use-cases/refresh-record.ts';
+import {
+  RefreshNotStoredError,
+  refreshRecord,
+  STORE_RESERVE_MS,
+  WRITE_ATTEMPTS,
+} from '#shared/use-cases/refresh-record.ts';
 import {
   WiseInvalidClientError,
   WiseInvalidGrantError,
@@ -485,6 +490,31 @@ describe('refreshRecord', () => {
 
       await expect(refreshRecord(broker.deps, acme)).rejects.toThrow(RefreshNotStoredError);
       expect(write).toHaveBeenCalledTimes(1);
+    });
+
+    it('starts no write in the last second of the invocation, though the lease lasts longer', async () => {
+      const broker = await dueConnection();
+      const invocationEndsAt = T0 + 7_000;
+      const startedAt: number[] = [];
+      vi.spyOn(broker.store, 'completeRefresh').mockImplementation(async () => {
+        startedAt.push(broker.clock.now());
+        broker.clock.advance(3_000);
+        throw new Error('slow and failing');
+      });
+
+      await expect(refreshRecord(broker.deps, acme, { invocationEndsAt })).rejects.toThrow(
+        RefreshNotStoredError,
+      );
+
+      expect(startedAt).toEqual([T0, T0 + 3_000]);
+    });
+
+    it('ends the call to Wise early enough to store its answer before the invocation ends', async () => {
+      const broker = await dueConnection();
+
+      await refreshRecord(broker.deps, acme, { invocationEndsAt: T0 + 20_000 });
+
+      expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + 20_000 - STORE_RESERVE_MS);
     });
 
     it('never revives a connection disconnected while Wise was answering', async () => {

@@ -9,6 +9,7 @@ import {
 import type { RecordKey } from '#shared/domain/records.ts';
 import { EXPIRY_SKEW_MS, FALLBACK_VALIDITY_MS } from '#shared/domain/refresh-rule.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
+import { STORE_RESERVE_MS } from '#shared/use-cases/refresh-record.ts';
 import {
   BUSY_WAIT_BUDGET_MS,
   VEND_CACHE_SECONDS,
@@ -178,6 +179,31 @@ describe('vendToken', () => {
       await vendToken(broker.deps, request());
 
       expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + VEND_REFRESH_DEADLINE_MS);
+    });
+
+    it("ends its call to Wise early enough to store the answer within the request's deadline", async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+
+      await vendToken(broker.deps, request(), { endsAt: T0 + 12_000 });
+
+      expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + 12_000 - STORE_RESERVE_MS);
+    });
+
+    it("starts no write in the request's last second", async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      const startedAt: number[] = [];
+      vi.spyOn(broker.store, 'completeRefresh').mockImplementation(async () => {
+        startedAt.push(broker.clock.now());
+        broker.clock.advance(3_000);
+        throw new Error('slow and failing');
+      });
+
+      const vended = await vendToken(broker.deps, request(), { endsAt: T0 + 7_000 });
+
+      expect(startedAt).toEqual([T0, T0 + 3_000]);
+      expect(vended.accessToken).toBe('access-stored');
     });
 
     it('refreshes an expired token before vending it', async () => {
