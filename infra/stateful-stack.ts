@@ -11,7 +11,11 @@ import { AttributeType, Billing, ProjectionType, TableEncryptionV2, TableV2 } fr
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { CONNECTIONS_BY_STATUS_INDEX, REFRESH_DUE_INDEX } from '#shared/adapters/dynamodb-token-store.ts';
+import {
+  CONNECTIONS_BY_STATUS_ATTRIBUTES,
+  CONNECTIONS_BY_STATUS_INDEX,
+  REFRESH_DUE_INDEX,
+} from '#shared/adapters/dynamodb-token-store.ts';
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
 
 /**
@@ -72,7 +76,9 @@ export class StatefulStack extends Stack {
           indexName: CONNECTIONS_BY_STATUS_INDEX,
           partitionKey: { name: 'status', type: AttributeType.STRING },
           sortKey: { name: 'connectionId', type: AttributeType.STRING },
-          projectionType: ProjectionType.ALL,
+          // The status fields only: no ciphertext, registration code or e-mail is copied into the index.
+          projectionType: ProjectionType.INCLUDE,
+          nonKeyAttributes: [...CONNECTIONS_BY_STATUS_ATTRIBUTES],
         },
       ],
     });

@@ -10,23 +10,26 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  type QueryCommandOutput,
   UpdateCommand,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { BrokerError, InvalidRequestError } from '#shared/domain/errors.ts';
-import type {
-  ClientTokenRecord,
-  ConnectionRecord,
-  ConnectionStatus,
-  ConnectSessionRecord,
-  RecordKey,
-  TokenState,
+import {
+  type ClientTokenRecord,
+  CONNECTION_ID_PATTERN,
+  type ConnectionRecord,
+  type ConnectionStatus,
+  type ConnectSessionRecord,
+  type RecordKey,
+  type TokenState,
 } from '#shared/domain/records.ts';
 import type {
   DueRecord,
   FailureUpdate,
+  ListConnectionsOptions,
   ListConnectionsResult,
+  ListedConnection,
   NewConnection,
   TokenStore,
   TokenUpdate,
@@ -34,16 +37,28 @@ import type {
 
 /** The sparse index of refreshable records: partition `dueShard`, sort `dueAt`, keys only. */
 export const REFRESH_DUE_INDEX = 'refresh-due';
-/** Connections by status: partition `status`, sort `connectionId`, every attribute projected. */
+/** Connections by status: partition `status`, sort `connectionId`, only the status fields projected. */
 export const CONNECTIONS_BY_STATUS_INDEX = 'connections-by-status';
+/**
+ * The attributes the status index copies besides its keys: what a connection's status view shows, and
+ * nothing secret or personal (no token, registration code, e-mail or user id).
+ */
+export const CONNECTIONS_BY_STATUS_ATTRIBUTES = [
+  'grant',
+  'profileId',
+  'accessTokenExpiresAt',
+  'dueAt',
+  'lastRefreshAt',
+  'lastError',
+] as const;
+/** The most refresh-due shards a deployment may configure; `listDue` always reads all of them. */
+export const MAX_REFRESH_SHARDS = 16;
 
 const CLIENT_PK = 'CLIENT';
 const CONNECTION_PREFIX = 'CONNECTION#';
 const SESSION_PREFIX = 'SESSION#';
 const DAY_SECONDS = 86_400;
-/** The statuses `listConnections` walks, in this order, when no status is given. */
-const LISTED_STATUSES = ['active', 'needs_reauth'] as const;
-type ListedStatus = (typeof LISTED_STATUSES)[number];
+const LISTED_STATUSES: readonly string[] = ['active', 'needs_reauth'];
 
 type Item = Record<string, unknown>;
 type Key = { pk: string; sk: string };
@@ -54,8 +69,9 @@ export interface DynamoDbTokenStoreOptions {
   client: DynamoDBClient;
   tableName: string;
   /**
-   * Partitions of the refresh-due index. Only ever raise it: a record keeps the shard it was written with
-   * until its next write, and `listDue` reads shards `0 .. shards - 1`.
+   * Partitions of the refresh-due index that writes spread over, 1 to {@link MAX_REFRESH_SHARDS}. It may be
+   * raised or lowered: a record keeps the shard it was written with until its next write, and `listDue`
+   * reads every possible shard.
    */
   shards?: number;
   /** How long a disconnected connection's tombstone is kept before the table's TTL removes it. */
@@ -78,9 +94,9 @@ export class DynamoDbTokenStore implements TokenStore {
 
   constructor(options: DynamoDbTokenStoreOptions) {
     const shards = options.shards ?? 4;
-    if (!Number.isInteger(shards) || shards < 1) {
+    if (!Number.isInteger(shards) || shards < 1 || shards > MAX_REFRESH_SHARDS) {
       throw new BrokerError(
-        `The refresh-due index needs a whole number of shards of at least 1, not ${shards}.`,
+        `The refresh-due index needs a whole number of shards of at least 1 and at most ${MAX_REFRESH_SHARDS}, not ${shards}.`,
       );
     }
     this.#documents = DynamoDBDocumentClient.from(options.client, {
@@ -144,48 +160,58 @@ export class DynamoDbTokenStore implements TokenStore {
     return output.Item ? toConnection(output.Item) : undefined;
   }
 
-  async listConnections(options: {
-    status?: Exclude<ConnectionStatus, 'disconnected'>;
-    limit: number;
-    nextToken?: string;
-  }): Promise<ListConnectionsResult> {
-    if (!Number.isInteger(options.limit) || options.limit < 1) {
+  async listConnections(options: ListConnectionsOptions): Promise<ListConnectionsResult> {
+    const { status, prefix, limit, startAfter } = options;
+    if (!Number.isInteger(limit) || limit < 1) {
       throw new InvalidRequestError('The page size (limit) must be a whole number of at least 1.', {
         field: 'limit',
       });
     }
-    const statuses: readonly ListedStatus[] = options.status ? [options.status] : LISTED_STATUSES;
-    const cursor = options.nextToken === undefined ? undefined : decodeCursor(options.nextToken, statuses);
-    let statusIndex = cursor ? statuses.indexOf(cursor.status) : 0;
-    let startKey = cursor?.lastKey;
-    const connections: ConnectionRecord[] = [];
-    // Every query either returns at least one item or moves on to the next status, so this bounds the loop.
-    for (let round = 0; round < options.limit + statuses.length; round++) {
-      const status = statuses[statusIndex];
-      if (status === undefined) return { connections };
-      const output = await this.#documents.send(
+    if (!LISTED_STATUSES.includes(status)) {
+      throw new InvalidRequestError('Only active and needs_reauth connections are listed.', {
+        field: 'status',
+      });
+    }
+    if (
+      startAfter !== undefined &&
+      (!CONNECTION_ID_PATTERN.test(startAfter) || !startAfter.startsWith(prefix))
+    ) {
+      throw invalidListPosition();
+    }
+    const names: Record<string, string> = { '#status': 'status' };
+    const values: Record<string, unknown> = { ':status': status };
+    let condition = '#status = :status';
+    // DynamoDB refuses begins_with on an empty string: no prefix means the whole status.
+    if (prefix !== '') {
+      condition += ' AND begins_with(#connectionId, :prefix)';
+      names['#connectionId'] = 'connectionId';
+      values[':prefix'] = prefix;
+    }
+    let output: QueryCommandOutput;
+    try {
+      output = await this.#documents.send(
         new QueryCommand({
           TableName: this.#tableName,
           IndexName: CONNECTIONS_BY_STATUS_INDEX,
-          KeyConditionExpression: '#status = :status',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':status': status },
-          Limit: options.limit - connections.length,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          KeyConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          Limit: limit,
+          // The index key of the connection `startAfter`, rebuilt here: callers never hand in a raw key.
+          ...(startAfter === undefined
+            ? {}
+            : { ExclusiveStartKey: { ...connectionKey(startAfter), status, connectionId: startAfter } }),
         }),
       );
-      connections.push(...(output.Items ?? []).map(toConnection));
-      startKey = output.LastEvaluatedKey;
-      if (!startKey) {
-        statusIndex += 1;
+    } catch (error) {
+      if (error instanceof Error && error.name === 'ValidationException') {
+        throw invalidListPosition(error);
       }
-      if (connections.length >= options.limit) {
-        const nextStatus = statuses[statusIndex];
-        if (nextStatus === undefined) return { connections };
-        return { connections, nextToken: encodeCursor({ status: nextStatus, lastKey: startKey }) };
-      }
+      throw error;
     }
-    throw new BrokerError('Listing connections did not finish within its bound of queries; try again.');
+    const connections = (output.Items ?? []).map(toListedConnection);
+    const lastEvaluatedId = output.LastEvaluatedKey?.connectionId;
+    return typeof lastEvaluatedId === 'string' ? { connections, lastEvaluatedId } : { connections };
   }
 
   async saveConnection(
@@ -231,6 +257,10 @@ export class DynamoDbTokenStore implements TokenStore {
       'accessToken',
       'refreshToken',
       'registrationCode',
+      // Personal data has no use once the connection is gone; the tombstone keeps only counters and times.
+      'email',
+      'userId',
+      'profileId',
       'dueShard',
       'dueAt',
       'leaseOwner',
@@ -251,8 +281,9 @@ export class DynamoDbTokenStore implements TokenStore {
 
   async listDue(options: { now: number; limit: number }): Promise<DueRecord[]> {
     if (options.limit < 1) return [];
+    // Every possible shard, not only `0 .. shards - 1`: records written under a larger shard count stay there.
     const pages = await Promise.all(
-      Array.from({ length: this.#shards }, (_, shard) =>
+      Array.from({ length: MAX_REFRESH_SHARDS }, (_, shard) =>
         this.#documents.send(
           new QueryCommand({
             TableName: this.#tableName,
@@ -519,44 +550,12 @@ function recordKeyOf(pk: string): RecordKey | undefined {
   return undefined;
 }
 
-const Cursor = z.object({
-  s: z.enum(LISTED_STATUSES),
-  k: z
-    .object({ pk: z.string(), sk: z.string(), status: z.string(), connectionId: z.string() })
-    .strict()
-    .optional(),
-});
-
-function encodeCursor(cursor: { status: ListedStatus; lastKey: Item | undefined }): string {
-  const json = JSON.stringify(
-    cursor.lastKey ? { s: cursor.status, k: cursor.lastKey } : { s: cursor.status },
+/** A listing position that is no connection id in the range, or one DynamoDB refused. */
+function invalidListPosition(cause?: unknown): InvalidRequestError {
+  return new InvalidRequestError(
+    'The nextToken does not point into this listing; pass the nextToken of the previous page unchanged, or leave it out to start again.',
+    { field: 'nextToken', ...(cause === undefined ? {} : { cause }) },
   );
-  return Buffer.from(json, 'utf8').toString('base64url');
-}
-
-function decodeCursor(
-  token: string,
-  statuses: readonly ListedStatus[],
-): { status: ListedStatus; lastKey: Item | undefined } {
-  const invalid = () =>
-    new InvalidRequestError(
-      'The nextToken is not one this listing returned; pass the nextToken of the previous page unchanged, with the same status filter.',
-      { field: 'nextToken' },
-    );
-  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
-  const decoded = Buffer.from(token, 'base64url');
-  // Base64 decoding forgives trailing characters; a token this store wrote re-encodes to itself.
-  if (decoded.toString('base64url') !== token) throw invalid();
-  let json: unknown;
-  try {
-    json = JSON.parse(decoded.toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  const parsed = Cursor.safeParse(json);
-  if (!parsed.success || !statuses.includes(parsed.data.s)) throw invalid();
-  if (parsed.data.k && parsed.data.k.status !== parsed.data.s) throw invalid();
-  return { status: parsed.data.s, lastKey: parsed.data.k };
 }
 
 function toSession(item: Item): ConnectSessionRecord {
@@ -609,6 +608,23 @@ function toConnection(item: Item): ConnectionRecord {
   return connection;
 }
 
+/** A connection as the status index holds it: its status fields only. */
+function toListedConnection(item: Item): ListedConnection {
+  const connection: ListedConnection = {
+    connectionId: item.connectionId as string,
+    status: item.status as ConnectionStatus,
+    grant: item.grant as ConnectionRecord['grant'],
+  };
+  if (typeof item.profileId === 'number') connection.profileId = item.profileId;
+  if (typeof item.accessTokenExpiresAt === 'number') {
+    connection.accessTokenExpiresAt = item.accessTokenExpiresAt;
+  }
+  if (typeof item.dueAt === 'number') connection.nextRefreshAt = item.dueAt;
+  if (typeof item.lastRefreshAt === 'number') connection.lastRefreshAt = item.lastRefreshAt;
+  if (isLastError(item.lastError)) connection.lastError = { ...item.lastError };
+  return connection;
+}
+
 function toLeasedRecord(key: RecordKey, item: Item): TokenState & Partial<ConnectionRecord> {
   return key.kind === 'connection' ? toConnection(item) : toTokenState(item);
 }
@@ -625,7 +641,7 @@ function isLastError(value: unknown): value is { code: string; message: string; 
 
 /**
  * The table's definition: keys `pk`/`sk`, on-demand billing, the sparse `refresh-due` index and the
- * `connections-by-status` index. The CDK stateful stack declares the same keys and indexes; the TTL
+ * `connections-by-status` index, which copies only {@link CONNECTIONS_BY_STATUS_ATTRIBUTES}. The CDK stateful stack declares the same keys and indexes; the TTL
  * attribute `ttl` is set there (the embedded engine has no `UpdateTimeToLive`).
  */
 export function brokerTableDefinition(tableName: string): CreateTableCommandInput {
@@ -659,7 +675,7 @@ export function brokerTableDefinition(tableName: string): CreateTableCommandInpu
           { AttributeName: 'status', KeyType: 'HASH' },
           { AttributeName: 'connectionId', KeyType: 'RANGE' },
         ],
-        Projection: { ProjectionType: 'ALL' },
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...CONNECTIONS_BY_STATUS_ATTRIBUTES] },
       },
     ],
   };

@@ -40,10 +40,39 @@ export interface DueRecord {
   nextRefreshAt: number;
 }
 
+/** The statuses a listing can ask for: tombstones are never listed. */
+export type ListedStatus = Exclude<ConnectionStatus, 'disconnected'>;
+
+/**
+ * What the status index holds of a connection: the fields of its status view, never a token, a
+ * registration code or personal data (the index projects nothing else).
+ */
+export type ListedConnection = Pick<
+  ConnectionRecord,
+  | 'connectionId'
+  | 'status'
+  | 'grant'
+  | 'profileId'
+  | 'accessTokenExpiresAt'
+  | 'nextRefreshAt'
+  | 'lastRefreshAt'
+  | 'lastError'
+>;
+
+/** One range of one status, in connection-id order. */
+export interface ListConnectionsOptions {
+  status: ListedStatus;
+  /** Only connection ids that begin with it; `''` for every id. */
+  prefix: string;
+  limit: number;
+  /** Start after this connection id, which must begin with `prefix`. */
+  startAfter?: string;
+}
+
 export interface ListConnectionsResult {
-  connections: ConnectionRecord[];
-  /** Opaque cursor for the next page; absent on the last page. */
-  nextToken?: string;
+  connections: ListedConnection[];
+  /** Where the store stopped reading: pass it as `startAfter` for the rest; absent when the range is done. */
+  lastEvaluatedId?: string;
 }
 
 /**
@@ -57,11 +86,12 @@ export interface TokenStore {
 
   /** Includes tombstones (`status: 'disconnected'`); callers decide what a tombstone means. */
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
-  listConnections(options: {
-    status?: Exclude<ConnectionStatus, 'disconnected'>;
-    limit: number;
-    nextToken?: string;
-  }): Promise<ListConnectionsResult>;
+  /**
+   * Reads connections of one status whose ids begin with a prefix, from the status index (never a scan).
+   *
+   * @throws InvalidRequestError when `startAfter` is not a connection id that begins with `prefix`
+   */
+  listConnections(options: ListConnectionsOptions): Promise<ListConnectionsResult>;
   /**
    * Writes a connection's tokens from a new grant, replacing whatever was there (a tombstone included):
    * generation becomes the old generation + 1, version the old version + 1, lease and errors cleared.
@@ -71,7 +101,10 @@ export interface TokenStore {
     connection: NewConnection,
     options: { expectedVersion: number | undefined; now: number },
   ): Promise<ConnectionRecord | undefined>;
-  /** Destroys the tokens and leaves a tombstone that no late write can undo. `false` if there was no live connection. */
+  /**
+   * Destroys the tokens, the registration code and the personal data (e-mail, user and profile ids) and
+   * leaves a tombstone that no late write can undo. `false` if there was no live connection.
+   */
   disconnect(connectionId: string, options: { now: number }): Promise<boolean>;
 
   getClientToken(): Promise<ClientTokenRecord | undefined>;

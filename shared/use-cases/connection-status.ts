@@ -1,11 +1,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from '#shared/domain/errors.ts';
-import {
-  CONNECTION_ID_PATTERN,
-  type ConnectionRecord,
-  type ConnectionStatus,
-  type GrantType,
-} from '#shared/domain/records.ts';
+import { CONNECTION_ID_PATTERN, type ConnectionStatus, type GrantType } from '#shared/domain/records.ts';
+import type { ListedConnection } from '#shared/ports/token-store.ts';
 
 /**
  * A connection as admins and registration callers see it: state and times, never a secret. Times are
@@ -22,8 +18,8 @@ export interface ConnectionStatusView {
   lastError: { code: string; message: string; at: string } | null;
 }
 
-/** The one mapper from a stored connection to what the API shows of it. */
-export function toConnectionStatus(connection: ConnectionRecord): ConnectionStatusView {
+/** The one mapper from a stored (or listed) connection to what the API shows of it. */
+export function toConnectionStatus(connection: ListedConnection): ConnectionStatusView {
   return {
     connectionId: connection.connectionId,
     status: connection.status,

@@ -1,7 +1,9 @@
 import { z } from 'zod';
-import { ConnectionNotFoundError } from '#shared/domain/errors.ts';
-import type { ConnectionRecord } from '#shared/domain/records.ts';
+import { connectionPatternMatches } from '#shared/domain/caller-policy.ts';
+import { ConnectionNotFoundError, InvalidRequestError } from '#shared/domain/errors.ts';
+import { CONNECTION_ID_PATTERN } from '#shared/domain/records.ts';
 import { logger } from '#shared/observability.ts';
+import type { ListedConnection, ListedStatus } from '#shared/ports/token-store.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { type ConnectionStatusView, toConnectionStatus } from './connection-status.ts';
 
@@ -9,7 +11,9 @@ import { type ConnectionStatusView, toConnectionStatus } from './connection-stat
 export const DEFAULT_LIST_LIMIT = 50;
 export const MAX_LIST_LIMIT = 100;
 /** How many store pages one listing reads at most while skipping connections the caller may not see. */
-const MAX_STORE_PAGES = 10;
+export const MAX_STORE_PAGES = 10;
+/** The statuses a listing walks, in this order, when no status is given. */
+const LISTED_STATUSES: readonly ListedStatus[] = ['active', 'needs_reauth'];
 
 /** The query of `GET /connections`. */
 export const ListConnectionsQuery = z.strictObject(
@@ -54,11 +58,36 @@ export interface ConnectionPage {
   nextToken?: string;
 }
 
+/** One range a listing walks: the connections of one status that one of the caller's patterns may cover. */
+interface ListRange {
+  status: ListedStatus;
+  pattern: string;
+  /** The pattern's literal start, before its first `*`: the store reads only ids that begin with it. */
+  prefix: string;
+  /** The pattern's place among the caller's patterns: a connection is listed under the first that covers it. */
+  patternIndex: number;
+}
+
+/** Where a listing stands: a range, and the connection id it continues after (none: the range's start). */
+interface ListPosition {
+  range: number;
+  after?: string;
+}
+
 /**
  * Lists the connections the caller administers (its admin patterns cover them), without secrets. A page
  * may hold fewer than `limit` connections and still have a `nextToken`.
  *
+ * The store is read per status and per admin pattern, only ids that begin with the pattern's literal
+ * prefix, and each connection is listed under the first of the caller's patterns that covers it, so
+ * overlapping patterns never list one twice. The `nextToken` names the status, the pattern and the last
+ * connection returned. Residual: when {@link MAX_STORE_PAGES} store pages hold nothing the caller may
+ * see, the token points at the last connection read instead, so the listing moves on; that id begins
+ * with the pattern's literal prefix but may not match the rest of the pattern (for a pattern that starts
+ * with `*` the prefix is empty, and it may be any id).
+ *
  * @throws ForbiddenError when the caller is no admin
+ * @throws InvalidRequestError when `nextToken` is not one this listing returned to this caller
  */
 export async function listConnections(
   runtime: Pick<Runtime, 'store' | 'policy'>,
@@ -66,24 +95,106 @@ export async function listConnections(
 ): Promise<ConnectionPage> {
   runtime.policy.assertIsAdmin(input.callerArn);
   const limit = input.limit ?? DEFAULT_LIST_LIMIT;
-  const visible: ConnectionRecord[] = [];
-  let nextToken = input.nextToken;
-  for (let page = 0; page < MAX_STORE_PAGES && visible.length < limit; page++) {
-    const result = await runtime.store.listConnections({
-      limit: limit - visible.length,
-      ...(input.status === undefined ? {} : { status: input.status }),
-      ...(nextToken === undefined ? {} : { nextToken }),
+  const patterns = [
+    ...new Set(
+      runtime.policy
+        .rulesFor(input.callerArn)
+        .filter((rule) => rule.admin === true)
+        .flatMap((rule) => rule.connections),
+    ),
+  ];
+  const statuses = input.status === undefined ? LISTED_STATUSES : [input.status];
+  const ranges: ListRange[] = statuses.flatMap((status) =>
+    patterns.map((pattern, patternIndex) => ({
+      status,
+      pattern,
+      prefix: literalPrefix(pattern),
+      patternIndex,
+    })),
+  );
+  const start = input.nextToken === undefined ? { range: 0 } : readCursor(input.nextToken, ranges);
+
+  const listed: ListedConnection[] = [];
+  let rangeIndex = start.range;
+  // `scanFrom` is where the store goes on reading; `shownUpTo` the last position the caller may see.
+  let scanFrom = start.after;
+  let shownUpTo = start.after;
+  for (let page = 0; ; page++) {
+    const range = ranges[rangeIndex];
+    if (range === undefined) return { connections: listed.map(toConnectionStatus) };
+    const at = (after: string | undefined): ConnectionPage => ({
+      connections: listed.map(toConnectionStatus),
+      nextToken: writeCursor(range, after),
     });
-    visible.push(
-      ...result.connections.filter((connection) =>
-        runtime.policy.mayAdminister(input.callerArn, connection.connectionId),
-      ),
-    );
-    nextToken = result.nextToken;
-    if (nextToken === undefined) break;
+    if (listed.length === limit) return at(shownUpTo);
+    // The bound on store pages ends every listing. With nothing shown yet, the token moves on from the
+    // last connection read (the residual), so the next page makes progress.
+    if (page === MAX_STORE_PAGES) return at(listed.length > 0 ? shownUpTo : scanFrom);
+    const result = await runtime.store.listConnections({
+      status: range.status,
+      prefix: range.prefix,
+      limit: limit - listed.length,
+      ...(scanFrom === undefined ? {} : { startAfter: scanFrom }),
+    });
+    for (const connection of result.connections) {
+      const owner = patterns.findIndex((pattern) =>
+        connectionPatternMatches(pattern, connection.connectionId),
+      );
+      if (owner === range.patternIndex) {
+        listed.push(connection);
+        shownUpTo = connection.connectionId;
+      }
+    }
+    if (result.lastEvaluatedId === undefined) {
+      rangeIndex += 1;
+      scanFrom = undefined;
+      shownUpTo = undefined;
+    } else {
+      scanFrom = result.lastEvaluatedId;
+    }
   }
-  const connections = visible.map(toConnectionStatus);
-  return nextToken === undefined ? { connections } : { connections, nextToken };
+}
+
+function literalPrefix(pattern: string): string {
+  return pattern.split('*')[0] ?? '';
+}
+
+const Cursor = z.strictObject({
+  s: z.enum(['active', 'needs_reauth']),
+  p: z.string().min(1),
+  a: z.string().regex(CONNECTION_ID_PATTERN).optional(),
+});
+
+function writeCursor(range: ListRange, after: string | undefined): string {
+  const cursor: z.output<typeof Cursor> = { s: range.status, p: range.pattern };
+  if (after !== undefined) cursor.a = after;
+  return Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
+}
+
+/** The position a `nextToken` names, checked against the caller's own ranges; a 400 for anything else. */
+function readCursor(token: string, ranges: readonly ListRange[]): ListPosition {
+  const invalid = () =>
+    new InvalidRequestError(
+      'The nextToken is not one this listing returned to you; pass the nextToken of the previous page unchanged, with the same status filter, or leave it out to start again.',
+      { field: 'nextToken' },
+    );
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
+  const decoded = Buffer.from(token, 'base64url');
+  // Base64 decoding forgives trailing characters; a token this listing wrote re-encodes to itself.
+  if (decoded.toString('base64url') !== token) throw invalid();
+  let json: unknown;
+  try {
+    json = JSON.parse(decoded.toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  const parsed = Cursor.safeParse(json);
+  if (!parsed.success) throw invalid();
+  const { s: status, p: pattern, a: after } = parsed.data;
+  const range = ranges.findIndex((candidate) => candidate.status === status && candidate.pattern === pattern);
+  const prefix = ranges[range]?.prefix;
+  if (prefix === undefined || (after !== undefined && !after.startsWith(prefix))) throw invalid();
+  return after === undefined ? { range } : { range, after };
 }
 
 /** Identifies one connection for an admin route. */

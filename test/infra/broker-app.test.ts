@@ -125,6 +125,18 @@ describe('the stateful stack', () => {
     });
   });
 
+  it('copies only the status fields into the connections-by-status index, no ciphertext or e-mail', () => {
+    const table = only(resourcesOf(stateful, 'AWS::DynamoDB::GlobalTable')).Properties;
+    const index = (table.GlobalSecondaryIndexes as TemplateValue[]).find(
+      (candidate) => candidate.IndexName === 'connections-by-status',
+    );
+
+    expect(index.Projection).toEqual({
+      ProjectionType: 'INCLUDE',
+      NonKeyAttributes: ['grant', 'profileId', 'accessTokenExpiresAt', 'dueAt', 'lastRefreshAt', 'lastError'],
+    });
+  });
+
   it('creates the Wise credentials secret with the key and empty placeholders only, retained', () => {
     const keyId = Object.keys(resourcesOf(stateful, 'AWS::KMS::Key'))[0];
     const secret = only(resourcesOf(stateful, 'AWS::SecretsManager::Secret'));

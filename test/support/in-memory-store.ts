@@ -1,15 +1,18 @@
-import type {
-  ClientTokenRecord,
-  ConnectionRecord,
-  ConnectionStatus,
-  ConnectSessionRecord,
-  RecordKey,
-  TokenState,
+import { InvalidRequestError } from '#shared/domain/errors.ts';
+import {
+  type ClientTokenRecord,
+  CONNECTION_ID_PATTERN,
+  type ConnectionRecord,
+  type ConnectSessionRecord,
+  type RecordKey,
+  type TokenState,
 } from '#shared/domain/records.ts';
 import type {
   DueRecord,
   FailureUpdate,
+  ListConnectionsOptions,
   ListConnectionsResult,
+  ListedConnection,
   NewConnection,
   TokenStore,
   TokenUpdate,
@@ -21,7 +24,8 @@ type Stored = TokenState & Partial<ConnectionRecord>;
  * A `TokenStore` in memory for unit tests, with the conditional semantics of the DynamoDB store: a lease
  * is taken only when free or expired (and, for a connection, only while it is active), a refresh's result
  * or failure is written only while its owner holds the lease on an active record, a tombstone is never
- * revived by a late write, and every record handed out is a copy.
+ * revived by a late write, and every record handed out is a copy. A listing hands out only the status
+ * fields, as the DynamoDB status index does, in the same (code unit) order.
  */
 export class InMemoryTokenStore implements TokenStore {
   readonly #connections = new Map<string, ConnectionRecord>();
@@ -52,19 +56,25 @@ export class InMemoryTokenStore implements TokenStore {
     return copy(this.#connections.get(connectionId));
   }
 
-  async listConnections(options: {
-    status?: Exclude<ConnectionStatus, 'disconnected'>;
-    limit: number;
-    nextToken?: string;
-  }): Promise<ListConnectionsResult> {
-    const all = [...this.#connections.values()]
-      .filter((record) => record.status !== 'disconnected')
-      .filter((record) => options.status === undefined || record.status === options.status)
-      .sort((a, b) => a.connectionId.localeCompare(b.connectionId));
-    const start = options.nextToken === undefined ? 0 : Number(options.nextToken);
-    const page = all.slice(start, start + options.limit).map((record) => structuredClone(record));
-    const end = start + page.length;
-    return end < all.length ? { connections: page, nextToken: String(end) } : { connections: page };
+  async listConnections(options: ListConnectionsOptions): Promise<ListConnectionsResult> {
+    const { status, prefix, limit, startAfter } = options;
+    if (
+      startAfter !== undefined &&
+      (!CONNECTION_ID_PATTERN.test(startAfter) || !startAfter.startsWith(prefix))
+    ) {
+      throw new InvalidRequestError('The nextToken does not point into this listing.', {
+        field: 'nextToken',
+      });
+    }
+    const range = [...this.#connections.values()]
+      .filter((record) => record.status === status && record.connectionId.startsWith(prefix))
+      .filter((record) => startAfter === undefined || record.connectionId > startAfter)
+      .sort((a, b) => (a.connectionId < b.connectionId ? -1 : 1));
+    const page = range.slice(0, limit).map(listed);
+    const last = page.at(-1);
+    return range.length > limit && last
+      ? { connections: page, lastEvaluatedId: last.connectionId }
+      : { connections: page };
   }
 
   async saveConnection(
@@ -95,6 +105,9 @@ export class InMemoryTokenStore implements TokenStore {
     delete record.accessToken;
     delete record.refreshToken;
     delete record.registrationCode;
+    delete record.email;
+    delete record.userId;
+    delete record.profileId;
     delete record.nextRefreshAt;
     delete record.lease;
     return true;
@@ -208,6 +221,22 @@ export class InMemoryTokenStore implements TokenStore {
     if (key.kind === 'connection' && record.status !== 'active') return undefined;
     return record;
   }
+}
+
+function listed(record: ConnectionRecord): ListedConnection {
+  const fields = [
+    'connectionId',
+    'status',
+    'grant',
+    'profileId',
+    'accessTokenExpiresAt',
+    'nextRefreshAt',
+    'lastRefreshAt',
+    'lastError',
+  ] as const;
+  return structuredClone(
+    Object.fromEntries(fields.filter((field) => record[field] !== undefined).map((f) => [f, record[f]])),
+  ) as ListedConnection;
 }
 
 function copy<T>(value: T | undefined): T | undefined {

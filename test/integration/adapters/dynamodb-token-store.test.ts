@@ -1,3 +1,4 @@
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createBrokerTable,
@@ -356,12 +357,12 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
   });
 
   describe('disconnect', () => {
-    it('leaves a tombstone without tokens that no late lease, refresh or failure can revive', async () => {
+    it('leaves a tombstone without tokens or personal data that no late lease, refresh or failure can revive', async () => {
       const store = await newStore();
-      await store.saveConnection(grant('acme-1', { registrationCode: bytes('code') }), {
-        expectedVersion: undefined,
-        now: NOW,
-      });
+      await store.saveConnection(
+        grant('acme-1', { registrationCode: bytes('code'), email: 'jo@example.com', userId: 7 }),
+        { expectedVersion: undefined, now: NOW },
+      );
       const key = connectionKey('acme-1');
       await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
 
@@ -390,6 +391,9 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       expect(tombstone).not.toHaveProperty('accessToken');
       expect(tombstone).not.toHaveProperty('refreshToken');
       expect(tombstone).not.toHaveProperty('registrationCode');
+      expect(tombstone).not.toHaveProperty('email');
+      expect(tombstone).not.toHaveProperty('userId');
+      expect(tombstone).not.toHaveProperty('profileId');
       expect(tombstone).not.toHaveProperty('nextRefreshAt');
       expect(tombstone).not.toHaveProperty('lease');
       expect(await store.listDue({ now: NOW + 100 * 60 * MINUTE, limit: 10 })).toEqual([]);
@@ -444,6 +448,23 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       ]);
     });
 
+    it('still finds records written under more shards after the shard count is lowered', async () => {
+      const tableName = dynamo.tableName('broker');
+      await createBrokerTable(dynamo.client, tableName);
+      const wide = new DynamoDbTokenStore({ client: dynamo.client, tableName, shards: 16 });
+      const ids = Array.from({ length: 12 }, (_, index) => `acme-${index}`);
+      for (const connectionId of ids) await connect(wide, connectionId, { nextRefreshAt: NOW - MINUTE });
+      const narrow = new DynamoDbTokenStore({ client: dynamo.client, tableName, shards: 1 });
+
+      const due = await narrow.listDue({ now: NOW, limit: 50 });
+
+      expect(ids.filter((id) => dueShardOf(`CONNECTION#${id}`, 16) !== '0').length).toBeGreaterThan(6);
+      expect(due.map((record) => record.key)).toHaveLength(ids.length);
+      expect(
+        new Set(due.map((record) => (record.key.kind === 'connection' ? record.key.connectionId : ''))),
+      ).toEqual(new Set(ids));
+    });
+
     it('returns at most limit records in total, the most overdue first', async () => {
       const store = await newStore({ shards: 4 });
       for (const [index, connectionId] of ['acme-1', 'acme-2', 'acme-3', 'acme-4'].entries()) {
@@ -457,10 +478,14 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
   });
 
   describe('listConnections', () => {
+    let tableName: string;
+
     async function storeWithConnections(): Promise<DynamoDbTokenStore> {
-      const store = await newStore();
-      for (const connectionId of ['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'r-1', 'r-2', 'gone']) {
-        await connect(store, connectionId);
+      tableName = dynamo.tableName('broker');
+      await createBrokerTable(dynamo.client, tableName);
+      const store = new DynamoDbTokenStore({ client: dynamo.client, tableName });
+      for (const connectionId of ['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'b-1', 'r-1', 'r-2', 'gone']) {
+        await connect(store, connectionId, { email: `${connectionId}@example.com`, userId: 7 });
       }
       for (const connectionId of ['r-1', 'r-2']) await markNeedsReauth(store, connectionId);
       await store.disconnect('gone', { now: NOW });
@@ -469,23 +494,23 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
 
     async function allPages(
       store: DynamoDbTokenStore,
-      options: { status?: 'active' | 'needs_reauth'; limit: number },
+      options: { status: 'active' | 'needs_reauth'; prefix: string; limit: number },
     ): Promise<string[][]> {
       const pages: string[][] = [];
-      let nextToken: string | undefined;
+      let startAfter: string | undefined;
       for (let page = 0; page < 20; page++) {
-        const result = await store.listConnections({ ...options, ...(nextToken ? { nextToken } : {}) });
+        const result = await store.listConnections({ ...options, ...(startAfter ? { startAfter } : {}) });
         pages.push(result.connections.map((connection) => connection.connectionId));
-        nextToken = result.nextToken;
-        if (nextToken === undefined) return pages;
+        startAfter = result.lastEvaluatedId;
+        if (startAfter === undefined) return pages;
       }
-      throw new Error('listConnections kept returning a nextToken');
+      throw new Error('listConnections kept returning a position');
     }
 
-    it('pages through the connections of one status in order', async () => {
+    it('pages through the connections of one status and prefix in order', async () => {
       const store = await storeWithConnections();
 
-      const pages = await allPages(store, { status: 'active', limit: 2 });
+      const pages = await allPages(store, { status: 'active', prefix: 'a-', limit: 2 });
 
       expect(pages.flat()).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'a-5']);
       expect(pages.slice(0, 2)).toEqual([
@@ -494,37 +519,76 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       ]);
     });
 
-    it('lists active then needs_reauth connections without a status, never a tombstone', async () => {
+    it('reads every id of the status with an empty prefix, never a tombstone', async () => {
       const store = await storeWithConnections();
 
-      const pages = await allPages(store, { limit: 3 });
+      const pages = await allPages(store, { status: 'active', prefix: '', limit: 4 });
 
-      expect(pages.flat()).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'r-1', 'r-2']);
-      expect(pages[0]).toEqual(['a-1', 'a-2', 'a-3']);
+      expect(pages.flat()).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'b-1']);
     });
 
-    it('returns only needs_reauth connections when asked for them', async () => {
+    it('returns only the status fields of needs_reauth connections when asked for them', async () => {
       const store = await storeWithConnections();
 
-      const page = await store.listConnections({ status: 'needs_reauth', limit: 10 });
+      const page = await store.listConnections({ status: 'needs_reauth', prefix: 'r-', limit: 10 });
 
-      expect(page.connections.map((connection) => [connection.connectionId, connection.status])).toEqual([
-        ['r-1', 'needs_reauth'],
-        ['r-2', 'needs_reauth'],
-      ]);
-      expect(page.nextToken).toBeUndefined();
+      expect(page).toEqual({
+        connections: [
+          {
+            connectionId: 'r-1',
+            status: 'needs_reauth',
+            grant: 'authorization_code',
+            profileId: 42,
+            accessTokenExpiresAt: NOW + 12 * 60 * MINUTE,
+            lastRefreshAt: NOW,
+            lastError: INVALID_GRANT.lastError,
+          },
+          expect.objectContaining({ connectionId: 'r-2' }),
+        ],
+      });
     });
 
-    it('rejects a truncated or extended nextToken with InvalidRequestError', async () => {
+    it('copies no token, registration code or personal data into the status index', async () => {
       const store = await storeWithConnections();
-      const first = await store.listConnections({ status: 'active', limit: 2 });
-      const token = first.nextToken ?? '';
+      const documents = DynamoDBDocumentClient.from(dynamo.client);
+      const [connection] = (await store.listConnections({ status: 'active', prefix: 'a-1', limit: 1 }))
+        .connections;
 
-      for (const tampered of [`${token}x`, token.slice(0, token.length / 2)]) {
-        await expect(
-          store.listConnections({ status: 'active', limit: 2, nextToken: tampered }),
-        ).rejects.toBeInstanceOf(InvalidRequestError);
+      const output = await documents.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: 'connections-by-status',
+          KeyConditionExpression: '#status = :status',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':status': 'active' },
+        }),
+      );
+
+      expect(connection?.nextRefreshAt).toBe(NOW + 10 * 60 * MINUTE);
+      expect(output.Items?.length).toBe(6);
+      for (const item of output.Items ?? []) {
+        expect(Object.keys(item).sort()).toEqual(
+          [
+            'pk',
+            'sk',
+            'status',
+            'connectionId',
+            'grant',
+            'profileId',
+            'accessTokenExpiresAt',
+            'dueAt',
+            'lastRefreshAt',
+          ].sort(),
+        );
       }
+    });
+
+    it('refuses a position outside the prefix with InvalidRequestError', async () => {
+      const store = await storeWithConnections();
+
+      await expect(
+        store.listConnections({ status: 'active', prefix: 'a-', limit: 2, startAfter: 'b-1' }),
+      ).rejects.toBeInstanceOf(InvalidRequestError);
     });
   });
 });

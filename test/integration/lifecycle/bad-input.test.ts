@@ -68,6 +68,8 @@ const list = (query: Record<string, string>, caller: string | null = ADMIN_ARN):
   ...(caller ? { caller } : {}),
 });
 
+const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
 const NO_IDENTITY = /signed with AWS SigV4 by an IAM principal/;
 const ID_RULE = /1 to 128 characters of letters, digits, "\.", "_", ":" and "-"/;
 
@@ -452,6 +454,32 @@ const BAD_INPUTS: BadInput[] = [
     name: 'a nextToken this listing never returned',
     route: 'connections',
     request: list({ nextToken: 'bm90LWEtdG9rZW4' }),
+    status: 400,
+    error: 'invalid_request',
+    message: /nextToken/,
+  },
+  {
+    name: 'a nextToken of empty strings',
+    route: 'connections',
+    request: list({
+      nextToken: cursor({ s: 'active', k: { pk: '', sk: '', status: 'active', connectionId: '' } }),
+    }),
+    status: 400,
+    error: 'invalid_request',
+    message: /nextToken/,
+  },
+  {
+    name: "a nextToken that jumps into another admin's connections",
+    route: 'connections',
+    request: list({ nextToken: cursor({ s: 'active', p: 'beta-*', a: 'beta-1' }) }),
+    status: 400,
+    error: 'invalid_request',
+    message: /nextToken/,
+  },
+  {
+    name: 'a nextToken positioned outside its pattern',
+    route: 'connections',
+    request: list({ nextToken: cursor({ s: 'active', p: 'acme-*', a: 'beta-1' }) }),
     status: 400,
     error: 'invalid_request',
     message: /nextToken/,

@@ -26,6 +26,20 @@ beforeAll(async () => {
   for (const id of ['acme-a', 'acme-b', 'acme-c', 'beta-a', 'beta-b']) {
     await broker.connect(id);
   }
+  // Connections no admin covers, sorting before beta-*: a listing must never reveal their ids.
+  for (let index = 1; index <= 12; index++) {
+    await broker.runtime.store.saveConnection(
+      {
+        connectionId: `alpha-secret-customer-${index}`,
+        status: 'active',
+        grant: 'authorization_code',
+        accessToken: new TextEncoder().encode('sealed'),
+        accessTokenExpiresAt: broker.clock.now() + 3_600_000,
+        nextRefreshAt: broker.clock.now() + 3_000_000,
+      },
+      { expectedVersion: undefined, now: broker.clock.now() },
+    );
+  }
 });
 
 afterAll(async () => {
@@ -70,6 +84,46 @@ describe('the connections admin routes', () => {
     expect(seen).toEqual(['acme-a', 'acme-b', 'acme-c']);
   });
 
+  it("hand out nextTokens that reveal no connection outside the admin's patterns", async () => {
+    const seen: string[] = [];
+    const tokens: string[] = [];
+    let nextToken: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      const response = await admin(
+        { method: 'GET', route: '/connections', query: { limit: '1', ...(nextToken ? { nextToken } : {}) } },
+        BETA_ADMIN_ARN,
+      );
+      expect(response.statusCode).toBe(200);
+      seen.push(...ids(response.json));
+      nextToken = (response.json as { nextToken?: string }).nextToken;
+      if (!nextToken) break;
+      tokens.push(nextToken);
+    }
+
+    expect(seen).toEqual(['beta-a', 'beta-b']);
+    expect(tokens.length).toBeGreaterThan(0);
+    for (const token of tokens) {
+      expect(Buffer.from(token, 'base64url').toString()).not.toMatch(/alpha|acme/);
+    }
+  });
+
+  it('answer 400 to a nextToken that points outside the admin patterns', async () => {
+    const crafted = Buffer.from(
+      JSON.stringify({ s: 'active', p: 'beta-*', a: 'alpha-secret-customer-1' }),
+    ).toString('base64url');
+
+    const response = await admin(
+      { method: 'GET', route: '/connections', query: { nextToken: crafted } },
+      BETA_ADMIN_ARN,
+    );
+
+    expect(response.statusCode).toBe(400);
+    expect(response.json).toMatchObject({
+      error: 'invalid_request',
+      message: expect.stringMatching(/nextToken/),
+    });
+  });
+
   it('filter the list by status', async () => {
     const active = await admin({ method: 'GET', route: '/connections', query: { status: 'active' } });
     const reauth = await admin({ method: 'GET', route: '/connections', query: { status: 'needs_reauth' } });
@@ -101,6 +155,9 @@ describe('the connections admin routes', () => {
     expect(tombstone).not.toHaveProperty('accessToken');
     expect(tombstone).not.toHaveProperty('refreshToken');
     expect(tombstone).not.toHaveProperty('dueAt');
+    expect(tombstone).not.toHaveProperty('userId');
+    expect(tombstone).not.toHaveProperty('profileId');
+    expect(tombstone).not.toHaveProperty('email');
     const read = await admin({ method: 'GET', ...target });
     expect(read.statusCode).toBe(404);
     expect(read.json).toMatchObject({ error: 'connection_not_found' });

@@ -13,6 +13,7 @@ import {
   brokerTableDefinition,
   DynamoDbTokenStore,
   dueShardOf,
+  MAX_REFRESH_SHARDS,
 } from '#shared/adapters/dynamodb-token-store.ts';
 import { InvalidRequestError } from '#shared/domain/errors.ts';
 import type { NewConnection } from '#shared/ports/token-store.ts';
@@ -59,9 +60,11 @@ describe('dueShardOf', () => {
 });
 
 describe('DynamoDbTokenStore', () => {
-  it('refuses a shard count that is not a whole number of at least 1', () => {
+  it('refuses a shard count that is not a whole number from 1 to the maximum', () => {
     expect(() => store({ shards: 0 })).toThrow(/at least 1/);
     expect(() => store({ shards: 1.5 })).toThrow(/at least 1/);
+    expect(() => store({ shards: MAX_REFRESH_SHARDS + 1 })).toThrow(/at most 16/);
+    expect(() => store({ shards: MAX_REFRESH_SHARDS })).not.toThrow();
   });
 
   describe('putConnectSession', () => {
@@ -397,7 +400,7 @@ describe('DynamoDbTokenStore', () => {
   });
 
   describe('disconnect', () => {
-    it('destroys the tokens and leaves a tombstone that expires after the tombstone days', async () => {
+    it('destroys the tokens and the personal data and leaves a tombstone that expires after the tombstone days', async () => {
       documents
         .on(UpdateCommand)
         .resolves({ Attributes: { connectionId: 'acme-1', status: 'disconnected' } });
@@ -410,7 +413,8 @@ describe('DynamoDbTokenStore', () => {
         Key: { pk: 'CONNECTION#acme-1', sk: 'CONNECTION' },
         UpdateExpression:
           'SET #status = :status, #version = #version + :one, #updatedAt = :updatedAt, #ttl = :ttl ' +
-          'REMOVE #accessToken, #refreshToken, #registrationCode, #dueShard, #dueAt, #leaseOwner, #leaseExpiresAt',
+          'REMOVE #accessToken, #refreshToken, #registrationCode, #email, #userId, #profileId, ' +
+          '#dueShard, #dueAt, #leaseOwner, #leaseExpiresAt',
         ConditionExpression: 'attribute_exists(pk) AND #status <> :disconnected',
         ExpressionAttributeNames: names(
           'status',
@@ -420,6 +424,9 @@ describe('DynamoDbTokenStore', () => {
           'accessToken',
           'refreshToken',
           'registrationCode',
+          'email',
+          'userId',
+          'profileId',
           'dueShard',
           'dueAt',
           'leaseOwner',
@@ -450,149 +457,138 @@ describe('DynamoDbTokenStore', () => {
       connectionId,
       status,
       grant: 'authorization_code',
-      generation: 1,
-      version: 1,
-      failureCount: 0,
-      createdAt: 1,
-      updatedAt: 1,
+      profileId: 42,
+      accessTokenExpiresAt: 5_000,
+      dueAt: 4_000,
+      lastRefreshAt: 1_000,
     });
-    const lastKey = (connectionId: string, status: string) => ({
+    const indexKey = (connectionId: string, status: string) => ({
       pk: `CONNECTION#${connectionId}`,
       sk: 'CONNECTION',
       status,
       connectionId,
     });
+    const validation = () =>
+      Object.assign(new Error('The provided starting key is invalid'), { name: 'ValidationException' });
 
-    it('queries the status index for the given status and hands back the last key as an opaque token', async () => {
+    it('queries the status index for one status and prefix and says where it stopped', async () => {
       documents.on(QueryCommand).resolves({
-        Items: [item('a', 'needs_reauth'), item('b', 'needs_reauth')],
-        LastEvaluatedKey: lastKey('b', 'needs_reauth'),
+        Items: [item('acme-a', 'needs_reauth'), item('acme-b', 'needs_reauth')],
+        LastEvaluatedKey: indexKey('acme-b', 'needs_reauth'),
       });
 
-      const page = await store().listConnections({ status: 'needs_reauth', limit: 2 });
+      const page = await store().listConnections({ status: 'needs_reauth', prefix: 'acme-', limit: 2 });
 
       expect(documents.commandCalls(QueryCommand).map((call) => call.args[0].input)).toEqual([
         {
           TableName: TABLE,
           IndexName: 'connections-by-status',
-          KeyConditionExpression: '#status = :status',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':status': 'needs_reauth' },
+          KeyConditionExpression: '#status = :status AND begins_with(#connectionId, :prefix)',
+          ExpressionAttributeNames: { '#status': 'status', '#connectionId': 'connectionId' },
+          ExpressionAttributeValues: { ':status': 'needs_reauth', ':prefix': 'acme-' },
           Limit: 2,
         },
       ]);
-      expect(page.connections.map((connection) => connection.connectionId)).toEqual(['a', 'b']);
-      expect(page.nextToken).toMatch(/^[A-Za-z0-9_-]+$/);
-    });
-
-    it('continues from the token where the previous page stopped', async () => {
-      documents
-        .on(QueryCommand)
-        .resolvesOnce({ Items: [item('a', 'active')], LastEvaluatedKey: lastKey('a', 'active') })
-        .resolvesOnce({ Items: [item('b', 'active')] });
-      const first = await store().listConnections({ status: 'active', limit: 1 });
-
-      const second = await store().listConnections({
-        status: 'active',
-        limit: 1,
-        ...(first.nextToken === undefined ? {} : { nextToken: first.nextToken }),
-      });
-
-      expect(documents.commandCalls(QueryCommand)[1]?.args[0].input.ExclusiveStartKey).toEqual(
-        lastKey('a', 'active'),
-      );
-      expect(second.connections.map((connection) => connection.connectionId)).toEqual(['b']);
-      expect(second.nextToken).toBeUndefined();
-    });
-
-    it('lists active then needs_reauth connections when no status is given, never with a scan', async () => {
-      documents
-        .on(QueryCommand, { ExpressionAttributeValues: { ':status': 'active' } })
-        .resolves({ Items: [item('a', 'active')] })
-        .on(QueryCommand, { ExpressionAttributeValues: { ':status': 'needs_reauth' } })
-        .resolves({ Items: [item('b', 'needs_reauth')] });
-
-      const page = await store().listConnections({ limit: 5 });
-
-      const inputs = documents.commandCalls(QueryCommand).map((call) => call.args[0].input);
-      expect(inputs.map((input) => [input.ExpressionAttributeValues?.[':status'], input.Limit])).toEqual([
-        ['active', 5],
-        ['needs_reauth', 4],
-      ]);
       expect(page).toEqual({
         connections: [
-          expect.objectContaining({ connectionId: 'a' }),
-          expect.objectContaining({ connectionId: 'b' }),
+          {
+            connectionId: 'acme-a',
+            status: 'needs_reauth',
+            grant: 'authorization_code',
+            profileId: 42,
+            accessTokenExpiresAt: 5_000,
+            nextRefreshAt: 4_000,
+            lastRefreshAt: 1_000,
+          },
+          expect.objectContaining({ connectionId: 'acme-b' }),
         ],
+        lastEvaluatedId: 'acme-b',
       });
     });
 
-    it('points the token at needs_reauth when the active connections filled the page exactly', async () => {
-      documents
-        .on(QueryCommand, { ExpressionAttributeValues: { ':status': 'active' } })
-        .resolves({ Items: [item('a', 'active')] })
-        .on(QueryCommand, { ExpressionAttributeValues: { ':status': 'needs_reauth' } })
-        .resolves({ Items: [item('b', 'needs_reauth')] });
-      const first = await store().listConnections({ limit: 1 });
+    it('reads the whole status without a key condition on the id when the prefix is empty', async () => {
+      documents.on(QueryCommand).resolves({ Items: [item('a', 'active')] });
 
-      const second = await store().listConnections({ limit: 1, nextToken: first.nextToken ?? '' });
+      const page = await store().listConnections({ status: 'active', prefix: '', limit: 5 });
 
-      const inputs = documents.commandCalls(QueryCommand).map((call) => call.args[0].input);
-      expect(inputs.map((input) => input.ExpressionAttributeValues?.[':status'])).toEqual([
-        'active',
-        'needs_reauth',
-      ]);
-      expect(inputs[1]?.ExclusiveStartKey).toBeUndefined();
-      expect(second.connections.map((connection) => connection.connectionId)).toEqual(['b']);
-      expect(second.nextToken).toBeUndefined();
+      expect(documents.commandCalls(QueryCommand)[0]?.args[0].input).toMatchObject({
+        KeyConditionExpression: '#status = :status',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':status': 'active' },
+      });
+      expect(page).toEqual({ connections: [expect.objectContaining({ connectionId: 'a' })] });
+    });
+
+    it('continues after a connection id with the index key it builds itself', async () => {
+      documents.on(QueryCommand).resolves({ Items: [item('acme-c', 'active')] });
+
+      await store().listConnections({ status: 'active', prefix: 'acme-', limit: 1, startAfter: 'acme-b' });
+
+      expect(documents.commandCalls(QueryCommand)[0]?.args[0].input.ExclusiveStartKey).toEqual(
+        indexKey('acme-b', 'active'),
+      );
     });
 
     it.each([
-      ['not base64url', '!!!'],
-      ['not JSON', Buffer.from('{oops').toString('base64url')],
-      ['an unknown status', Buffer.from(JSON.stringify({ s: 'disconnected' })).toString('base64url')],
-      [
-        'a key of another status',
-        Buffer.from(
-          JSON.stringify({
-            s: 'active',
-            k: { pk: 'CONNECTION#a', sk: 'CONNECTION', status: 'x', connectionId: 'a' },
-          }),
-        ).toString('base64url'),
-      ],
-      [
-        'a key with extra attributes',
-        Buffer.from(
-          JSON.stringify({
-            s: 'active',
-            k: { pk: 'CONNECTION#a', sk: 'CONNECTION', status: 'active', connectionId: 'a', more: 1 },
-          }),
-        ).toString('base64url'),
-      ],
-    ])('rejects a nextToken that is %s with InvalidRequestError before any query', async (_, nextToken) => {
-      const listing = store().listConnections({ limit: 10, nextToken });
+      ['empty', ''],
+      ['outside the prefix', 'beta-1'],
+      ['no connection id', 'acme-1 x'],
+    ])(
+      'refuses a start position that is %s with InvalidRequestError before any query',
+      async (_, startAfter) => {
+        const listing = store().listConnections({ status: 'active', prefix: 'acme-', limit: 1, startAfter });
+
+        await expect(listing).rejects.toBeInstanceOf(InvalidRequestError);
+        await expect(listing).rejects.toMatchObject({ field: 'nextToken' });
+        expect(documents.commandCalls(QueryCommand)).toHaveLength(0);
+      },
+    );
+
+    it('turns a ValidationException of the listing into InvalidRequestError', async () => {
+      documents.on(QueryCommand).rejects(validation());
+
+      const listing = store().listConnections({ status: 'active', prefix: '', limit: 1, startAfter: 'a' });
 
       await expect(listing).rejects.toBeInstanceOf(InvalidRequestError);
-      await expect(listing).rejects.toMatchObject({ field: 'nextToken' });
-      expect(documents.commandCalls(QueryCommand)).toHaveLength(0);
+      await expect(listing).rejects.toThrow(/nextToken/);
     });
 
-    it('rejects a token for needs_reauth when only active connections are asked for', async () => {
-      const nextToken = Buffer.from(JSON.stringify({ s: 'needs_reauth' })).toString('base64url');
+    it('passes on any other error', async () => {
+      documents.on(QueryCommand).rejects(new Error('throttled'));
 
+      await expect(store().listConnections({ status: 'active', prefix: '', limit: 1 })).rejects.toThrow(
+        'throttled',
+      );
+    });
+
+    it('rejects a page size below 1 and a status that is not listed', async () => {
+      await expect(store().listConnections({ status: 'active', prefix: '', limit: 0 })).rejects.toMatchObject(
+        {
+          field: 'limit',
+        },
+      );
       await expect(
-        store().listConnections({ status: 'active', limit: 10, nextToken }),
-      ).rejects.toBeInstanceOf(InvalidRequestError);
-    });
-
-    it('rejects a page size below 1', async () => {
-      await expect(store().listConnections({ limit: 0 })).rejects.toMatchObject({ field: 'limit' });
+        store().listConnections({ status: 'disconnected' as 'active', prefix: '', limit: 1 }),
+      ).rejects.toMatchObject({ field: 'status' });
     });
   });
 
   describe('listDue', () => {
-    it('queries every shard of the due index up to now and returns the most overdue first, at most limit', async () => {
+    it('queries every possible shard of the due index, whatever the configured count', async () => {
+      documents.on(QueryCommand).resolves({ Items: [] });
+
+      await store({ shards: 1 }).listDue({ now: 5_000, limit: 3 });
+
+      const shards = documents
+        .commandCalls(QueryCommand)
+        .map((call) => call.args[0].input.ExpressionAttributeValues?.[':shard']);
+      expect(shards).toEqual(Array.from({ length: MAX_REFRESH_SHARDS }, (_, shard) => String(shard)));
+    });
+
+    it('returns the most overdue first, at most limit', async () => {
       documents
+        .on(QueryCommand)
+        .resolves({ Items: [] })
         .on(QueryCommand, { ExpressionAttributeValues: { ':shard': '0', ':now': 5_000 } })
         .resolves({ Items: [{ pk: 'CONNECTION#c', sk: 'CONNECTION', dueShard: '0', dueAt: 3_000 }] })
         .on(QueryCommand, { ExpressionAttributeValues: { ':shard': '1', ':now': 5_000 } })
@@ -607,7 +603,12 @@ describe('DynamoDbTokenStore', () => {
 
       const due = await store({ shards: 3 }).listDue({ now: 5_000, limit: 3 });
 
-      expect(documents.commandCalls(QueryCommand).map((call) => call.args[0].input)).toEqual(
+      expect(
+        documents
+          .commandCalls(QueryCommand)
+          .map((call) => call.args[0].input)
+          .slice(0, 3),
+      ).toEqual(
         ['0', '1', '2'].map((shard) => ({
           TableName: TABLE,
           IndexName: 'refresh-due',
@@ -994,7 +995,7 @@ describe('DynamoDbTokenStore', () => {
 });
 
 describe('brokerTableDefinition', () => {
-  it('declares the keys, the sparse keys-only refresh-due index and the connections-by-status index', () => {
+  it('declares the keys, the sparse keys-only refresh-due index and a status index of status fields only', () => {
     expect(brokerTableDefinition('broker')).toEqual({
       TableName: 'broker',
       BillingMode: 'PAY_PER_REQUEST',
@@ -1025,9 +1026,30 @@ describe('brokerTableDefinition', () => {
             { AttributeName: 'status', KeyType: 'HASH' },
             { AttributeName: 'connectionId', KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          Projection: {
+            ProjectionType: 'INCLUDE',
+            NonKeyAttributes: [
+              'grant',
+              'profileId',
+              'accessTokenExpiresAt',
+              'dueAt',
+              'lastRefreshAt',
+              'lastError',
+            ],
+          },
         },
       ],
     });
+  });
+
+  it('copies no token, registration code or personal data into the status index', () => {
+    const index = brokerTableDefinition('broker').GlobalSecondaryIndexes?.find(
+      (candidate) => candidate.IndexName === 'connections-by-status',
+    );
+
+    expect(index?.Projection?.ProjectionType).toBe('INCLUDE');
+    for (const attribute of ['accessToken', 'refreshToken', 'registrationCode', 'email', 'userId']) {
+      expect(index?.Projection?.NonKeyAttributes).not.toContain(attribute);
+    }
   });
 });

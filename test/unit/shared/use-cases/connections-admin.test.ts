@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { CallerPolicy } from '#shared/domain/caller-policy.ts';
 import { ConnectionNotFoundError, ForbiddenError, InvalidRequestError } from '#shared/domain/errors.ts';
 import { parseValue } from '#shared/http/request.ts';
 import { connectionIdFromPath, toConnectionStatus } from '#shared/use-cases/connection-status.ts';
@@ -7,6 +8,7 @@ import {
   getConnectionStatus,
   ListConnectionsQuery,
   listConnections,
+  MAX_STORE_PAGES,
 } from '#shared/use-cases/connections-admin.ts';
 import { ADMIN, fakeRuntime, OTHER_ADMIN, PARTNER, START, storedConnection } from './connect-fakes.ts';
 
@@ -163,6 +165,143 @@ describe('listConnections', () => {
 
   it('refuses a caller that is no admin', async () => {
     await expect(listConnections(seeded(), { callerArn: PARTNER })).rejects.toThrow(ForbiddenError);
+  });
+
+  it('never lists a secret or personal field, only the status view', async () => {
+    const runtime = fakeRuntime();
+    runtime.store.seedConnection(storedConnection('acme-1', { email: 'jo@example.com' }));
+
+    const page = await listConnections(runtime, { callerArn: ADMIN });
+
+    expect(JSON.stringify(page)).not.toMatch(/sealed|jo@example.com|userId|email/);
+  });
+});
+
+/** What a nextToken says, decoded. */
+function cursorOf(nextToken: string | undefined): unknown {
+  return nextToken === undefined ? undefined : JSON.parse(Buffer.from(nextToken, 'base64url').toString());
+}
+
+function token(cursor: unknown): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+/** A runtime whose only admin has the given patterns, with the given connections stored. */
+function adminOf(patterns: string[], connectionIds: string[]) {
+  const runtime = fakeRuntime();
+  for (const id of connectionIds) runtime.store.seedConnection(storedConnection(id));
+  return { ...runtime, policy: new CallerPolicy([{ principal: ADMIN, connections: patterns, admin: true }]) };
+}
+
+/** Every page of a listing, with every nextToken handed out on the way. */
+async function everyPage(
+  runtime: ReturnType<typeof adminOf>,
+  options: { limit: number; status?: 'active' | 'needs_reauth' },
+) {
+  const ids: string[] = [];
+  const tokens: string[] = [];
+  let nextToken: string | undefined;
+  for (let page = 0; page < 50; page++) {
+    const result = await listConnections(runtime, {
+      callerArn: ADMIN,
+      ...options,
+      ...(nextToken ? { nextToken } : {}),
+    });
+    ids.push(...result.connections.map((connection) => connection.connectionId));
+    nextToken = result.nextToken;
+    if (nextToken === undefined) return { ids, tokens };
+    tokens.push(nextToken);
+  }
+  throw new Error('the listing never ended');
+}
+
+describe('listConnections across the caller patterns', () => {
+  const secrets = Array.from({ length: 12 }, (_, index) => `acme-secret-customer-${index + 1}`);
+
+  it("hands out nextTokens that name only the caller's own connections", async () => {
+    const runtime = adminOf(['beta-*'], [...secrets, 'beta-1', 'beta-2', 'beta-3', 'zeta-1']);
+
+    const { ids, tokens } = await everyPage(runtime, { limit: 1 });
+
+    expect(ids).toEqual(['beta-1', 'beta-2', 'beta-3']);
+    expect(tokens.length).toBeGreaterThanOrEqual(3);
+    for (const nextToken of tokens) {
+      const cursor = cursorOf(nextToken) as { p: string; a?: string };
+      expect(cursor.p).toBe('beta-*');
+      expect(cursor.a ?? 'beta-').toMatch(/^beta-\d$|^beta-$/);
+    }
+  });
+
+  it('asks the store only for ids that begin with the literal prefix of each pattern', async () => {
+    const runtime = adminOf(['beta-*', 'gamma-*-eu'], [...secrets, 'beta-1', 'gamma-1-eu']);
+    const list = vi.spyOn(runtime.store, 'listConnections');
+
+    const page = await listConnections(runtime, { callerArn: ADMIN, status: 'active' });
+
+    expect(list.mock.calls.map(([options]) => [options.status, options.prefix])).toEqual([
+      ['active', 'beta-'],
+      ['active', 'gamma-'],
+    ]);
+    expect(page.connections.map((connection) => connection.connectionId)).toEqual(['beta-1', 'gamma-1-eu']);
+  });
+
+  it('lists a connection two patterns cover once, under the first', async () => {
+    const runtime = adminOf(['acme-*', 'acme-1*', '*-1'], ['acme-1', 'acme-10', 'acme-2', 'beta-1']);
+
+    const { ids } = await everyPage(runtime, { limit: 2 });
+
+    expect(ids).toEqual(['acme-1', 'acme-10', 'acme-2', 'beta-1']);
+  });
+
+  it('walks active then needs_reauth for every pattern', async () => {
+    const runtime = adminOf(['a-*', 'b-*'], ['a-1', 'b-1']);
+    runtime.store.seedConnection(storedConnection('a-2', { status: 'needs_reauth' }));
+    runtime.store.seedConnection(storedConnection('b-2', { status: 'needs_reauth' }));
+
+    const { ids } = await everyPage(runtime, { limit: 3 });
+
+    expect(ids).toEqual(['a-1', 'b-1', 'a-2', 'b-2']);
+  });
+
+  it('stops after a bounded number of store pages with a nextToken inside the literal prefix, and goes on from it', async () => {
+    const hidden = Array.from({ length: 30 }, (_, index) => `beta-${String(index).padStart(2, '0')}-us`);
+    const runtime = adminOf(['beta-*-eu'], [...secrets, ...hidden, 'beta-99-eu']);
+    const list = vi.spyOn(runtime.store, 'listConnections');
+
+    const first = await listConnections(runtime, { callerArn: ADMIN, limit: 2, status: 'active' });
+
+    expect(list).toHaveBeenCalledTimes(MAX_STORE_PAGES);
+    expect(first.connections).toEqual([]);
+    expect(cursorOf(first.nextToken)).toEqual({ s: 'active', p: 'beta-*-eu', a: 'beta-19-us' });
+    const { ids } = await everyPage(runtime, { limit: 2, status: 'active' });
+    expect(ids).toEqual(['beta-99-eu']);
+  });
+
+  it.each([
+    ['empty strings', token({ s: '', p: '', a: '' })],
+    ['an empty position', token({ s: 'active', p: 'beta-*', a: '' })],
+    ['a pattern of another caller', token({ s: 'active', p: 'acme-*' })],
+    [
+      'a position outside the pattern prefix',
+      token({ s: 'active', p: 'beta-*', a: 'acme-secret-customer-1' }),
+    ],
+    ['a position that is no connection id', token({ s: 'active', p: 'beta-*', a: 'beta-1 x' })],
+    ['a status left out by the filter', token({ s: 'needs_reauth', p: 'beta-*' })],
+    ['a status that is never listed', token({ s: 'disconnected', p: 'beta-*' })],
+    ['a raw DynamoDB key', token({ s: 'active', k: { pk: 'CONNECTION#acme-1', sk: 'CONNECTION' } })],
+    ['an extra field', token({ s: 'active', p: 'beta-*', x: 1 })],
+    ['not base64url', '!!!'],
+    ['not JSON', Buffer.from('{oops').toString('base64url')],
+  ])('refuses a nextToken with %s before reading the store', async (_, nextToken) => {
+    const runtime = adminOf(['beta-*'], [...secrets, 'beta-1']);
+    const list = vi.spyOn(runtime.store, 'listConnections');
+
+    const listing = listConnections(runtime, { callerArn: ADMIN, status: 'active', nextToken });
+
+    await expect(listing).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(listing).rejects.toMatchObject({ field: 'nextToken' });
+    await expect(listing).rejects.toThrow(/^The nextToken .+\.$/);
+    expect(list).not.toHaveBeenCalled();
   });
 });
 
