@@ -1,7 +1,8 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { BrokerError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord, GrantType, RecordKey } from '#shared/domain/records.ts';
 import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
-import { logger } from '#shared/observability.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { NewConnection } from '#shared/ports/token-store.ts';
 import type { TokenGrant, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
@@ -55,6 +56,11 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 60;
  * Completes the authorization-code flow: consumes the session's state exactly once, exchanges the code,
  * learns the Wise user and checks the profile, and stores the connection's tokens encrypted (replacing any
  * earlier connection under the same id, a tombstone included).
+ *
+ * The new grant has already ended the user's previous refresh token, so once the exchange succeeded the
+ * connection is stored even when Wise stays unavailable for `/v1/me` or `/v2/profiles` (after the client's
+ * own retries): with the user unknown, and the profile of the callback's query kept unverified. A profile
+ * the lookups show is not the user's is still refused.
  */
 export async function completeAuthorization(
   runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random'>,
@@ -73,33 +79,57 @@ export async function completeAuthorization(
 
   try {
     const grant = await runtime.wise.exchangeCode({ code: callback.code });
-    const { user, profiles } = await learnUser(runtime, grant.accessToken);
-    const profile = chooseProfile(profiles, callback.profileId);
-    if (profile === null) {
-      logger.warn("The callback named a profile that is not the Wise user's", {
-        connectionId: facts.connectionId,
-        userId: user.id,
-      });
-      return { kind: 'refused', reason: 'profile_not_owned', ...facts };
+    const { user, profiles } = await lookUpAfterGrant(runtime, grant.accessToken, facts.connectionId);
+    let profileId = callback.profileId;
+    if (profiles) {
+      const profile = chooseProfile(profiles, callback.profileId);
+      if (profile === null) {
+        logger.warn("The callback named a profile that is not the Wise user's", {
+          connectionId: facts.connectionId,
+          userId: user?.id,
+        });
+        return { kind: 'refused', reason: 'profile_not_owned', ...facts };
+      }
+      profileId = profile?.id;
+    } else {
+      logger.warn(
+        "Storing the connection with its profile unverified: Wise did not list the user's profiles",
+        {
+          connectionId: facts.connectionId,
+          profileId,
+          profileVerified: false,
+          userKnown: user !== undefined,
+        },
+      );
     }
     const connection = await storeGrantedConnection(runtime, {
       connectionId: session.connectionId,
       grant: 'authorization_code',
       tokens: grant,
-      user,
-      ...(profile ? { profileId: profile.id } : {}),
+      ...(user ? { user } : {}),
+      ...(profileId === undefined ? {} : { profileId }),
     });
     return { kind: 'connected', connection, ...facts };
   } catch (error) {
     const failure = classifyWiseFailure(error);
     if (!failure) throw error;
-    logger.warn('Completing the authorization failed at Wise', {
+    const details = {
       connectionId: facts.connectionId,
       failure: failure.kind,
       error: error instanceof WiseError ? error.name : undefined,
       wiseError: error instanceof WiseError ? error.wiseError : undefined,
       traceId: error instanceof WiseError ? error.traceId : undefined,
-    });
+    };
+    if (failure.kind === 'invalid_client') {
+      // The operator alarm: the client id or secret in Secrets Manager is wrong or revoked.
+      metrics.addMetric(MetricName.invalidClient, MetricUnit.Count, 1);
+      logger.error(
+        "Wise rejected the broker's client credentials; the operator must check the Wise secret",
+        details,
+      );
+    } else {
+      logger.warn('Completing the authorization failed at Wise', details);
+    }
     switch (failure.kind) {
       case 'invalid_grant':
         return { kind: 'refused', reason: 'code_rejected', ...facts };
@@ -132,6 +162,38 @@ export function classifyWiseFailure(error: unknown): WiseFailure | undefined {
   return undefined;
 }
 
+/**
+ * The Wise user and their profiles after a grant; either is `undefined` when Wise stayed unavailable for
+ * it. Any other failure is thrown.
+ */
+async function lookUpAfterGrant(
+  runtime: Pick<Runtime, 'wise'>,
+  accessToken: string,
+  connectionId: string,
+): Promise<{ user?: WiseUser; profiles?: WiseProfile[] }> {
+  const [user, profiles] = await Promise.allSettled([
+    runtime.wise.getCurrentUser(accessToken),
+    runtime.wise.listProfiles(accessToken),
+  ]);
+  const found: { user?: WiseUser; profiles?: WiseProfile[] } = {};
+  for (const [lookup, outcome] of [
+    ['user', user],
+    ['profiles', profiles],
+  ] as const) {
+    if (outcome.status === 'fulfilled') continue;
+    if (classifyWiseFailure(outcome.reason)?.kind !== 'unavailable') throw outcome.reason;
+    logger.warn('Wise stayed unavailable for a lookup after the grant; going on without it', {
+      connectionId,
+      lookup,
+      error: outcome.reason instanceof WiseError ? outcome.reason.name : undefined,
+      traceId: outcome.reason instanceof WiseError ? outcome.reason.traceId : undefined,
+    });
+  }
+  if (user.status === 'fulfilled') found.user = user.value;
+  if (profiles.status === 'fulfilled') found.profiles = profiles.value;
+  return found;
+}
+
 /** The Wise user behind a fresh access token and their profiles. */
 export async function learnUser(
   runtime: Pick<Runtime, 'wise'>,
@@ -161,7 +223,8 @@ export interface GrantedConnection {
   connectionId: string;
   grant: GrantType;
   tokens: TokenGrant;
-  user: WiseUser;
+  /** Absent when Wise could not say who the user is: the connection is stored without a user id. */
+  user?: WiseUser;
   profileId?: number;
   /** Registration-code connections only: kept encrypted so the refresh can grant again after invalid_grant. */
   registration?: { email: string; registrationCode: string };
@@ -189,8 +252,8 @@ export async function storeGrantedConnection(
     accessTokenExpiresAt: tokens.expiresAt,
     nextRefreshAt: nextRefreshAt(issuedAt, tokens.expiresAt, runtime.config.refresh.fraction, runtime.random),
     lastRefreshAt: issuedAt,
-    userId: granted.user.id,
   };
+  if (granted.user !== undefined) connection.userId = granted.user.id;
   if (tokens.scope !== undefined) connection.scope = tokens.scope;
   if (tokens.refreshToken !== undefined) {
     connection.refreshToken = await runtime.cipher.encrypt(tokens.refreshToken, {

@@ -1,3 +1,4 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import {
   BrokerError,
@@ -5,7 +6,7 @@ import {
   ProviderUnavailableError,
   ReauthorizationRequiredError,
 } from '#shared/domain/errors.ts';
-import { logger } from '#shared/observability.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { WiseError } from '#shared/wise/errors.ts';
 import { obtainClientAccessToken } from './client-token.ts';
@@ -21,6 +22,8 @@ import { type ConnectionStatusView, requestBodySchema, toConnectionStatus } from
 export const MIN_REGISTRATION_CODE_LENGTH = 32;
 const MAX_REGISTRATION_CODE_LENGTH = 1024;
 const MAX_EMAIL_LENGTH = 254;
+/** The wait a caller is asked for when Wise refused the broker's own client credentials: time for the operator. */
+export const INVALID_CLIENT_RETRY_AFTER_SECONDS = 300;
 
 /** The body of `POST /connections/{id}/registration-code`. Its messages never repeat the code. */
 export const RegistrationRequest = requestBodySchema({
@@ -70,7 +73,8 @@ export interface RegistrationDependencies {
  *
  * @throws ForbiddenError when the caller's patterns do not cover the connection
  * @throws ReauthorizationRequiredError when Wise refuses the grant (the user reclaimed the account)
- * @throws ProviderUnavailableError when Wise is down or rate limiting
+ * @throws ProviderUnavailableError when Wise is down or rate limiting, or refuses the broker's client
+ *   credentials (an operator problem: the `InvalidClient` metric alarms)
  * @throws InvalidRequestError when Wise refuses the signup
  */
 export async function registerWithCode(
@@ -159,9 +163,15 @@ function translateWiseFailure(error: unknown, connectionId: string): unknown {
         { retryAfterSeconds: failure.retryAfterSeconds, cause: error },
       );
     case 'invalid_client':
-      return new BrokerError(
-        "Wise rejected the broker's client credentials; the operator must check the Wise secret.",
-        { cause: error },
+      // The operator alarm: the client id or secret in Secrets Manager is wrong or revoked.
+      metrics.addMetric(MetricName.invalidClient, MetricUnit.Count, 1);
+      logger.error("Wise rejected the broker's client credentials; the operator must check the Wise secret", {
+        connectionId,
+        traceId: error instanceof WiseError ? error.traceId : undefined,
+      });
+      return new ProviderUnavailableError(
+        `Wise cannot be used by the broker right now, and the operator has been alerted; try the registration again in ${INVALID_CLIENT_RETRY_AFTER_SECONDS / 60} minutes.`,
+        { retryAfterSeconds: INVALID_CLIENT_RETRY_AFTER_SECONDS, cause: error },
       );
     default:
       return new BrokerError('Wise refused the registration unexpectedly; tell the operator.', {

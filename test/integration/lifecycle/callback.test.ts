@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
+import { MetricName, metrics } from '#shared/observability.ts';
 import type { TokenStore } from '#shared/ports/token-store.ts';
-import { type BrokerHarness, invoke, startBroker } from '../../support/broker.ts';
+import type { WiseOAuth } from '#shared/ports/wise-oauth.ts';
+import { WiseUnavailableError } from '#shared/wise/errors.ts';
+import { type BrokerHarness, invoke, startBroker, TEST_CLIENT_SECRET } from '../../support/broker.ts';
 import { connectRoutes } from './connect-support.ts';
 
 let broker: BrokerHarness;
@@ -14,6 +17,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await broker?.close();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
 });
 
 const RETURN_URL = 'https://app.example.com/return/journey';
@@ -137,6 +144,62 @@ describe('the OAuth callback refuses', () => {
     expect(malformed.statusCode).toBe(400);
     expect(malformed.body).toContain('This link is incomplete');
     expect(real.statusCode).toBe(200);
+  });
+});
+
+describe('the OAuth callback when Wise refuses the broker or its lookups', () => {
+  it('shows a 500-class page for invalid_client and counts it for the operator alarm', async () => {
+    const addMetric = vi.spyOn(metrics, 'addMetric').mockImplementation(() => metrics);
+    const session = await routes.startSession('acme-client', { returnUrl: RETURN_URL });
+    const location = await broker.authorize({ state: session.state });
+    await broker.control('client-secret', { clientSecret: 'rotated-elsewhere-0001' });
+    try {
+      const response = await routes.callback(routes.queryOf(location));
+
+      expect(response.statusCode).toBe(500);
+      expect(response.body).toContain('The operators have been told');
+      expect(pageOf(response.body)).toEqual({
+        status: 'error',
+        link: `${RETURN_URL}?status=error&connectionId=acme-client`,
+      });
+      expect(addMetric).toHaveBeenCalledWith(MetricName.invalidClient, 'Count', 1);
+      expect(await broker.runtime.store.getConnection('acme-client')).toBeUndefined();
+    } finally {
+      await broker.control('client-secret', { clientSecret: TEST_CLIENT_SECRET });
+    }
+  });
+
+  it('keeps the good grant when /v1/me and /v2/profiles stay unavailable, with the profile unverified', async () => {
+    const real = broker.runtime.wise;
+    const unavailable = async () => {
+      throw new WiseUnavailableError('Wise answered 503 to every attempt.', { status: 503 });
+    };
+    const wise = new Proxy(real, {
+      get: (target, property) => {
+        if (property === 'getCurrentUser' || property === 'listProfiles') return unavailable;
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) satisfies WiseOAuth;
+    const handler = createOauthCallbackHandler(() => ({ ...broker.runtime, wise }));
+    const user = await broker.defaultUser();
+    const profileId = user.profiles[0]?.id ?? 0;
+    const session = await routes.startSession('acme-lookups');
+    const location = await broker.authorize({ state: session.state, profileId });
+
+    const response = await invoke(handler, {
+      method: 'GET',
+      route: '/oauth/callback',
+      query: routes.queryOf(location),
+    });
+
+    expect(response.statusCode).toBe(200);
+    expect(pageOf(response.body).status).toBe('connected');
+    const stored = await broker.runtime.store.getConnection('acme-lookups');
+    expect(stored).toMatchObject({ status: 'active', profileId });
+    expect(stored).not.toHaveProperty('userId');
+    const tokens = await routes.plaintextTokens(stored);
+    await expect(real.getCurrentUser(tokens.accessToken ?? '')).resolves.toMatchObject({ id: user.id });
   });
 });
 

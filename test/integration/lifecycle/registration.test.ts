@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { logger } from '#shared/observability.ts';
-import { type BrokerHarness, invoke, PARTNER_SESSION_ARN, startBroker } from '../../support/broker.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
+import {
+  type BrokerHarness,
+  invoke,
+  PARTNER_SESSION_ARN,
+  startBroker,
+  TEST_CLIENT_SECRET,
+} from '../../support/broker.ts';
 import { connectRoutes, itemText } from './connect-support.ts';
 
 let broker: BrokerHarness;
@@ -120,5 +126,29 @@ describe('connecting a partner-created user with a registration code', () => {
     expect(response.headers['retry-after']).toMatch(/^\d+$/);
     expect(response.json).toMatchObject({ error: 'provider_unavailable' });
     expect(await broker.runtime.store.getConnection('acme-reg-2')).toBeUndefined();
+  });
+
+  it('answers 503 provider_unavailable with Retry-After when Wise refuses the client secret, and alarms the operator', async () => {
+    const addMetric = vi.spyOn(metrics, 'addMetric').mockImplementation(() => metrics);
+    await broker.control('client-secret', { clientSecret: 'rotated-elsewhere-0002' });
+    try {
+      const { result: response, output } = await captureOutput(() =>
+        register('acme-reg-3', { email: 'lee.partner-user@example.com', registrationCode: `${CODE}-3` }),
+      );
+
+      expect(response.statusCode).toBe(503);
+      expect(response.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+      expect(response.json).toEqual({
+        error: 'provider_unavailable',
+        message: expect.stringMatching(/operator has been alerted.*\.$/),
+      });
+      expect(addMetric).toHaveBeenCalledWith(MetricName.invalidClient, 'Count', 1);
+      expect(output).toMatch(/"level":"ERROR","message":"Wise rejected the broker's client credentials/);
+      expect(output).not.toContain(`${CODE}-3`);
+      expect(await broker.runtime.store.getConnection('acme-reg-3')).toBeUndefined();
+    } finally {
+      addMetric.mockRestore();
+      await broker.control('client-secret', { clientSecret: TEST_CLIENT_SECRET });
+    }
   });
 });

@@ -1,10 +1,12 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
 import { completeAuthorization } from '#shared/use-cases/complete-authorization.ts';
 import {
   WiseInvalidClientError,
   WiseInvalidGrantError,
   WiseInvalidRequestError,
+  WiseInvalidTokenError,
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
@@ -26,6 +28,21 @@ async function session(runtime: FakeRuntime, options: { connectionId?: string; r
 function decode(bytes: Uint8Array | undefined): string {
   return new TextDecoder().decode(bytes);
 }
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** Silences the logger and the metrics; the spies say what was logged and counted. */
+function observe() {
+  return {
+    addMetric: vi.spyOn(metrics, 'addMetric').mockImplementation(() => metrics),
+    warn: vi.spyOn(logger, 'warn').mockImplementation(() => {}),
+    error: vi.spyOn(logger, 'error').mockImplementation(() => {}),
+  };
+}
+
+const down = () => new WiseUnavailableError('down', { status: 503 });
 
 describe('completeAuthorization', () => {
   it('exchanges the code and stores the tokens encrypted for the connection, with the personal profile', async () => {
@@ -208,6 +225,120 @@ describe('completeAuthorization', () => {
     const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toEqual({ kind: 'failed', reason, connectionId: 'acme-1' });
+  });
+
+  it('counts invalid_client for the operator alarm and logs it as an error', async () => {
+    const { addMetric, error } = observe();
+    const runtime = fakeRuntime();
+    runtime.wise.exchangeFailure = new WiseInvalidClientError('bad secret', { status: 401 });
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(addMetric).toHaveBeenCalledWith(MetricName.invalidClient, 'Count', 1);
+    expect(error).toHaveBeenCalledWith(
+      expect.stringContaining('client credentials'),
+      expect.objectContaining({ connectionId: 'acme-1' }),
+    );
+  });
+
+  it('counts no invalid_client when Wise is only unavailable', async () => {
+    const { addMetric } = observe();
+    const runtime = fakeRuntime();
+    runtime.wise.exchangeFailure = down();
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(addMetric).not.toHaveBeenCalledWith(
+      MetricName.invalidClient,
+      expect.anything(),
+      expect.anything(),
+    );
+  });
+
+  it("keeps the good grant when /v1/me and /v2/profiles stay unavailable, with the query's profile unverified", async () => {
+    const { warn } = observe();
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(down());
+    vi.spyOn(runtime.wise, 'listProfiles').mockRejectedValue(
+      new WiseRateLimitedError('slow', { status: 429, retryAfterSeconds: 5 }),
+    );
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, {
+      state: STATE,
+      code: 'the-code',
+      profileId: 424242,
+    });
+
+    expect(result).toMatchObject({ kind: 'connected', connectionId: 'acme-1' });
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({ status: 'active', profileId: 424242, generation: 1 });
+    expect(stored).not.toHaveProperty('userId');
+    const refresh = await runtime.cipher.decrypt(stored?.refreshToken ?? new Uint8Array(), {
+      record: { kind: 'connection', connectionId: 'acme-1' },
+      kind: 'refresh_token',
+    });
+    expect(refresh).toBe('refresh-token-1');
+    expect(warn).toHaveBeenCalledWith(
+      expect.stringMatching(/profile unverified/),
+      expect.objectContaining({ connectionId: 'acme-1', profileId: 424242, profileVerified: false }),
+    );
+  });
+
+  it('keeps the good grant without a profile when the query named none and the profiles stay unavailable', async () => {
+    observe();
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.wise, 'listProfiles').mockRejectedValue(down());
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result.kind).toBe('connected');
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({ userId: 5550001 });
+    expect(stored).not.toHaveProperty('profileId');
+  });
+
+  it('verifies the profile with the profiles Wise listed when only /v1/me stays unavailable', async () => {
+    observe();
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(down());
+    await session(runtime);
+
+    const connected = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(connected.kind).toBe('connected');
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({ profileId: 16550001 });
+    expect(stored).not.toHaveProperty('userId');
+  });
+
+  it("still refuses a profile the listed profiles show is not the user's while /v1/me is unavailable", async () => {
+    observe();
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(down());
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code', profileId: 999 });
+
+    expect(result).toEqual({ kind: 'refused', reason: 'profile_not_owned', connectionId: 'acme-1' });
+    expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
+  });
+
+  it('stores nothing when a lookup fails for a reason other than unavailability', async () => {
+    observe();
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(
+      new WiseInvalidTokenError('rejected', { status: 401 }),
+    );
+    await session(runtime);
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toEqual({ kind: 'failed', reason: 'wise_error', connectionId: 'acme-1' });
+    expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
   });
 
   it('throws what is not a Wise failure', async () => {

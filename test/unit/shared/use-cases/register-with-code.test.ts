@@ -1,13 +1,18 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  BrokerError,
   ForbiddenError,
   InvalidRequestError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
 } from '#shared/domain/errors.ts';
 import { parseValue } from '#shared/http/request.ts';
-import { RegistrationRequest, registerWithCode } from '#shared/use-cases/register-with-code.ts';
+import { errorToResponse } from '#shared/http/responses.ts';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
+import {
+  INVALID_CLIENT_RETRY_AFTER_SECONDS,
+  RegistrationRequest,
+  registerWithCode,
+} from '#shared/use-cases/register-with-code.ts';
 import {
   WiseInvalidClientError,
   WiseInvalidGrantError,
@@ -42,6 +47,10 @@ function register(
     clientToken,
   );
 }
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe('registerWithCode', () => {
   it('grants with the registration code and stores the code encrypted beside the tokens', async () => {
@@ -164,14 +173,41 @@ describe('registerWithCode', () => {
     await expect(attempt).rejects.toMatchObject({ retryAfterSeconds: 20 });
   });
 
-  it('turns a refused client secret into an unexpected failure without details', async () => {
+  it('answers 503 provider_unavailable with a Retry-After when Wise refuses the client secret, alarming the operator', async () => {
+    const addMetric = vi.spyOn(metrics, 'addMetric').mockImplementation(() => metrics);
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
     const runtime = fakeRuntime();
     runtime.wise.grantFailure = new WiseInvalidClientError('bad secret', { status: 401 });
 
-    const attempt = register(runtime);
+    const failure = await register(runtime).catch((caught: unknown) => caught);
 
-    await expect(attempt).rejects.toThrow(BrokerError);
-    await expect(attempt).rejects.toThrow(/client credentials/);
+    expect(failure).toBeInstanceOf(ProviderUnavailableError);
+    expect(failure).toMatchObject({ retryAfterSeconds: INVALID_CLIENT_RETRY_AFTER_SECONDS });
+    const response = errorToResponse(failure);
+    expect(response.statusCode).toBe(503);
+    expect(response.headers?.['retry-after']).toBe(String(INVALID_CLIENT_RETRY_AFTER_SECONDS));
+    expect(JSON.parse(response.body ?? '{}')).toMatchObject({ error: 'provider_unavailable' });
+    expect(response.body).not.toContain('secret');
+    expect(addMetric).toHaveBeenCalledWith(MetricName.invalidClient, 'Count', 1);
+    expect(error).toHaveBeenCalledWith(
+      expect.stringContaining('client credentials'),
+      expect.objectContaining({ connectionId: 'acme-7' }),
+    );
+    expect(await runtime.store.getConnection('acme-7')).toBeUndefined();
+  });
+
+  it('counts no invalid_client when Wise is only unavailable', async () => {
+    const addMetric = vi.spyOn(metrics, 'addMetric').mockImplementation(() => metrics);
+    const runtime = fakeRuntime();
+    runtime.wise.grantFailure = new WiseUnavailableError('down', { status: 503 });
+
+    await expect(register(runtime)).rejects.toThrow(ProviderUnavailableError);
+
+    expect(addMetric).not.toHaveBeenCalledWith(
+      MetricName.invalidClient,
+      expect.anything(),
+      expect.anything(),
+    );
   });
 
   it('refuses a caller whose patterns do not cover the connection, without calling Wise', async () => {
