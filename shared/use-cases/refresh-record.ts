@@ -41,8 +41,11 @@ export type RefreshOutcome =
   | { outcome: 'gone' }
   /** Wise refused the grant (`invalid_grant`): the connection is marked and the Wise user must authorize again. */
   | { outcome: 'needs_reauth' }
-  /** Wise is unavailable or rate limiting (or refused the request): try again after `retryAfterSeconds`. */
-  | { outcome: 'failed_transient'; retryAfterSeconds: number }
+  /**
+   * Wise is unavailable or rate limiting (or refused the request), or the record still backs off after such
+   * a failure: try again after `retryAfterSeconds`. `rateLimited` when Wise answered 429 just now.
+   */
+  | { outcome: 'failed_transient'; retryAfterSeconds: number; rateLimited: boolean }
   /** Wise rejected the partner's client credentials: an operator problem; nothing was marked. */
   | { outcome: 'invalid_client'; retryAfterSeconds: number };
 
@@ -147,7 +150,11 @@ export async function refreshRecord(
   const backingOffMs = backoffRemaining(leased, startedAt);
   if (backingOffMs > 0) {
     await releaseQuietly(attempt);
-    return { outcome: 'failed_transient', retryAfterSeconds: Math.ceil(backingOffMs / 1000) };
+    return {
+      outcome: 'failed_transient',
+      retryAfterSeconds: Math.ceil(backingOffMs / 1000),
+      rateLimited: false,
+    };
   }
 
   const wiseDeadline = Math.min(
@@ -261,7 +268,11 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
       });
       return written === 'lost'
         ? { outcome: 'gone' }
-        : { outcome: 'failed_transient', retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+        : {
+            outcome: 'failed_transient',
+            retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+            rateLimited: false,
+          };
     }
     const written = await recordFailure(attempt, {
       lastError: { code: 'invalid_grant', message: error.message, at: now },
@@ -318,7 +329,11 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
   }
   return written === 'lost'
     ? { outcome: 'gone' }
-    : { outcome: 'failed_transient', retryAfterSeconds: retryAfter };
+    : {
+        outcome: 'failed_transient',
+        retryAfterSeconds: retryAfter,
+        rateLimited: error instanceof WiseRateLimitedError,
+      };
 }
 
 async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<RefreshOutcome> {

@@ -52,6 +52,28 @@ describe('the scheduled sweep', () => {
     await expect(wiseAccepts(broker, before.accessToken)).resolves.toBe(false);
   });
 
+  it('stops starting refreshes when Wise answers 429, leaving the rest due for the next sweep', async () => {
+    const { broker, routes } = await connected({ config: { refresh: { concurrency: 1 } } });
+    // One Wise user each: a new grant for the same user would end the refresh token of the one before.
+    for (const connectionId of ['acme-2', 'acme-3']) {
+      const user = (await broker.control('users', { email: `${connectionId}@example.com` })) as {
+        id: number;
+      };
+      await broker.connect(connectionId, { userId: user.id });
+    }
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+    await broker.control('faults', { status: 429, count: 1, retryAfter: 600 });
+
+    const limited = await routes.sweep();
+    const next = await routes.sweep();
+
+    expect(limited).toMatchObject({ due: 3, failed: 1, notStarted: 2, stoppedBecause: 'rate_limited' });
+    expect(broker.simulator.stats().failedGrants.refresh_token).toBe(1);
+    expect(next).toMatchObject({ due: 2, refreshed: 2, notStarted: 0 });
+    expect(next).not.toHaveProperty('stoppedBecause');
+    expect(refreshGrants(broker)).toBe(2);
+  });
+
   describe.each([
     { rotateRefreshTokens: false, refreshTokenChanges: false },
     { rotateRefreshTokens: true, refreshTokenChanges: true },

@@ -1,8 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { obtainClientAccessToken } from '#shared/use-cases/client-token.ts';
-import { MIN_TIME_TO_START_MS, refreshDue, sweepBudget } from '#shared/use-cases/refresh-due.ts';
+import {
+  MIN_TIME_TO_START_MS,
+  refreshDue,
+  SWEEP_TOKEN_CALLS_PER_MINUTE,
+  sweepBudget,
+} from '#shared/use-cases/refresh-due.ts';
 import { STORE_RESERVE_MS } from '#shared/use-cases/refresh-record.ts';
-import { WiseInvalidGrantError, WiseUnavailableError } from '#shared/wise/errors.ts';
+import { WiseInvalidGrantError, WiseRateLimitedError, WiseUnavailableError } from '#shared/wise/errors.ts';
 import { fakeBroker, seedConnection, silenceObservability, T0, TTL } from './refresh-fakes.ts';
 
 beforeEach(() => {
@@ -21,6 +26,32 @@ async function withDueConnections(count: number, options: Parameters<typeof fake
   }
   await seedConnection(broker, { connectionId: 'acme-fresh' });
   return broker;
+}
+
+/**
+ * Sleeps on the fake clock as timers would: once every other piece of work has settled, the earliest
+ * sleeper wakes and the clock moves to its wake-up time.
+ */
+function useFakeTimers(broker: ReturnType<typeof fakeBroker>): void {
+  const sleepers: Array<{ at: number; wake: () => void }> = [];
+  let running = false;
+  const run = async () => {
+    running = true;
+    for (let rounds = 0; sleepers.length > 0 && rounds < 10_000; rounds++) {
+      await new Promise((settled) => setImmediate(settled));
+      sleepers.sort((a, b) => a.at - b.at);
+      const first = sleepers.shift();
+      if (first === undefined) break;
+      broker.clock.advance(Math.max(0, first.at - broker.clock.now()));
+      first.wake();
+    }
+    running = false;
+  };
+  broker.deps.sleep = (ms) =>
+    new Promise<void>((wake) => {
+      sleepers.push({ at: broker.clock.now() + ms, wake });
+      if (!running) void run();
+    });
 }
 
 describe('refreshDue', () => {
@@ -64,14 +95,78 @@ describe('refreshDue', () => {
     });
   });
 
-  it('asks the due index for no more than its share of the rate limit', async () => {
-    const broker = await withDueConnections(1);
-    const listDue = vi.spyOn(broker.store, 'listDue');
+  it.each([60, 120, 3600])(
+    'asks the due index for one minute of the rate limit at most, sweeping every %i s',
+    async (sweepSeconds) => {
+      const broker = await withDueConnections(1);
+      broker.deps.config.refresh.sweepSeconds = sweepSeconds;
+      const listDue = vi.spyOn(broker.store, 'listDue');
 
-    await refreshDue(broker.deps);
+      await refreshDue(broker.deps);
 
-    expect(listDue).toHaveBeenCalledWith({ now: T0, limit: 900 });
-    expect(sweepBudget(120)).toBe(1800);
+      expect(listDue).toHaveBeenCalledWith({ now: T0, limit: SWEEP_TOKEN_CALLS_PER_MINUTE });
+      expect(sweepBudget(sweepSeconds)).toBe(SWEEP_TOKEN_CALLS_PER_MINUTE);
+    },
+  );
+
+  it('starts no more than 900/60 refreshes in any second, however many may run at once', async () => {
+    const broker = await withDueConnections(45, { concurrency: 8 });
+    useFakeTimers(broker);
+    const startedAt: number[] = [];
+    const refresh = broker.wise.refresh.bind(broker.wise);
+    vi.spyOn(broker.wise, 'refresh').mockImplementation(async (...args) => {
+      startedAt.push(broker.clock.now());
+      return refresh(...args);
+    });
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 45, refreshed: 45, notStarted: 0 });
+    const perSecond = SWEEP_TOKEN_CALLS_PER_MINUTE / 60;
+    const crowded = startedAt.filter(
+      (at, index) => index >= perSecond && at - (startedAt[index - perSecond] ?? 0) < 1_000,
+    );
+    expect(crowded).toEqual([]);
+    expect((startedAt.at(-1) ?? 0) - T0).toBeGreaterThanOrEqual((44 * 1_000) / perSecond);
+  });
+
+  it('stops starting refreshes at the first one Wise rate limits, and says so', async () => {
+    const broker = await withDueConnections(5, { concurrency: 1 });
+    broker.wise.script(
+      'refresh',
+      {},
+      new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 30 }),
+    );
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toEqual({
+      due: 5,
+      refreshed: 1,
+      failed: 1,
+      busy: 0,
+      needsReauth: 0,
+      skipped: 0,
+      notStarted: 3,
+      stoppedBecause: 'rate_limited',
+    });
+    expect(broker.wise.count('refresh')).toBe(2);
+    const stillDue = await broker.store.listDue({ now: broker.clock.now(), limit: 10 });
+    expect(stillDue.map((record) => record.key)).toEqual([
+      { kind: 'connection', connectionId: 'acme-2' },
+      { kind: 'connection', connectionId: 'acme-1' },
+      { kind: 'connection', connectionId: 'acme-0' },
+    ]);
+  });
+
+  it('goes on after a failure that is not a rate limit', async () => {
+    const broker = await withDueConnections(3, { concurrency: 1 });
+    broker.wise.script('refresh', new WiseUnavailableError('503', { status: 503 }));
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 3, refreshed: 2, failed: 1, notStarted: 0 });
+    expect(summary.stoppedBecause).toBeUndefined();
   });
 
   it('never runs more refreshes at once than the configured concurrency', async () => {
@@ -99,7 +194,7 @@ describe('refreshDue', () => {
 
     const summary = await refreshDue(broker.deps, { remainingTimeMs: () => left.shift() ?? 0 });
 
-    expect(summary).toMatchObject({ due: 5, refreshed: 2, notStarted: 3 });
+    expect(summary).toMatchObject({ due: 5, refreshed: 2, notStarted: 3, stoppedBecause: 'out_of_time' });
   });
 
   it('gives each call to Wise a deadline that leaves time to store the answer', async () => {

@@ -316,6 +316,7 @@ describe('refreshRecord', () => {
       expect(first).toEqual({
         outcome: 'failed_transient',
         retryAfterSeconds: BACKOFF_BASE_MS / 2 / 1000,
+        rateLimited: false,
       });
       expect(afterFirst).toMatchObject({
         status: 'active',
@@ -391,7 +392,7 @@ describe('refreshRecord', () => {
 
       const outcome = await refreshRecord(broker.deps, acme);
 
-      expect(outcome).toEqual({ outcome: 'failed_transient', retryAfterSeconds: 600 });
+      expect(outcome).toEqual({ outcome: 'failed_transient', retryAfterSeconds: 600, rateLimited: true });
       const stored = await broker.store.getConnection('acme-1');
       expect(stored).toMatchObject({
         status: 'active',
@@ -413,6 +414,7 @@ describe('refreshRecord', () => {
       expect(outcome).toEqual({
         outcome: 'failed_transient',
         retryAfterSeconds: (4 * BACKOFF_BASE_MS) / 1000,
+        rateLimited: false,
       });
       expect((await broker.store.getConnection('acme-1'))?.nextRefreshAt).toBe(T0 + 4 * BACKOFF_BASE_MS);
     });
