@@ -7,6 +7,10 @@ export interface ReauthorizationRequiredEvent {
   at: number;
 }
 
+/**
+ * The broker publishes before it marks the connection, and publishes again when either step failed, so an
+ * event arrives at least once: consumers should treat a repeat as harmless.
+ */
 export interface BrokerEvents {
   reauthorizationRequired(event: ReauthorizationRequiredEvent): Promise<void>;
 }
