@@ -19,6 +19,7 @@ import type { Runtime } from '#shared/runtime/runtime.ts';
 import {
   describe,
   type RefreshDeps,
+  RefreshNotStoredError,
   type RefreshOutcome,
   readRecord,
   refreshRecord,
@@ -242,6 +243,13 @@ export async function currentToken(
       // A tampered ciphertext stays a 500; anything else (KMS throttling, a store that keeps failing) is
       // as transient as Wise being down.
       if (error instanceof TokenDecryptionError) throw error;
+      if (error instanceof RefreshNotStoredError) {
+        // Wise granted a new token, which killed the stored one: nothing valid is left to fall back on.
+        throw new ProviderUnavailableError(
+          `A new token for ${describe(key)} was granted but could not be stored, and the previous one no longer works; try again in ${retryAfterSeconds} s.`,
+          { retryAfterSeconds, cause: error },
+        );
+      }
       logger.error('The on-demand refresh failed; falling back to the stored token', {
         record: describe(key),
         error: error as Error,

@@ -200,10 +200,10 @@ describe('vendToken', () => {
         throw new Error('slow and failing');
       });
 
-      const vended = await vendToken(broker.deps, request(), { endsAt: T0 + 7_000 });
+      const failure = vendToken(broker.deps, request(), { endsAt: T0 + 7_000 });
 
+      await expect(failure).rejects.toThrow(ProviderUnavailableError);
       expect(startedAt).toEqual([T0, T0 + 3_000]);
-      expect(vended.accessToken).toBe('access-stored');
     });
 
     it('refreshes an expired token before vending it', async () => {
@@ -552,6 +552,18 @@ describe('vendToken', () => {
 
       const failure = vendToken(broker.deps, request({ rejectedGeneration: 2 }));
 
+      await expect(failure).rejects.toThrow(ProviderUnavailableError);
+      expect(broker.wise.count('refresh')).toBe(1);
+    });
+
+    it('answers 503 instead of the stored token when Wise granted a new one that could not be stored', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      vi.spyOn(broker.store, 'completeRefresh').mockRejectedValue(new Error('table gone'));
+
+      const failure = vendToken(broker.deps, request());
+
+      // The grant killed the stored access token at Wise: vending it would hand out a dead token.
       await expect(failure).rejects.toThrow(ProviderUnavailableError);
       expect(broker.wise.count('refresh')).toBe(1);
     });
