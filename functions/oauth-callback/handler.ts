@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { apiHandler } from '#shared/http/api-handler.ts';
+import { apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
 import { type CallbackOutcome, callbackResponse } from '#shared/http/pages.ts';
 import { logger } from '#shared/observability.ts';
 import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
@@ -20,7 +20,7 @@ const PROFILE_ID = /^[1-9]\d{0,15}$/;
  * with JSON; a query that is not a usable answer changes nothing stored.
  */
 export function createOauthCallbackHandler(runtime: RuntimeSource) {
-  return apiHandler(async (event) => {
+  return apiHandler(async (event, context) => {
     const callback = readCallback(event);
     if (!callback) {
       logger.info('Callback refused: the query is not an answer from Wise');
@@ -28,7 +28,10 @@ export function createOauthCallbackHandler(runtime: RuntimeSource) {
     }
     let outcome: CallbackOutcome;
     try {
-      outcome = await completeAuthorization(runtime(), callback);
+      const deps = runtime();
+      outcome = await completeAuthorization(deps, callback, {
+        endsAt: requestEndsAt(deps.clock.now(), context),
+      });
     } catch (error) {
       logger.error('Completing the authorization failed', error as Error);
       outcome = { kind: 'crashed' };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { apiHandler } from '#shared/http/api-handler.ts';
+import { apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
 import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
@@ -8,9 +8,6 @@ import { VendCache, type VendOptions, vendToken } from '#shared/use-cases/vend-t
 
 /** The longest validity a caller may ask for: an hour, well inside Wise's 12-hour tokens. */
 export const MAX_MIN_VALIDITY_SECONDS = 3600;
-
-/** How long API Gateway waits for the function before it answers 504 itself. */
-export const API_GATEWAY_TIMEOUT_MS = 29_000;
 
 /** The body of `POST /tokens`: exactly one of `connectionId` or `kind: "client"`. */
 export const TokenRequest = requestBodySchema({
@@ -47,7 +44,7 @@ export function createTokensHandler(
     const caller = callerArn(event);
     const body = parseJsonBody(event, TokenRequest);
     const deps = runtime();
-    const endsAt = deps.clock.now() + Math.min(context.getRemainingTimeInMillis(), API_GATEWAY_TIMEOUT_MS);
+    const endsAt = requestEndsAt(deps.clock.now(), context);
     const token = await vendToken(
       deps,
       {

@@ -5,6 +5,14 @@ import { flushMetrics, logger } from '#shared/observability.ts';
 import { errorToResponse, isClientError } from './responses.ts';
 
 export type ApiEvent = APIGatewayProxyEventV2;
+
+/** How long API Gateway waits for the function before it answers 504 itself. */
+export const API_GATEWAY_TIMEOUT_MS = 29_000;
+
+/** When a request's work must be over: the function's timeout or API Gateway's, whichever comes first. */
+export function requestEndsAt(now: number, context: Pick<Context, 'getRemainingTimeInMillis'>): number {
+  return now + Math.min(context.getRemainingTimeInMillis(), API_GATEWAY_TIMEOUT_MS);
+}
 export type ApiResult = APIGatewayProxyResultV2;
 
 /** Maps every error to the broker's response, in one place; logs the unexpected ones. */

@@ -49,6 +49,11 @@ export type AuthorizationResult =
   /** Wise refused the broker itself (its client credentials, or a request Wise calls malformed). */
   | ({ kind: 'failed'; reason: 'invalid_client' | 'wise_error' } & SessionFacts);
 
+/** Time kept, before the invocation ends, to encrypt and store a grant Wise gave. */
+export const STORE_RESERVE_MS = 3_000;
+/** How long the user and profile lookups after a grant may take; they are optional. */
+export const LOOKUP_BUDGET_MS = 6_000;
+
 /** The Retry-After given when Wise did not say how long to wait. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 
@@ -65,6 +70,7 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 export async function completeAuthorization(
   runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random'>,
   callback: AuthorizationCallback,
+  options: { endsAt?: number } = {},
 ): Promise<AuthorizationResult> {
   const session = await runtime.store.consumeConnectSession(callback.state);
   if (!session) return { kind: 'refused', reason: 'unknown_state' };
@@ -78,9 +84,22 @@ export async function completeAuthorization(
   }
 
   try {
-    const grant = await runtime.wise.exchangeCode({ code: callback.code });
-    const { user, profiles } = await lookUpAfterGrant(runtime, grant.accessToken, facts.connectionId);
-    let profileId = callback.profileId;
+    // Once Wise granted, the grant must be stored before the invocation ends: the exchange and the lookups
+    // end early enough to leave time for that.
+    const storeBy = options.endsAt === undefined ? undefined : options.endsAt - STORE_RESERVE_MS;
+    const grant = await runtime.wise.exchangeCode(
+      { code: callback.code },
+      storeBy === undefined ? {} : { deadlineMs: storeBy - LOOKUP_BUDGET_MS },
+    );
+    const lookupsBy = Math.min(runtime.clock.now() + LOOKUP_BUDGET_MS, storeBy ?? Number.POSITIVE_INFINITY);
+    const { user, profiles } = await lookUpAfterGrant(
+      runtime,
+      grant.accessToken,
+      facts.connectionId,
+      lookupsBy,
+    );
+    // Unverified, the query's profile is left out: the query is the browser's, so anyone could edit it.
+    let profileId: number | undefined;
     if (profiles) {
       const profile = chooseProfile(profiles, callback.profileId);
       if (profile === null) {
@@ -93,10 +112,10 @@ export async function completeAuthorization(
       profileId = profile?.id;
     } else {
       logger.warn(
-        "Storing the connection with its profile unverified: Wise did not list the user's profiles",
+        "Storing the connection without a profile: Wise did not list the user's profiles, so the callback's could not be verified",
         {
           connectionId: facts.connectionId,
-          profileId,
+          profileId: callback.profileId,
           profileVerified: false,
           userKnown: user !== undefined,
         },
@@ -170,10 +189,11 @@ async function lookUpAfterGrant(
   runtime: Pick<Runtime, 'wise'>,
   accessToken: string,
   connectionId: string,
+  deadlineMs: number,
 ): Promise<{ user?: WiseUser; profiles?: WiseProfile[] }> {
   const [user, profiles] = await Promise.allSettled([
-    runtime.wise.getCurrentUser(accessToken),
-    runtime.wise.listProfiles(accessToken),
+    runtime.wise.getCurrentUser(accessToken, { deadlineMs }),
+    runtime.wise.listProfiles(accessToken, { deadlineMs }),
   ]);
   const found: { user?: WiseUser; profiles?: WiseProfile[] } = {};
   for (const [lookup, outcome] of [

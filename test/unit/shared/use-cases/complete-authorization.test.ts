@@ -257,7 +257,7 @@ describe('completeAuthorization', () => {
     );
   });
 
-  it("keeps the good grant when /v1/me and /v2/profiles stay unavailable, with the query's profile unverified", async () => {
+  it("keeps the good grant when /v1/me and /v2/profiles stay unavailable, leaving out the query's unverified profile", async () => {
     const { warn } = observe();
     const runtime = fakeRuntime();
     vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(down());
@@ -274,17 +274,33 @@ describe('completeAuthorization', () => {
 
     expect(result).toMatchObject({ kind: 'connected', connectionId: 'acme-1' });
     const stored = await runtime.store.getConnection('acme-1');
-    expect(stored).toMatchObject({ status: 'active', profileId: 424242, generation: 1 });
+    expect(stored).toMatchObject({ status: 'active', generation: 1 });
     expect(stored).not.toHaveProperty('userId');
+    expect(stored).not.toHaveProperty('profileId');
     const refresh = await runtime.cipher.decrypt(stored?.refreshToken ?? new Uint8Array(), {
       record: { kind: 'connection', connectionId: 'acme-1' },
       kind: 'refresh_token',
     });
     expect(refresh).toBe('refresh-token-1');
     expect(warn).toHaveBeenCalledWith(
-      expect.stringMatching(/profile unverified/),
+      expect.stringMatching(/without a profile/),
       expect.objectContaining({ connectionId: 'acme-1', profileId: 424242, profileVerified: false }),
     );
+  });
+
+  it('gives Wise calls deadlines that leave time to store the grant before the request ends', async () => {
+    const runtime = fakeRuntime();
+    const exchange = vi.spyOn(runtime.wise, 'exchangeCode');
+    const user = vi.spyOn(runtime.wise, 'getCurrentUser');
+    const profiles = vi.spyOn(runtime.wise, 'listProfiles');
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' }, { endsAt: START + 12_000 });
+
+    // 12 s left: 3 s kept for storing, 6 s for the lookups, the exchange gets the rest.
+    expect(exchange).toHaveBeenCalledWith({ code: 'the-code' }, { deadlineMs: START + 3_000 });
+    expect(user).toHaveBeenCalledWith(expect.any(String), { deadlineMs: START + 6_000 });
+    expect(profiles).toHaveBeenCalledWith(expect.any(String), { deadlineMs: START + 6_000 });
   });
 
   it('keeps the good grant without a profile when the query named none and the profiles stay unavailable', async () => {
