@@ -33,7 +33,6 @@ const MAX_PAGES = 1000;
 interface CachedToken {
   token: VendedToken;
   validUntil: number;
-  expiresAt: number;
 }
 
 /**
@@ -146,12 +145,8 @@ export class BrokerClient {
   #isUsable(cached: CachedToken, options: GetTokenOptions): boolean {
     const now = this.#now();
     if (now >= cached.validUntil) return false;
-    if (options.rejectedGeneration !== undefined && cached.token.generation <= options.rejectedGeneration) {
-      return false;
-    }
-    return (
-      options.minValiditySeconds === undefined || cached.expiresAt - now >= options.minValiditySeconds * 1000
-    );
+    // Before validUntil the broker answers with this same token whatever minValiditySeconds asks.
+    return options.rejectedGeneration === undefined || cached.token.generation > options.rejectedGeneration;
   }
 
   async #requestToken(key: string, target: TokenTarget, options: GetTokenOptions): Promise<VendedToken> {
@@ -167,7 +162,6 @@ export class BrokerClient {
       this.#tokens.set(key, {
         token,
         validUntil: Date.parse(token.validUntil),
-        expiresAt: Date.parse(token.expiresAt),
       });
     }
     return token;

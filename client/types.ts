@@ -13,7 +13,10 @@ export type TokenTarget = { connectionId: string } | { kind: 'client' };
 
 /** How `getToken` may ask. */
 export interface GetTokenOptions {
-  /** The token must stay valid (by `expiresAt`) at least this long, or the broker is asked for a newer one. */
+  /**
+   * Passed to the broker when it is asked. The broker never replaces a token before its `validUntil`, so
+   * a cached token is used until then whatever this says; check `expiresAt` when it matters.
+   */
   minValiditySeconds?: number;
   /** The generation Wise just rejected with a 401: a cached token of that generation is not used again. */
   rejectedGeneration?: number;
