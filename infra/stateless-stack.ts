@@ -25,7 +25,7 @@ export interface FunctionAccess {
   readonly table: readonly string[];
   /** Indexes the function queries (`dynamodb:Query` on each). */
   readonly queryIndexes: readonly string[];
-  /** KMS actions on tokens and registration codes, under the deployment's encryption context. */
+  /** KMS actions on tokens, registration codes and listing cursors, under the deployment's encryption context. */
   readonly records: readonly ('kms:Encrypt' | 'kms:Decrypt')[];
   /** Reads the Wise client credentials. */
   readonly wiseCredentials: boolean;
@@ -86,7 +86,8 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     access: {
       table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],
-      records: [],
+      // Seals and opens the listing's nextToken.
+      records: ['kms:Encrypt', 'kms:Decrypt'],
       wiseCredentials: false,
       putEvents: false,
     },

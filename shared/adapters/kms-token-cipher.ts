@@ -1,6 +1,6 @@
 import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { BrokerError, TokenDecryptionError } from '#shared/domain/errors.ts';
-import type { RecordKey } from '#shared/domain/records.ts';
+import type { CipherRecord } from '#shared/domain/records.ts';
 import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
 
 /** What {@link KmsTokenCipher} is built from. */
@@ -60,7 +60,7 @@ export class KmsTokenCipher implements TokenCipher {
     } catch (error) {
       if (error instanceof Error && MISMATCH_ERRORS.has(error.name)) {
         throw new TokenDecryptionError(
-          `The stored ${describe(context)} did not decrypt under its encryption context: it was altered, or copied from another record or kind.`,
+          `The ${describe(context)} did not decrypt under its encryption context: it was altered, forged, or copied from another record or kind.`,
           { cause: error },
         );
       }
@@ -75,13 +75,25 @@ export class KmsTokenCipher implements TokenCipher {
   }
 }
 
-/** `connection:<id>` or `client`: the `record` entry of the encryption context. */
-export function recordName(record: RecordKey): string {
-  return record.kind === 'connection' ? `connection:${record.connectionId}` : 'client';
+/** `connection:<id>`, `client` or `listing:<principal ARN>`: the `record` entry of the encryption context. */
+export function recordName(record: CipherRecord): string {
+  switch (record.kind) {
+    case 'connection':
+      return `connection:${record.connectionId}`;
+    case 'client':
+      return 'client';
+    case 'listing':
+      return `listing:${record.principal}`;
+  }
 }
 
 function describe(context: CipherContext): string {
-  const owner =
-    context.record.kind === 'connection' ? `connection "${context.record.connectionId}"` : 'client token';
-  return `${context.kind} of ${owner}`;
+  switch (context.record.kind) {
+    case 'connection':
+      return `stored ${context.kind} of connection "${context.record.connectionId}"`;
+    case 'client':
+      return `stored ${context.kind} of client token`;
+    case 'listing':
+      return `${context.kind} of the connection listing of ${context.record.principal}`;
+  }
 }

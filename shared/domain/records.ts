@@ -20,6 +20,18 @@ export type SecretKind = 'access_token' | 'refresh_token' | 'registration_code';
 /** Which record a token belongs to: a connection of a Wise user, or the application's own client token. */
 export type RecordKey = { kind: 'connection'; connectionId: string } | { kind: 'client' };
 
+/**
+ * What else the broker encrypts: the admin listing's cursor (`nextToken`), sealed so it reveals no
+ * connection id and cannot be forged.
+ */
+export type CipherKind = SecretKind | 'list_cursor';
+
+/**
+ * What a ciphertext is bound to: a record, or the admin listing of one IAM principal (its canonical ARN),
+ * so a cursor handed to one admin does not decrypt for another.
+ */
+export type CipherRecord = RecordKey | { kind: 'listing'; principal: string };
+
 /** KMS ciphertext as stored. */
 export type Ciphertext = Uint8Array;
 

@@ -1,9 +1,9 @@
-import type { RecordKey, SecretKind } from '#shared/domain/records.ts';
+import type { CipherKind, CipherRecord } from '#shared/domain/records.ts';
 
 /** Names the record and the kind of secret a ciphertext belongs to; part of the encryption context. */
 export interface CipherContext {
-  record: RecordKey;
-  kind: SecretKind;
+  record: CipherRecord;
+  kind: CipherKind;
 }
 
 /**

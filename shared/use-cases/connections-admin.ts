@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { connectionPatternMatches } from '#shared/domain/caller-policy.ts';
-import { ConnectionNotFoundError, InvalidRequestError } from '#shared/domain/errors.ts';
+import { connectionPatternMatches, principalIdentity } from '#shared/domain/caller-policy.ts';
+import { ConnectionNotFoundError, InvalidRequestError, TokenDecryptionError } from '#shared/domain/errors.ts';
 import { CONNECTION_ID_PATTERN } from '#shared/domain/records.ts';
 import { logger } from '#shared/observability.ts';
+import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
 import type { ListedConnection, ListedStatus } from '#shared/ports/token-store.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { type ConnectionStatusView, toConnectionStatus } from './connection-status.ts';
@@ -80,17 +81,16 @@ interface ListPosition {
  *
  * The store is read per status and per admin pattern, only ids that begin with the pattern's literal
  * prefix, and each connection is listed under the first of the caller's patterns that covers it, so
- * overlapping patterns never list one twice. The `nextToken` names the status, the pattern and the last
- * connection returned. Residual: when {@link MAX_STORE_PAGES} store pages hold nothing the caller may
- * see, the token points at the last connection read instead, so the listing moves on; that id begins
- * with the pattern's literal prefix but may not match the rest of the pattern (for a pattern that starts
- * with `*` the prefix is empty, and it may be any id).
+ * overlapping patterns never list one twice. The `nextToken` names the status, the pattern and the
+ * connection the listing goes on after: the last one returned, or, when {@link MAX_STORE_PAGES} store
+ * pages held nothing the caller may see, the last one read. It is sealed with the broker's cipher for
+ * the caller's principal, so it reveals no connection id, cannot be forged, and no other caller can use it.
  *
  * @throws ForbiddenError when the caller is no admin
  * @throws InvalidRequestError when `nextToken` is not one this listing returned to this caller
  */
 export async function listConnections(
-  runtime: Pick<Runtime, 'store' | 'policy'>,
+  runtime: Pick<Runtime, 'store' | 'policy' | 'cipher'>,
   input: ListConnectionsInput,
 ): Promise<ConnectionPage> {
   runtime.policy.assertIsAdmin(input.callerArn);
@@ -112,7 +112,11 @@ export async function listConnections(
       patternIndex,
     })),
   );
-  const start = input.nextToken === undefined ? { range: 0 } : readCursor(input.nextToken, ranges);
+  const sealing = cursorContext(input.callerArn);
+  const start =
+    input.nextToken === undefined
+      ? { range: 0 }
+      : await readCursor(runtime.cipher, sealing, input.nextToken, ranges);
 
   const listed: ListedConnection[] = [];
   let rangeIndex = start.range;
@@ -122,13 +126,13 @@ export async function listConnections(
   for (let page = 0; ; page++) {
     const range = ranges[rangeIndex];
     if (range === undefined) return { connections: listed.map(toConnectionStatus) };
-    const at = (after: string | undefined): ConnectionPage => ({
+    const at = async (after: string | undefined): Promise<ConnectionPage> => ({
       connections: listed.map(toConnectionStatus),
-      nextToken: writeCursor(range, after),
+      nextToken: await writeCursor(runtime.cipher, sealing, range, after),
     });
     if (listed.length === limit) return at(shownUpTo);
     // The bound on store pages ends every listing. With nothing shown yet, the token moves on from the
-    // last connection read (the residual), so the next page makes progress.
+    // last connection read (the token is sealed, so it may name any id), and the next page makes progress.
     if (page === MAX_STORE_PAGES) return at(listed.length > 0 ? shownUpTo : scanFrom);
     const result = await runtime.store.listConnections({
       status: range.status,
@@ -165,28 +169,58 @@ const Cursor = z.strictObject({
   a: z.string().regex(CONNECTION_ID_PATTERN).optional(),
 });
 
-function writeCursor(range: ListRange, after: string | undefined): string {
-  const cursor: z.output<typeof Cursor> = { s: range.status, p: range.pattern };
-  if (after !== undefined) cursor.a = after;
-  return Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
+/**
+ * The encryption context of a caller's cursors: the listing of its principal (the role or user, not the
+ * session, so a listing survives a credential refresh), and the cursor kind.
+ */
+function cursorContext(callerArn: string): CipherContext {
+  const identity = principalIdentity(callerArn);
+  // Only admins get here, and an admin's ARN always reads; the fallback keeps the binding strict anyway.
+  const principal =
+    identity === undefined
+      ? callerArn
+      : `arn:${identity.partition}:iam::${identity.account}:${identity.kind}/${identity.name}`;
+  return { record: { kind: 'listing', principal }, kind: 'list_cursor' };
 }
 
-/** The position a `nextToken` names, checked against the caller's own ranges; a 400 for anything else. */
-function readCursor(token: string, ranges: readonly ListRange[]): ListPosition {
-  const invalid = () =>
+async function writeCursor(
+  cipher: TokenCipher,
+  context: CipherContext,
+  range: ListRange,
+  after: string | undefined,
+): Promise<string> {
+  const cursor: z.output<typeof Cursor> = { s: range.status, p: range.pattern };
+  if (after !== undefined) cursor.a = after;
+  const sealed = await cipher.encrypt(JSON.stringify(cursor), context);
+  return Buffer.from(sealed).toString('base64url');
+}
+
+/**
+ * The position a `nextToken` names: it must decrypt under the caller's cursor context and name one of
+ * the caller's own ranges; anything else is a 400.
+ */
+async function readCursor(
+  cipher: TokenCipher,
+  context: CipherContext,
+  token: string,
+  ranges: readonly ListRange[],
+): Promise<ListPosition> {
+  const invalid = (cause?: unknown) =>
     new InvalidRequestError(
       'The nextToken is not one this listing returned to you; pass the nextToken of the previous page unchanged, with the same status filter, or leave it out to start again.',
-      { field: 'nextToken' },
+      { field: 'nextToken', ...(cause === undefined ? {} : { cause }) },
     );
   if (!/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
-  const decoded = Buffer.from(token, 'base64url');
+  const sealed = Buffer.from(token, 'base64url');
   // Base64 decoding forgives trailing characters; a token this listing wrote re-encodes to itself.
-  if (decoded.toString('base64url') !== token) throw invalid();
+  if (sealed.length === 0 || sealed.toString('base64url') !== token) throw invalid();
   let json: unknown;
   try {
-    json = JSON.parse(decoded.toString('utf8'));
-  } catch {
-    throw invalid();
+    json = JSON.parse(await cipher.decrypt(sealed, context));
+  } catch (error) {
+    // Altered, forged or another caller's: a client error. KMS being unavailable stays a 5xx.
+    if (error instanceof TokenDecryptionError || error instanceof SyntaxError) throw invalid(error);
+    throw error;
   }
   const parsed = Cursor.safeParse(json);
   if (!parsed.success) throw invalid();

@@ -329,6 +329,7 @@ describe('least privilege', () => {
       table('dynamodb:GetItem', 'dynamodb:UpdateItem'),
       query('connections-by-status'),
       tableKey,
+      records('kms:Encrypt', 'kms:Decrypt'),
     ],
     refresh: [...refreshesTokens, query('refresh-due')],
   };

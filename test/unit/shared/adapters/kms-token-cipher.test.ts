@@ -57,6 +57,19 @@ describe('KmsTokenCipher', () => {
     });
   });
 
+  it("names an admin listing's cursor after the listing's principal and the list_cursor kind", async () => {
+    kms.on(EncryptCommand).resolves({ CiphertextBlob: new Uint8Array([2]) });
+    const principal = 'arn:aws:iam::123456789012:role/broker-admin';
+
+    await cipher.encrypt('{"s":"active"}', { record: { kind: 'listing', principal }, kind: 'list_cursor' });
+
+    expect(kms.commandCalls(EncryptCommand)[0]?.args[0].input.EncryptionContext).toEqual({
+      deployment: 'prod',
+      record: 'listing:arn:aws:iam::123456789012:role/broker-admin',
+      kind: 'list_cursor',
+    });
+  });
+
   it('decrypts with the key id and the same context', async () => {
     kms.on(DecryptCommand).resolves({ Plaintext: new TextEncoder().encode('refresh-value') });
 
@@ -91,6 +104,21 @@ describe('KmsTokenCipher', () => {
       'The stored registration_code of connection "acme-1" did not decrypt',
     );
     await expect(decryption).rejects.toMatchObject({ cause: error });
+  });
+
+  it('turns a listing cursor that does not decrypt into a TokenDecryptionError naming the listing', async () => {
+    kms.on(DecryptCommand).rejects(new InvalidCiphertextException({ message: 'bad', $metadata: {} }));
+    const principal = 'arn:aws:iam::123456789012:role/broker-admin';
+
+    const decryption = cipher.decrypt(new Uint8Array([1]), {
+      record: { kind: 'listing', principal },
+      kind: 'list_cursor',
+    });
+
+    await expect(decryption).rejects.toBeInstanceOf(TokenDecryptionError);
+    await expect(decryption).rejects.toThrow(
+      `The list_cursor of the connection listing of ${principal} did not decrypt`,
+    );
   });
 
   it('passes on KMS failures that say nothing about the ciphertext', async () => {

@@ -1,5 +1,6 @@
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { CallerPolicy } from '#shared/domain/caller-policy.ts';
+import { TokenDecryptionError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord } from '#shared/domain/records.ts';
 import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
 import type { TokenGrant, WiseOAuth, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
@@ -15,23 +16,41 @@ export const OTHER_ADMIN = 'arn:aws:iam::111122223333:role/other-admin';
 export const STRANGER = 'arn:aws:iam::111122223333:role/stranger';
 export const START = Date.parse('2026-11-26T10:00:00.000Z');
 
-/** A cipher whose ciphertext names its record and kind, so a mix-up shows in a test. */
+/**
+ * A cipher whose ciphertext names its record and kind, so a mix-up shows in a test, and hides the
+ * plaintext (each byte XORed) as KMS would. Decrypting under another context, or a ciphertext it did not
+ * write, fails with `TokenDecryptionError`, as the KMS adapter does.
+ */
 export class FakeCipher implements TokenCipher {
   async encrypt(plaintext: string, context: CipherContext): Promise<Uint8Array> {
-    return new TextEncoder().encode(`${label(context)}|${Buffer.from(plaintext).toString('base64')}`);
+    return new TextEncoder().encode(
+      `${label(context)}|${Buffer.from(obscure(Buffer.from(plaintext))).toString('base64')}`,
+    );
   }
 
   async decrypt(ciphertext: Uint8Array, context: CipherContext): Promise<string> {
-    const [name, payload] = new TextDecoder().decode(ciphertext).split('|');
-    if (name !== label(context) || payload === undefined) throw new Error('wrong context');
-    return Buffer.from(payload, 'base64').toString();
+    const text = new TextDecoder().decode(ciphertext);
+    const separator = text.lastIndexOf('|');
+    if (separator < 0 || text.slice(0, separator) !== label(context)) {
+      throw new TokenDecryptionError(`The ciphertext does not belong to ${label(context)}.`);
+    }
+    return Buffer.from(obscure(Buffer.from(text.slice(separator + 1), 'base64'))).toString();
   }
 }
 
+function obscure(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.from(bytes, (byte) => byte ^ 0x5a);
+}
+
 function label(context: CipherContext): string {
-  const record =
-    context.record.kind === 'connection' ? `connection:${context.record.connectionId}` : 'client';
-  return `${record}:${context.kind}`;
+  const { record } = context;
+  const name =
+    record.kind === 'connection'
+      ? `connection:${record.connectionId}`
+      : record.kind === 'listing'
+        ? `listing:${record.principal}`
+        : 'client';
+  return `${name}:${context.kind}`;
 }
 
 /** A scripted Wise: every call is recorded; each method's behaviour can be replaced by a test. */

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { CallerPolicy } from '#shared/domain/caller-policy.ts';
 import { ConnectionNotFoundError, ForbiddenError, InvalidRequestError } from '#shared/domain/errors.ts';
 import { parseValue } from '#shared/http/request.ts';
+import type { CipherContext } from '#shared/ports/token-cipher.ts';
 import { connectionIdFromPath, toConnectionStatus } from '#shared/use-cases/connection-status.ts';
 import {
   disconnectConnection,
@@ -10,7 +11,15 @@ import {
   listConnections,
   MAX_STORE_PAGES,
 } from '#shared/use-cases/connections-admin.ts';
-import { ADMIN, fakeRuntime, OTHER_ADMIN, PARTNER, START, storedConnection } from './connect-fakes.ts';
+import {
+  ADMIN,
+  type FakeRuntime,
+  fakeRuntime,
+  OTHER_ADMIN,
+  PARTNER,
+  START,
+  storedConnection,
+} from './connect-fakes.ts';
 
 describe('toConnectionStatus', () => {
   it('shows state and ISO times and nothing secret', () => {
@@ -177,20 +186,41 @@ describe('listConnections', () => {
   });
 });
 
-/** What a nextToken says, decoded. */
-function cursorOf(nextToken: string | undefined): unknown {
-  return nextToken === undefined ? undefined : JSON.parse(Buffer.from(nextToken, 'base64url').toString());
+const LISTING = { record: { kind: 'listing', principal: ADMIN }, kind: 'list_cursor' } as const;
+
+/** What a nextToken says, opened with the admin's cursor context. */
+async function cursorOf(runtime: FakeRuntime, nextToken: string | undefined): Promise<unknown> {
+  if (nextToken === undefined) return undefined;
+  return JSON.parse(await runtime.cipher.decrypt(Buffer.from(nextToken, 'base64url'), LISTING));
 }
 
-function token(cursor: unknown): string {
+/** A nextToken sealed for the admin, as the listing would seal it, around any content. */
+async function sealed(
+  runtime: FakeRuntime,
+  cursor: unknown,
+  context: CipherContext = LISTING,
+): Promise<string> {
+  return Buffer.from(await runtime.cipher.encrypt(JSON.stringify(cursor), context)).toString('base64url');
+}
+
+/** A hand-written nextToken: base64url JSON, as the listing wrote them before they were sealed. */
+function handWritten(cursor: unknown): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-/** A runtime whose only admin has the given patterns, with the given connections stored. */
-function adminOf(patterns: string[], connectionIds: string[]) {
+/** A runtime whose admins have the given patterns, with the given connections stored. */
+function adminOf(patterns: string[], connectionIds: string[], otherAdminPatterns: string[] = []) {
   const runtime = fakeRuntime();
   for (const id of connectionIds) runtime.store.seedConnection(storedConnection(id));
-  return { ...runtime, policy: new CallerPolicy([{ principal: ADMIN, connections: patterns, admin: true }]) };
+  return {
+    ...runtime,
+    policy: new CallerPolicy([
+      { principal: ADMIN, connections: patterns, admin: true },
+      ...(otherAdminPatterns.length > 0
+        ? [{ principal: OTHER_ADMIN, connections: otherAdminPatterns, admin: true }]
+        : []),
+    ]),
+  };
 }
 
 /** Every page of a listing, with every nextToken handed out on the way. */
@@ -226,7 +256,7 @@ describe('listConnections across the caller patterns', () => {
     expect(ids).toEqual(['beta-1', 'beta-2', 'beta-3']);
     expect(tokens.length).toBeGreaterThanOrEqual(3);
     for (const nextToken of tokens) {
-      const cursor = cursorOf(nextToken) as { p: string; a?: string };
+      const cursor = (await cursorOf(runtime, nextToken)) as { p: string; a?: string };
       expect(cursor.p).toBe('beta-*');
       expect(cursor.a ?? 'beta-').toMatch(/^beta-\d$|^beta-$/);
     }
@@ -263,7 +293,7 @@ describe('listConnections across the caller patterns', () => {
     expect(ids).toEqual(['a-1', 'b-1', 'a-2', 'b-2']);
   });
 
-  it('stops after a bounded number of store pages with a nextToken inside the literal prefix, and goes on from it', async () => {
+  it('stops after a bounded number of store pages with a sealed nextToken, and goes on from it', async () => {
     const hidden = Array.from({ length: 30 }, (_, index) => `beta-${String(index).padStart(2, '0')}-us`);
     const runtime = adminOf(['beta-*-eu'], [...secrets, ...hidden, 'beta-99-eu']);
     const list = vi.spyOn(runtime.store, 'listConnections');
@@ -272,28 +302,119 @@ describe('listConnections across the caller patterns', () => {
 
     expect(list).toHaveBeenCalledTimes(MAX_STORE_PAGES);
     expect(first.connections).toEqual([]);
-    expect(cursorOf(first.nextToken)).toEqual({ s: 'active', p: 'beta-*-eu', a: 'beta-19-us' });
+    expect(await cursorOf(runtime, first.nextToken)).toEqual({
+      s: 'active',
+      p: 'beta-*-eu',
+      a: 'beta-19-us',
+    });
     const { ids } = await everyPage(runtime, { limit: 2, status: 'active' });
     expect(ids).toEqual(['beta-99-eu']);
   });
 
-  it.each([
-    ['empty strings', token({ s: '', p: '', a: '' })],
-    ['an empty position', token({ s: 'active', p: 'beta-*', a: '' })],
-    ['a pattern of another caller', token({ s: 'active', p: 'acme-*' })],
+  it('hands out, for a pattern without a literal prefix, nextTokens whose bytes name no stored id', async () => {
+    const hidden = Array.from({ length: 30 }, (_, index) => `acme-secret-${String(index).padStart(2, '0')}`);
+    const visible = ['beta-1-eu', 'gamma-2-eu', 'zeta-3-eu'];
+    const stored = [...hidden, ...visible, 'zeta-4-us'];
+    const runtime = adminOf(['*-eu'], stored);
+
+    const { ids, tokens } = await everyPage(runtime, { limit: 1, status: 'active' });
+
+    expect(ids).toEqual(visible);
+    expect(tokens.length).toBeGreaterThanOrEqual(3);
+    for (const nextToken of tokens) {
+      const bytes = Buffer.from(nextToken, 'base64url');
+      for (const id of stored) {
+        expect(bytes.includes(id)).toBe(false);
+        expect(nextToken.includes(id)).toBe(false);
+      }
+    }
+  });
+
+  it("refuses another admin's nextToken, even for the same pattern, before reading the store", async () => {
+    const runtime = adminOf(['beta-*'], ['beta-1', 'beta-2'], ['beta-*']);
+    const theirs = await listConnections(runtime, { callerArn: OTHER_ADMIN, limit: 1, status: 'active' });
+    const list = vi.spyOn(runtime.store, 'listConnections');
+
+    const listing = listConnections(runtime, {
+      callerArn: ADMIN,
+      status: 'active',
+      ...(theirs.nextToken === undefined ? {} : { nextToken: theirs.nextToken }),
+    });
+
+    expect(theirs.nextToken).toBeDefined();
+    await expect(listing).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(listing).rejects.toMatchObject({ field: 'nextToken' });
+    expect(list).not.toHaveBeenCalled();
+  });
+
+  it("accepts a nextToken from another session of the caller's own role", async () => {
+    const runtime = adminOf(['beta-*'], ['beta-1', 'beta-2']);
+    const session = (name: string) => `arn:aws:sts::111122223333:assumed-role/broker-admin/${name}`;
+    const first = await listConnections(runtime, { callerArn: session('one'), limit: 1, status: 'active' });
+
+    const second = await listConnections(runtime, {
+      callerArn: session('two'),
+      limit: 1,
+      status: 'active',
+      ...(first.nextToken === undefined ? {} : { nextToken: first.nextToken }),
+    });
+
+    expect(first.connections.map((connection) => connection.connectionId)).toEqual(['beta-1']);
+    expect(second.connections.map((connection) => connection.connectionId)).toEqual(['beta-2']);
+  });
+
+  it.each<[string, (runtime: FakeRuntime) => Promise<string> | string]>([
+    ['a hand-written cursor', () => handWritten({ s: 'active', p: 'beta-*', a: 'beta-1' })],
     [
-      'a position outside the pattern prefix',
-      token({ s: 'active', p: 'beta-*', a: 'acme-secret-customer-1' }),
+      'a hand-written position outside the prefix',
+      () => handWritten({ s: 'active', p: 'beta-*', a: 'acme-secret-customer-1' }),
     ],
-    ['a position that is no connection id', token({ s: 'active', p: 'beta-*', a: 'beta-1 x' })],
-    ['a status left out by the filter', token({ s: 'needs_reauth', p: 'beta-*' })],
-    ['a status that is never listed', token({ s: 'disconnected', p: 'beta-*' })],
-    ['a raw DynamoDB key', token({ s: 'active', k: { pk: 'CONNECTION#acme-1', sk: 'CONNECTION' } })],
-    ['an extra field', token({ s: 'active', p: 'beta-*', x: 1 })],
-    ['not base64url', '!!!'],
-    ['not JSON', Buffer.from('{oops').toString('base64url')],
-  ])('refuses a nextToken with %s before reading the store', async (_, nextToken) => {
+    [
+      'a sealed cursor with one byte changed',
+      async (runtime) => {
+        const bytes = Buffer.from(await sealed(runtime, { s: 'active', p: 'beta-*' }), 'base64url');
+        bytes[3] = (bytes[3] ?? 0) ^ 1;
+        return bytes.toString('base64url');
+      },
+    ],
+    [
+      'a cursor sealed as another kind',
+      (runtime) => sealed(runtime, { s: 'active', p: 'beta-*' }, { ...LISTING, kind: 'access_token' }),
+    ],
+    [
+      'a cursor sealed for another record',
+      (runtime) =>
+        sealed(runtime, { s: 'active', p: 'beta-*' }, { record: { kind: 'client' }, kind: 'list_cursor' }),
+    ],
+    ['sealed empty strings', (runtime) => sealed(runtime, { s: '', p: '', a: '' })],
+    ['a sealed empty position', (runtime) => sealed(runtime, { s: 'active', p: 'beta-*', a: '' })],
+    ['a sealed pattern of another caller', (runtime) => sealed(runtime, { s: 'active', p: 'acme-*' })],
+    [
+      'a sealed position outside the pattern prefix',
+      (runtime) => sealed(runtime, { s: 'active', p: 'beta-*', a: 'acme-secret-customer-1' }),
+    ],
+    [
+      'a sealed position that is no connection id',
+      (runtime) => sealed(runtime, { s: 'active', p: 'beta-*', a: 'beta-1 x' }),
+    ],
+    [
+      'a sealed status left out by the filter',
+      (runtime) => sealed(runtime, { s: 'needs_reauth', p: 'beta-*' }),
+    ],
+    [
+      'a sealed status that is never listed',
+      (runtime) => sealed(runtime, { s: 'disconnected', p: 'beta-*' }),
+    ],
+    ['a sealed extra field', (runtime) => sealed(runtime, { s: 'active', p: 'beta-*', x: 1 })],
+    [
+      'sealed text that is no JSON',
+      async (runtime) => Buffer.from(await runtime.cipher.encrypt('{oops', LISTING)).toString('base64url'),
+    ],
+    ['not base64url', () => '!!!'],
+    ['nothing once decoded', () => 'A'],
+  ])('refuses a nextToken with %s before reading the store', async (_, make) => {
     const runtime = adminOf(['beta-*'], [...secrets, 'beta-1']);
+    const nextToken = await make(runtime);
     const list = vi.spyOn(runtime.store, 'listConnections');
 
     const listing = listConnections(runtime, { callerArn: ADMIN, status: 'active', nextToken });
@@ -302,6 +423,17 @@ describe('listConnections across the caller patterns', () => {
     await expect(listing).rejects.toMatchObject({ field: 'nextToken' });
     await expect(listing).rejects.toThrow(/^The nextToken .+\.$/);
     expect(list).not.toHaveBeenCalled();
+  });
+
+  it('passes on a cipher failure that says nothing about the token, instead of blaming the caller', async () => {
+    const runtime = adminOf(['beta-*'], ['beta-1']);
+    const nextToken = await sealed(runtime, { s: 'active', p: 'beta-*' });
+    const unavailable = new Error('KMS is unavailable');
+    vi.spyOn(runtime.cipher, 'decrypt').mockRejectedValue(unavailable);
+
+    const listing = listConnections(runtime, { callerArn: ADMIN, status: 'active', nextToken });
+
+    await expect(listing).rejects.toBe(unavailable);
   });
 });
 
