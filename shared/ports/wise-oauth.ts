@@ -71,4 +71,16 @@ export interface WiseCallOptions {
   correlationId?: string;
   /** Epoch ms by which to give up, retries included. */
   deadlineMs?: number;
+  /**
+   * Whether a 429 is retried (after its `Retry-After`, within the deadline and the attempts). Default
+   * `true`. With `false` the first 429 ends the call with `WiseRateLimitedError`: for callers, such as the
+   * refresh sweep, that would rather come back later than spend more calls against the limit.
+   */
+  retryRateLimited?: boolean;
+  /**
+   * Called, synchronously, as each 429 arrives, before the call retries or gives up: lets a caller stop
+   * starting other calls at once, not only when this one ends. `retryAfterSeconds` is Wise's `Retry-After`
+   * when it sent one. A throw from it is logged and ignored.
+   */
+  onRateLimited?: (answer: { retryAfterSeconds?: number }) => void;
 }

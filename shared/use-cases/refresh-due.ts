@@ -6,15 +6,18 @@ import type { DueRecord } from '#shared/ports/token-store.ts';
 import {
   describe,
   type RefreshDeps,
+  type RefreshOptions,
   type RefreshOutcome,
   refreshRecord,
   STORE_RESERVE_MS,
 } from './refresh-record.ts';
 
 /**
- * Token calls a minute the sweeps of the whole fleet may spend: Wise allows 1000 a minute per client, and
- * the rest is headroom for on-demand refreshes by vends, for new connections, and for the records that
- * cost more than one call (a registration code granted again, Wise's 429 and 5xx retried).
+ * Token calls a minute the sweep may spend: Wise allows 1000 a minute per client, and the rest is headroom
+ * for on-demand refreshes by vends, for new connections, and for the records that cost more than one call
+ * (a registration code granted again, Wise's 5xx retried). Sweeps do not start refreshes at the same time:
+ * one runs at most its period (the function's timeout) and starts nothing in its last
+ * {@link MIN_TIME_TO_START_MS}, so the next one starts after it stopped starting.
  */
 export const SWEEP_TOKEN_CALLS_PER_MINUTE = 900;
 
@@ -29,6 +32,11 @@ export const MIN_TIME_TO_START_MS = STORE_RESERVE_MS + 5_000;
 
 /** What one sweep did. */
 export interface SweepSummary {
+  /**
+   * How many refreshes the sweep could start in the time it had: see {@link sweepBudget}. The due index is
+   * asked for this many records at most.
+   */
+  budget: number;
   /** Records the due index listed (at most the sweep's budget). */
   due: number;
   refreshed: number;
@@ -60,13 +68,14 @@ export interface SweepOptions {
 }
 
 /**
- * How many refreshes one sweep may start: its share of {@link SWEEP_TOKEN_CALLS_PER_MINUTE} for the period
- * between sweeps, but never more than one minute's share, whatever the period: a sweep's refreshes are
- * started within about a minute, and two sweeps may overlap.
+ * How many refreshes one sweep can start with `availableMs` of time: the pacer starts
+ * {@link SWEEP_STARTS_PER_SECOND} a second and nothing is started in the last {@link MIN_TIME_TO_START_MS},
+ * so `floor(SWEEP_STARTS_PER_SECOND x (availableMs - MIN_TIME_TO_START_MS) / 1000)`, and 0 when less is left.
+ * With a 60 s sweep that is 750; an hourly sweep (its function times out at 900 s) gets 13,350.
  */
-export function sweepBudget(sweepSeconds: number): number {
-  const share = Math.floor((SWEEP_TOKEN_CALLS_PER_MINUTE * sweepSeconds) / 60);
-  return Math.min(SWEEP_TOKEN_CALLS_PER_MINUTE, share);
+export function sweepBudget(availableMs: number): number {
+  const startingMs = availableMs - MIN_TIME_TO_START_MS;
+  return startingMs > 0 ? Math.floor((SWEEP_STARTS_PER_SECOND * startingMs) / 1000) : 0;
 }
 
 /**
@@ -90,17 +99,22 @@ function pacer(
 
 /**
  * The scheduled sweep: lists the records whose refresh is due (from the due index, most overdue first,
- * at most the sweep's budget) and refreshes each under its lease, starting at most
- * {@link SWEEP_STARTS_PER_SECOND} a second with at most `refresh.concurrency` running at once. It starts
- * nothing new once Wise answers 429, or once the invocation has less than {@link MIN_TIME_TO_START_MS}
- * left; the rest stay due for the next sweep. Each refresh gets the invocation's end, so its call to Wise
- * leaves time to store the answer and no write starts as the invocation is cut off.
+ * at most the sweep's {@link sweepBudget} for the invocation's remaining time, or `refresh.sweepSeconds`
+ * when that is shorter or unknown) and refreshes each under its lease, starting at most
+ * {@link SWEEP_STARTS_PER_SECOND} a second with at most `refresh.concurrency` running at once.
+ *
+ * It starts nothing new from the moment Wise answers a 429 to any of its refreshes (the answer is heard as
+ * it arrives, and the sweep's refreshes do not retry a 429: they back off as Wise asked), or once the
+ * invocation has less than {@link MIN_TIME_TO_START_MS} left; refreshes already running finish, and the
+ * rest stay due for the next sweep. Each refresh gets the invocation's end, so its call to Wise leaves time
+ * to store the answer and no write starts as the invocation is cut off.
  */
 export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): Promise<SweepSummary> {
   const remaining = options.remainingTimeMs ?? (() => Number.POSITIVE_INFINITY);
-  const budget = sweepBudget(deps.config.refresh.sweepSeconds);
-  const due = await deps.store.listDue({ now: deps.clock.now(), limit: budget });
+  const budget = sweepBudget(Math.min(remaining(), deps.config.refresh.sweepSeconds * 1000));
+  const due = budget > 0 ? await deps.store.listDue({ now: deps.clock.now(), limit: budget }) : [];
   const summary: SweepSummary = {
+    budget,
     due: due.length,
     refreshed: 0,
     failed: 0,
@@ -111,6 +125,12 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
   };
   const pace = pacer(SWEEP_STARTS_PER_SECOND, deps.clock, deps.sleep ?? ((ms) => delay(ms)));
   const state: { stop?: SweepSummary['stoppedBecause'] } = {};
+  const rateLimits = {
+    retryRateLimited: false,
+    onRateLimited: () => {
+      state.stop ??= 'rate_limited';
+    },
+  };
 
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -121,7 +141,8 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
       const item = due[next];
       if (state.stop !== undefined || item === undefined) return;
       next += 1;
-      const outcome = await refreshOne(deps, item, deps.clock.now() + left);
+      const outcome = await refreshOne(deps, item, { invocationEndsAt: deps.clock.now() + left, rateLimits });
+      // Also when the 429 came from a Wise port that does not call onRateLimited.
       if (outcome.outcome === 'failed_transient' && outcome.rateLimited) state.stop ??= 'rate_limited';
       tally(summary, outcome.outcome);
     }
@@ -131,17 +152,17 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
   summary.notStarted = due.length - next;
   if (summary.notStarted > 0 && state.stop !== undefined) summary.stoppedBecause = state.stop;
 
-  logger.info('Refresh sweep finished', { ...summary, budget });
+  logger.info('Refresh sweep finished', { ...summary });
   return summary;
 }
 
 async function refreshOne(
   deps: SweepDeps,
   item: DueRecord,
-  invocationEndsAt: number,
+  options: RefreshOptions,
 ): Promise<RefreshOutcome | { outcome: 'error' }> {
   try {
-    return await refreshRecord(deps, item.key, { invocationEndsAt });
+    return await refreshRecord(deps, item.key, options);
   } catch (error) {
     // One record's trouble (a ciphertext that does not decrypt, a store that keeps failing) never stops the sweep.
     logger.error('Refresh failed unexpectedly', { record: describe(item.key), error: error as Error });

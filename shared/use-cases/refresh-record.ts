@@ -13,7 +13,7 @@ import {
 } from '#shared/domain/refresh-rule.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { FailureUpdate, TokenUpdate } from '#shared/ports/token-store.ts';
-import type { TokenGrant } from '#shared/ports/wise-oauth.ts';
+import type { TokenGrant, WiseCallOptions } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import {
   WiseError,
@@ -72,6 +72,11 @@ export interface RefreshOptions {
    * second, so what Wise answered is stored before the invocation is cut off. Unbounded when absent.
    */
   invocationEndsAt?: number;
+  /**
+   * How the calls to Wise treat a 429 (see {@link WiseCallOptions}); the sweep stops retrying and hears of
+   * it at once. Absent (a vend), the Wise client's own retries apply.
+   */
+  rateLimits?: Pick<WiseCallOptions, 'retryRateLimited' | 'onRateLimited'>;
 }
 
 /** The refreshed token came back from Wise but could not be stored before the lease ran out. */
@@ -164,7 +169,7 @@ export async function refreshRecord(
   );
   let granted: Granted;
   try {
-    granted = await askWise(attempt, wiseDeadline);
+    granted = await askWise(attempt, { ...options.rateLimits, deadlineMs: wiseDeadline });
   } catch (error) {
     if (error instanceof WiseError) return failed(attempt, error);
     await releaseQuietly(attempt);
@@ -197,10 +202,10 @@ async function withoutLease(deps: RefreshDeps, key: RecordKey): Promise<RefreshO
   return { outcome: 'busy', record: current };
 }
 
-async function askWise(attempt: Attempt, deadlineMs: number): Promise<Granted> {
+async function askWise(attempt: Attempt, call: WiseCallOptions): Promise<Granted> {
   const { deps, key, leased } = attempt;
   if (key.kind === 'client') {
-    return { grant: await deps.wise.clientCredentials({ deadlineMs }), via: 'client_credentials' };
+    return { grant: await deps.wise.clientCredentials(call), via: 'client_credentials' };
   }
   const regrantable = leased.grant === 'registration_code' && leased.registrationCode && leased.email;
   if (leased.refreshToken) {
@@ -209,7 +214,7 @@ async function askWise(attempt: Attempt, deadlineMs: number): Promise<Granted> {
       kind: 'refresh_token',
     });
     try {
-      return { grant: await deps.wise.refresh({ refreshToken }, { deadlineMs }), via: 'refresh_token' };
+      return { grant: await deps.wise.refresh({ refreshToken }, call), via: 'refresh_token' };
     } catch (error) {
       if (!(error instanceof WiseInvalidGrantError) || !regrantable) throw error;
       logger.warn('Wise refused the refresh token; granting again with the stored registration code', {
@@ -223,10 +228,7 @@ async function askWise(attempt: Attempt, deadlineMs: number): Promise<Granted> {
       record: key,
       kind: 'registration_code',
     });
-    const grant = await deps.wise.registrationCodeGrant(
-      { email: leased.email, registrationCode },
-      { deadlineMs },
-    );
+    const grant = await deps.wise.registrationCodeGrant({ email: leased.email, registrationCode }, call);
     return { grant, via: 'registration_code' };
   }
   throw new WiseInvalidGrantError(

@@ -11,7 +11,7 @@ import type {
   WiseUser,
 } from '#shared/ports/wise-oauth.ts';
 import { exponentialDelay, retryDelay } from './backoff.ts';
-import { WiseInvalidClientError, WiseUnavailableError } from './errors.ts';
+import { WiseInvalidClientError, WiseRateLimitedError, WiseUnavailableError } from './errors.ts';
 import {
   classifyAnswer,
   classifyNoAnswer,
@@ -62,6 +62,8 @@ interface Call {
   operation: string;
   correlationId: string;
   deadline: number;
+  retryRateLimited: boolean;
+  onRateLimited?: WiseCallOptions['onRateLimited'];
 }
 
 interface HttpRequest {
@@ -78,7 +80,8 @@ type Attempt<T> = { ok: true; value: T } | ({ ok: false } & Failure);
 /**
  * The adapter for Wise's OAuth 2.0 API: the four grants, the registration-code signup, and the two
  * lookups the broker makes with a user token. Every failure is thrown as a `WiseError` subclass;
- * retryable ones (429, 5xx, timeouts, network) are retried with jittered back-off inside the deadline.
+ * retryable ones (429, 5xx, timeouts, network) are retried with jittered back-off inside the deadline,
+ * except a 429 when the call's `retryRateLimited` is `false`. `onRateLimited` hears of each 429 as it arrives.
  */
 export class WiseOAuthClient implements WiseOAuth {
   readonly #apiUrl: string;
@@ -241,7 +244,14 @@ export class WiseOAuthClient implements WiseOAuth {
     const ownDeadline = this.#now() + this.#totalDeadlineMs;
     const deadline =
       options?.deadlineMs === undefined ? ownDeadline : Math.min(ownDeadline, options.deadlineMs);
-    return { operation, correlationId, deadline };
+    const call: Call = {
+      operation,
+      correlationId,
+      deadline,
+      retryRateLimited: options?.retryRateLimited ?? true,
+    };
+    if (options?.onRateLimited !== undefined) call.onRateLimited = options.onRateLimited;
+    return call;
   }
 
   /**
@@ -374,7 +384,13 @@ export class WiseOAuthClient implements WiseOAuth {
         wiseError: outcome.error.wiseError,
         attempt,
       };
+      const rateLimited = outcome.error instanceof WiseRateLimitedError;
+      if (rateLimited) this.#heardRateLimit(call, outcome.retryAfterMs);
       if (!outcome.retryable) throw outcome.error;
+      if (rateLimited && !call.retryRateLimited) {
+        this.#logger.warn('Wise rate limited the call; not retried, as the caller asked.', attrs);
+        throw outcome.error;
+      }
       if (attempt >= this.#maxAttempts) {
         this.#logger.warn('Wise failed every attempt; giving up.', {
           ...attrs,
@@ -397,6 +413,20 @@ export class WiseOAuthClient implements WiseOAuth {
         reason: outcome.error.message,
       });
       await this.#sleep(wait);
+    }
+  }
+
+  /** Tells the caller of a 429 as soon as it arrives; the caller's trouble never breaks the call. */
+  #heardRateLimit(call: Call, retryAfterMs: number | undefined): void {
+    if (call.onRateLimited === undefined) return;
+    try {
+      call.onRateLimited(retryAfterMs === undefined ? {} : { retryAfterSeconds: retryAfterMs / 1000 });
+    } catch (error) {
+      this.#logger.warn('The onRateLimited callback threw; ignored.', {
+        operation: call.operation,
+        correlationId: call.correlationId,
+        error: error instanceof Error ? error.name : typeof error,
+      });
     }
   }
 

@@ -3,6 +3,7 @@ import { obtainClientAccessToken } from '#shared/use-cases/client-token.ts';
 import {
   MIN_TIME_TO_START_MS,
   refreshDue,
+  SWEEP_STARTS_PER_SECOND,
   SWEEP_TOKEN_CALLS_PER_MINUTE,
   sweepBudget,
 } from '#shared/use-cases/refresh-due.ts';
@@ -61,6 +62,7 @@ describe('refreshDue', () => {
     const summary = await refreshDue(broker.deps);
 
     expect(summary).toEqual({
+      budget: 750,
       due: 3,
       refreshed: 3,
       failed: 0,
@@ -85,6 +87,7 @@ describe('refreshDue', () => {
     const summary = await refreshDue(broker.deps);
 
     expect(summary).toEqual({
+      budget: 750,
       due: 4,
       refreshed: 1,
       failed: 1,
@@ -95,19 +98,53 @@ describe('refreshDue', () => {
     });
   });
 
-  it.each([60, 120, 3600])(
-    'asks the due index for one minute of the rate limit at most, sweeping every %i s',
-    async (sweepSeconds) => {
+  it.each([
+    { sweepSeconds: 60, remainingMs: 60_000, budget: 750 },
+    { sweepSeconds: 60, remainingMs: undefined, budget: 750 },
+    { sweepSeconds: 60, remainingMs: 45_000, budget: 525 },
+    { sweepSeconds: 120, remainingMs: 120_000, budget: 1_650 },
+    { sweepSeconds: 3600, remainingMs: 900_000, budget: 13_350 },
+    { sweepSeconds: 3600, remainingMs: undefined, budget: 53_850 },
+  ])(
+    'asks the due index for as many records as it can start in its time: $budget with $remainingMs ms left, sweeping every $sweepSeconds s',
+    async ({ sweepSeconds, remainingMs, budget }) => {
       const broker = await withDueConnections(1);
       broker.deps.config.refresh.sweepSeconds = sweepSeconds;
       const listDue = vi.spyOn(broker.store, 'listDue');
 
-      await refreshDue(broker.deps);
+      const summary = await refreshDue(
+        broker.deps,
+        remainingMs === undefined ? {} : { remainingTimeMs: () => remainingMs },
+      );
 
-      expect(listDue).toHaveBeenCalledWith({ now: T0, limit: SWEEP_TOKEN_CALLS_PER_MINUTE });
-      expect(sweepBudget(sweepSeconds)).toBe(SWEEP_TOKEN_CALLS_PER_MINUTE);
+      expect(listDue).toHaveBeenCalledWith({ now: T0, limit: budget });
+      expect(summary).toMatchObject({ budget, due: 1, refreshed: 1 });
+      expect(budget).toBe(
+        Math.floor(
+          (SWEEP_STARTS_PER_SECOND *
+            (Math.min(remainingMs ?? Infinity, sweepSeconds * 1000) - MIN_TIME_TO_START_MS)) /
+            1000,
+        ),
+      );
     },
   );
+
+  it('is not cut to one minute of the rate limit when it has more time', () => {
+    expect(sweepBudget(900_000)).toBeGreaterThan(SWEEP_TOKEN_CALLS_PER_MINUTE);
+    expect(sweepBudget(MIN_TIME_TO_START_MS)).toBe(0);
+    expect(sweepBudget(MIN_TIME_TO_START_MS - 1)).toBe(0);
+  });
+
+  it('lists and starts nothing when the invocation starts with too little time', async () => {
+    const broker = await withDueConnections(2);
+    const listDue = vi.spyOn(broker.store, 'listDue');
+
+    const summary = await refreshDue(broker.deps, { remainingTimeMs: () => MIN_TIME_TO_START_MS });
+
+    expect(listDue).not.toHaveBeenCalled();
+    expect(summary).toMatchObject({ budget: 0, due: 0, refreshed: 0, notStarted: 0 });
+    expect(broker.wise.count('refresh')).toBe(0);
+  });
 
   it('starts no more than 900/60 refreshes in any second, however many may run at once', async () => {
     const broker = await withDueConnections(45, { concurrency: 8 });
@@ -141,6 +178,7 @@ describe('refreshDue', () => {
     const summary = await refreshDue(broker.deps);
 
     expect(summary).toEqual({
+      budget: 750,
       due: 5,
       refreshed: 1,
       failed: 1,
@@ -157,6 +195,62 @@ describe('refreshDue', () => {
       { kind: 'connection', connectionId: 'acme-1' },
       { kind: 'connection', connectionId: 'acme-0' },
     ]);
+  });
+
+  it('asks Wise not to retry a 429 during the sweep, and to say when one arrives', async () => {
+    const broker = await withDueConnections(1);
+
+    await refreshDue(broker.deps);
+
+    expect(broker.wise.calls[0]?.options).toMatchObject({
+      retryRateLimited: false,
+      onRateLimited: expect.any(Function),
+    });
+  });
+
+  it('stops starting refreshes at a 429 Wise answered, even when the refresh then succeeded', async () => {
+    const broker = await withDueConnections(5, { concurrency: 1 });
+    const refresh = broker.wise.refresh.bind(broker.wise);
+    vi.spyOn(broker.wise, 'refresh').mockImplementationOnce(async (params, options) => {
+      // What a Wise client that retried the 429 does: tells of it, then returns the retry's grant.
+      options?.onRateLimited?.({ retryAfterSeconds: 1 });
+      return refresh(params, options);
+    });
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({
+      due: 5,
+      refreshed: 1,
+      failed: 0,
+      notStarted: 4,
+      stoppedBecause: 'rate_limited',
+    });
+  });
+
+  it('starts no refresh after a 429 arrives, while the rate-limited one is still ending', async () => {
+    const broker = await withDueConnections(6, { concurrency: 2 });
+    const refresh = broker.wise.refresh.bind(broker.wise);
+    let calls = 0;
+    vi.spyOn(broker.wise, 'refresh').mockImplementation(async (params, options) => {
+      calls += 1;
+      if (calls !== 2) return refresh(params, options);
+      options?.onRateLimited?.({ retryAfterSeconds: 30 });
+      // The other refresh finishes meanwhile, and its worker looks for the next record.
+      for (let round = 0; round < 20; round++) await new Promise((settled) => setImmediate(settled));
+      throw new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 30 });
+    });
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(calls).toBe(2);
+    expect(summary).toMatchObject({
+      due: 6,
+      refreshed: 1,
+      failed: 1,
+      notStarted: 4,
+      stoppedBecause: 'rate_limited',
+    });
   });
 
   it('goes on after a failure that is not a rate limit', async () => {
@@ -190,7 +284,8 @@ describe('refreshDue', () => {
 
   it('starts nothing new once the invocation runs short of time', async () => {
     const broker = await withDueConnections(5, { concurrency: 1 });
-    const left = [60_000, 30_000, MIN_TIME_TO_START_MS - 1];
+    // The first reading sizes the budget; then one before each start.
+    const left = [60_000, 60_000, 30_000, MIN_TIME_TO_START_MS - 1];
 
     const summary = await refreshDue(broker.deps, { remainingTimeMs: () => left.shift() ?? 0 });
 

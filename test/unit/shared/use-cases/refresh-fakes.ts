@@ -14,6 +14,7 @@ import type {
 } from '#shared/ports/wise-oauth.ts';
 import type { SweepDeps } from '#shared/use-cases/refresh-due.ts';
 import type { VendDeps } from '#shared/use-cases/vend-token.ts';
+import { WiseRateLimitedError } from '#shared/wise/errors.ts';
 import { InMemoryTokenStore } from '../../../support/in-memory-store.ts';
 
 /** 2026-01-01T00:00:00Z: every unit test starts here. */
@@ -107,7 +108,7 @@ export class FakeWise implements WiseOAuth {
 
   async clientCredentials(options?: WiseCallOptions): Promise<TokenGrant> {
     this.calls.push({ method: 'clientCredentials', ...(options ? { options } : {}) });
-    return this.#answer('clientCredentials', undefined);
+    return this.#answer('clientCredentials', undefined, options);
   }
 
   async exchangeCode(): Promise<TokenGrant> {
@@ -120,7 +121,7 @@ export class FakeWise implements WiseOAuth {
       refreshToken: params.refreshToken,
       ...(options ? { options } : {}),
     });
-    return this.#answer('refresh', params.refreshToken);
+    return this.#answer('refresh', params.refreshToken, options);
   }
 
   async registrationCodeGrant(
@@ -131,7 +132,7 @@ export class FakeWise implements WiseOAuth {
     if (params.registrationCode !== REGISTRATION_CODE || params.email !== EMAIL) {
       throw new Error('the fake Wise got the wrong registration code or e-mail');
     }
-    return this.#answer('registrationCodeGrant', 'refresh-from-registration');
+    return this.#answer('registrationCodeGrant', 'refresh-from-registration', options);
   }
 
   async signUpWithRegistrationCode(): Promise<void> {}
@@ -144,8 +145,16 @@ export class FakeWise implements WiseOAuth {
     return [];
   }
 
-  async #answer(method: ScriptedMethod, refreshToken: string | undefined): Promise<TokenGrant> {
+  /** A scripted 429 is heard by `onRateLimited` first, as the real client tells it. */
+  async #answer(
+    method: ScriptedMethod,
+    refreshToken: string | undefined,
+    options: WiseCallOptions | undefined,
+  ): Promise<TokenGrant> {
     const scripted = this.#scripts[method].shift();
+    if (scripted instanceof WiseRateLimitedError) {
+      options?.onRateLimited?.({ retryAfterSeconds: scripted.retryAfterSeconds });
+    }
     if (scripted instanceof Error) throw scripted;
     const n = ++this.#issued;
     const grant: TokenGrant = {
