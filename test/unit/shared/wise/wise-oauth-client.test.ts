@@ -261,6 +261,69 @@ describe('WiseOAuthClient retries', () => {
     expect(server.requests).toHaveLength(1);
   });
 
+  it('does not retry a 429 when the caller asks so, and throws it at once', async () => {
+    const { client, sleeps } = makeClient();
+    server.reply({ status: 429, headers: { 'retry-after': '2' } }, { status: 200, body: TOKEN_BODY });
+
+    const error = await failure(client.refresh({ refreshToken: REFRESH }, { retryRateLimited: false }));
+
+    expect(error).toBeInstanceOf(WiseRateLimitedError);
+    expect((error as WiseRateLimitedError).retryAfterSeconds).toBe(2);
+    expect(server.requests).toHaveLength(1);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('still retries a 503 when only 429s are not to be retried', async () => {
+    const { client } = makeClient();
+    server.reply({ status: 503 }, { status: 200, body: TOKEN_BODY });
+
+    const grant = await client.refresh({ refreshToken: REFRESH }, { retryRateLimited: false });
+
+    expect(grant.accessToken).toBe(ACCESS);
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('tells onRateLimited of each 429 as it arrives, before the retry that succeeds', async () => {
+    const heard: Array<{ retryAfterSeconds?: number; requestsSoFar: number }> = [];
+    const { client } = makeClient();
+    server.reply(
+      { status: 429, headers: { 'retry-after': '1' } },
+      { status: 429 },
+      { status: 200, body: TOKEN_BODY },
+    );
+
+    const grant = await client.clientCredentials({
+      onRateLimited: (answer) => heard.push({ ...answer, requestsSoFar: server.requests.length }),
+    });
+
+    expect(grant.accessToken).toBe(ACCESS);
+    expect(heard).toEqual([{ retryAfterSeconds: 1, requestsSoFar: 1 }, { requestsSoFar: 2 }]);
+  });
+
+  it('goes on with the call when onRateLimited throws', async () => {
+    const { client, logs } = makeClient();
+    server.reply({ status: 429, headers: { 'retry-after': '1' } }, { status: 200, body: TOKEN_BODY });
+
+    const grant = await client.clientCredentials({
+      onRateLimited: () => {
+        throw new Error('listener broke');
+      },
+    });
+
+    expect(grant.accessToken).toBe(ACCESS);
+    expect(logs.some((log) => log.message.includes('onRateLimited'))).toBe(true);
+  });
+
+  it('does not call onRateLimited for failures other than 429', async () => {
+    let heard = 0;
+    const { client } = makeClient();
+    server.reply({ status: 503 }, { status: 200, body: TOKEN_BODY });
+
+    await client.clientCredentials({ onRateLimited: () => (heard += 1) });
+
+    expect(heard).toBe(0);
+  });
+
   it("honours the caller's deadline when it is earlier than the client's own", async () => {
     const { client, sleeps } = makeClient({ totalDeadlineMs: 60_000 });
     server.reply({ status: 503, headers: { 'retry-after': '2' } });
