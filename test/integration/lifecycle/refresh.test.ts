@@ -74,6 +74,45 @@ describe('the scheduled sweep', () => {
     expect(refreshGrants(broker)).toBe(2);
   });
 
+  it('starts no refresh after the first 429, though refreshes run side by side and the 429 could be retried', async () => {
+    const { broker } = await connected({ config: { refresh: { concurrency: 3 } } });
+    for (const connectionId of ['acme-2', 'acme-3', 'acme-4', 'acme-5', 'acme-6']) {
+      const user = (await broker.control('users', { email: `${connectionId}@example.com` })) as {
+        id: number;
+      };
+      await broker.connect(connectionId, { userId: user.id });
+    }
+    // The pacer's turns come at once, so every worker has a refresh running when Wise first answers.
+    const unpaced = Object.assign(instanceRuntime(broker, 'sweep-instance'), { sleep: async () => {} });
+    const routes = refreshRoutes(broker, { runtime: () => unpaced });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+    // A short Retry-After: the Wise client on its own would wait it out and get the token.
+    await broker.control('faults', { status: 429, count: 1, retryAfter: 1 });
+
+    const limited = await routes.sweep();
+    const tokenRequests = broker.simulator.stats();
+    const next = await routes.sweep();
+    broker.clock.advance(BACKOFF_CAP_MS);
+    const afterBackOff = await routes.sweep();
+
+    // 30 s left in the invocation: 15 starts a second for the 20 s before the last 10 s.
+    expect(limited).toMatchObject({
+      budget: 300,
+      due: 6,
+      refreshed: 2,
+      failed: 1,
+      notStarted: 3,
+      stoppedBecause: 'rate_limited',
+    });
+    // The three refreshes running when the 429 came, one request each: none started after it, none retried.
+    expect(tokenRequests.failedGrants.refresh_token).toBe(1);
+    expect(tokenRequests.grants.refresh_token).toBe(2);
+    expect(next).toMatchObject({ due: 3, refreshed: 3, notStarted: 0 });
+    expect(next).not.toHaveProperty('stoppedBecause');
+    expect(afterBackOff).toMatchObject({ due: 1, refreshed: 1 });
+    expect(refreshGrants(broker)).toBe(6);
+  });
+
   describe.each([
     { rotateRefreshTokens: false, refreshTokenChanges: false },
     { rotateRefreshTokens: true, refreshTokenChanges: true },

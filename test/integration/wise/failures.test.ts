@@ -62,6 +62,37 @@ describe('WiseOAuthClient against faults injected into the Wise simulator', () =
     expect(sleeps).toEqual([]);
   });
 
+  it('answers the first 429 at once, without retrying, when the caller asks so', async () => {
+    const { client, sleeps } = testClient();
+    const heard: Array<{ retryAfterSeconds?: number }> = [];
+    await control(simulator, 'faults', { status: 429, count: 1, retryAfter: 2 });
+
+    const error = await wiseFailure(
+      client.clientCredentials({ retryRateLimited: false, onRateLimited: (answer) => heard.push(answer) }),
+    );
+
+    expect(error).toBeInstanceOf(WiseRateLimitedError);
+    expect(heard).toEqual([{ retryAfterSeconds: 2 }]);
+    expect(sleeps).toEqual([]);
+    expect(simulator.stats().failedGrants.client_credentials).toBe(1);
+    expect(simulator.stats().grants.client_credentials).toBe(0);
+  });
+
+  it('tells of a 429 as it arrives even when the retry then gets the token', async () => {
+    const { client } = testClient();
+    const heard: number[] = [];
+    await control(simulator, 'faults', { status: 429, count: 1, retryAfter: 1 });
+
+    const grant = await client.clientCredentials({
+      onRateLimited: () => heard.push(simulator.stats().grants.client_credentials),
+    });
+
+    expect(grant.accessToken).not.toBe('');
+    // Heard before the retry was granted.
+    expect(heard).toEqual([0]);
+    expect(simulator.stats().grants.client_credentials).toBe(1);
+  });
+
   it('retries a 503 and then refreshes', async () => {
     const { client, sleeps } = testClient();
     const grant = await client.exchangeCode({
