@@ -213,7 +213,7 @@ async function readCursor(
   if (!/^[A-Za-z0-9_-]+$/.test(token)) throw invalid();
   const sealed = Buffer.from(token, 'base64url');
   // Base64 decoding forgives trailing characters; a token this listing wrote re-encodes to itself.
-  if (sealed.length === 0 || sealed.toString('base64url') !== token) throw invalid();
+  if (sealed.toString('base64url') !== token) throw invalid();
   let json: unknown;
   try {
     json = JSON.parse(await cipher.decrypt(sealed, context));

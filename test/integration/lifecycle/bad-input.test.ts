@@ -459,6 +459,22 @@ const BAD_INPUTS: BadInput[] = [
     message: /nextToken/,
   },
   {
+    name: 'a nextToken that decodes to no bytes at all',
+    route: 'connections',
+    request: list({ nextToken: 'A' }),
+    status: 400,
+    error: 'invalid_request',
+    message: /nextToken/,
+  },
+  {
+    name: 'a hand-written nextToken naming a pattern and position of its own caller',
+    route: 'connections',
+    request: list({ nextToken: cursor({ s: 'active', p: 'acme-*', a: 'acme-1' }) }),
+    status: 400,
+    error: 'invalid_request',
+    message: /nextToken/,
+  },
+  {
     name: 'a nextToken of empty strings',
     route: 'connections',
     request: list({

@@ -9,6 +9,12 @@ import {
 } from '../../support/broker.ts';
 import { connectRoutes } from './connect-support.ts';
 
+/** Two admins of every connection that ends in -eu: a pattern without a literal prefix. */
+const EU_ADMIN_ARN = 'arn:aws:iam::111122223333:role/eu-admin';
+const EU_AUDITOR_ARN = 'arn:aws:iam::111122223333:role/eu-auditor';
+const EU_CONNECTIONS = ['delta-1-eu', 'omega-2-eu'];
+const HIDDEN = Array.from({ length: 12 }, (_, index) => `alpha-secret-customer-${index + 1}`);
+
 let broker: BrokerHarness;
 let routes: ReturnType<typeof connectRoutes>;
 
@@ -19,6 +25,8 @@ beforeAll(async () => {
         { principal: 'arn:aws:iam::111122223333:role/partner-app', connections: ['acme-*', 'beta-*'] },
         { principal: ADMIN_ARN, connections: ['acme-*'], admin: true },
         { principal: BETA_ADMIN_ARN, connections: ['beta-*'], admin: true },
+        { principal: EU_ADMIN_ARN, connections: ['*-eu'], admin: true },
+        { principal: EU_AUDITOR_ARN, connections: ['*-eu'], admin: true },
       ],
     },
   });
@@ -27,10 +35,10 @@ beforeAll(async () => {
     await broker.connect(id);
   }
   // Connections no admin covers, sorting before beta-*: a listing must never reveal their ids.
-  for (let index = 1; index <= 12; index++) {
+  for (const connectionId of [...HIDDEN, ...EU_CONNECTIONS]) {
     await broker.runtime.store.saveConnection(
       {
-        connectionId: `alpha-secret-customer-${index}`,
+        connectionId,
         status: 'active',
         grant: 'authorization_code',
         accessToken: new TextEncoder().encode('sealed'),
@@ -52,6 +60,29 @@ function admin(request: Omit<TestRequest, 'caller'>, caller = ADMIN_ARN) {
 
 function ids(body: unknown): string[] {
   return (body as { connections: Array<{ connectionId: string }> }).connections.map((c) => c.connectionId);
+}
+
+function cursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+/** Every page of one admin's listing, with every nextToken handed out on the way. */
+async function everyPage(caller: string, limit: string) {
+  const seen: string[] = [];
+  const tokens: string[] = [];
+  let nextToken: string | undefined;
+  for (let page = 0; page < 30; page++) {
+    const response = await admin(
+      { method: 'GET', route: '/connections', query: { limit, ...(nextToken ? { nextToken } : {}) } },
+      caller,
+    );
+    expect(response.statusCode).toBe(200);
+    seen.push(...ids(response.json));
+    nextToken = (response.json as { nextToken?: string }).nextToken;
+    if (!nextToken) return { seen, tokens };
+    tokens.push(nextToken);
+  }
+  throw new Error('the listing never ended');
 }
 
 describe('the connections admin routes', () => {
@@ -107,21 +138,75 @@ describe('the connections admin routes', () => {
     }
   });
 
-  it('answer 400 to a nextToken that points outside the admin patterns', async () => {
-    const crafted = Buffer.from(
-      JSON.stringify({ s: 'active', p: 'beta-*', a: 'alpha-secret-customer-1' }),
-    ).toString('base64url');
+  it('hand out, for a pattern without a literal prefix, sealed nextTokens whose bytes name no connection', async () => {
+    const stored = (await broker.scanTable())
+      .map((item) => item.connectionId)
+      .filter((id): id is string => typeof id === 'string');
+    const { seen, tokens } = await everyPage(EU_ADMIN_ARN, '1');
 
+    expect(seen).toEqual(EU_CONNECTIONS);
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
+    expect(stored).toEqual(expect.arrayContaining([...HIDDEN, ...EU_CONNECTIONS, 'acme-a']));
+    for (const token of tokens) {
+      const bytes = Buffer.from(token, 'base64url');
+      for (const id of stored) expect(bytes.includes(id)).toBe(false);
+      // A KMS ciphertext of a small cursor: far below what a query string carries.
+      expect(token.length).toBeLessThan(1024);
+    }
+  });
+
+  it.each([
+    ['a hand-written nextToken', () => cursor({ s: 'active', p: 'beta-*', a: 'alpha-secret-customer-1' })],
+    [
+      'a hand-written nextToken inside its own pattern',
+      () => cursor({ s: 'active', p: 'beta-*', a: 'beta-a' }),
+    ],
+    ['random bytes', () => Buffer.from('not-a-sealed-cursor-at-all').toString('base64url')],
+  ])('answer 400 to %s, never a 500', async (_, nextToken) => {
     const response = await admin(
-      { method: 'GET', route: '/connections', query: { nextToken: crafted } },
+      { method: 'GET', route: '/connections', query: { nextToken: nextToken() } },
       BETA_ADMIN_ARN,
     );
 
     expect(response.statusCode).toBe(400);
     expect(response.json).toMatchObject({
       error: 'invalid_request',
+      message: expect.stringMatching(/^The nextToken .+\.$/),
+    });
+  });
+
+  it("answer 400 to another admin's nextToken for the same pattern, and to an altered one", async () => {
+    const { tokens } = await everyPage(EU_ADMIN_ARN, '1');
+    const theirs = tokens[0] ?? '';
+    const altered = Buffer.from(theirs, 'base64url');
+    altered[altered.length - 1] = (altered[altered.length - 1] ?? 0) ^ 1;
+
+    const borrowed = await admin(
+      { method: 'GET', route: '/connections', query: { limit: '1', nextToken: theirs } },
+      EU_AUDITOR_ARN,
+    );
+    const tampered = await admin(
+      {
+        method: 'GET',
+        route: '/connections',
+        query: { limit: '1', nextToken: altered.toString('base64url') },
+      },
+      EU_ADMIN_ARN,
+    );
+    const own = await admin(
+      { method: 'GET', route: '/connections', query: { limit: '1', nextToken: theirs } },
+      EU_ADMIN_ARN,
+    );
+
+    expect(theirs).not.toBe('');
+    expect(borrowed.statusCode).toBe(400);
+    expect(borrowed.json).toMatchObject({
+      error: 'invalid_request',
       message: expect.stringMatching(/nextToken/),
     });
+    expect(tampered.statusCode).toBe(400);
+    expect(tampered.json).toMatchObject({ error: 'invalid_request' });
+    expect(own.statusCode).toBe(200);
   });
 
   it('filter the list by status', async () => {
