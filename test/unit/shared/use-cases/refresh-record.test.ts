@@ -119,6 +119,27 @@ describe('refreshRecord', () => {
       expect(broker.wise.calls[0]?.options?.deadlineMs).toBe(T0 + 5_000);
     });
 
+    it("leaves a 429 to the Wise client's own retries unless told otherwise, as for a vend", async () => {
+      const broker = await dueConnection();
+
+      await refreshRecord(broker.deps, acme, { demand: {} });
+
+      expect(broker.wise.calls[0]?.options).toEqual({ deadlineMs: T0 + 60_000 });
+    });
+
+    it('passes how to treat a 429 on to every call to Wise', async () => {
+      const broker = await dueConnection();
+      const onRateLimited = () => {};
+
+      await refreshRecord(broker.deps, acme, { rateLimits: { retryRateLimited: false, onRateLimited } });
+
+      expect(broker.wise.calls[0]?.options).toEqual({
+        deadlineMs: T0 + 60_000,
+        retryRateLimited: false,
+        onRateLimited,
+      });
+    });
+
     it('never logs a token, a refresh token or a registration code', async () => {
       const broker = await dueConnection({ withRegistrationCode: true });
       broker.wise.script('refresh', new WiseInvalidGrantError('refused', { traceId: 'trace-x' }));
