@@ -14,6 +14,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { CONNECTIONS_BY_STATUS_INDEX, REFRESH_DUE_INDEX } from '#shared/adapters/dynamodb-token-store.ts';
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
+import type { CipherKind } from '#shared/domain/records.ts';
 import { type BrokerDeployment, BrokerFunction } from './broker-function.ts';
 import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
 import { Monitoring } from './monitoring.ts';
@@ -27,6 +28,8 @@ export interface FunctionAccess {
   readonly queryIndexes: readonly string[];
   /** KMS actions on tokens, registration codes and listing cursors, under the deployment's encryption context. */
   readonly records: readonly ('kms:Encrypt' | 'kms:Decrypt')[];
+  /** When set, the only kinds of record (the encryption context's `kind`) those KMS actions may touch. */
+  readonly recordKinds?: readonly CipherKind[];
   /** Reads the Wise client credentials. */
   readonly wiseCredentials: boolean;
   /** Publishes "re-authorization required" events. */
@@ -69,6 +72,7 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       table: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
       queryIndexes: [],
       records: ['kms:Encrypt'],
+      recordKinds: ['access_token', 'refresh_token'],
       wiseCredentials: true,
       putEvents: false,
     },
@@ -86,8 +90,9 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     access: {
       table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],
-      // Seals and opens the listing's nextToken.
+      // Seals and opens the listing's nextToken, and nothing else: no stored token.
       records: ['kms:Encrypt', 'kms:Decrypt'],
+      recordKinds: ['list_cursor'],
       wiseCredentials: false,
       putEvents: false,
     },
@@ -304,7 +309,17 @@ export class StatelessStack extends Stack {
         new PolicyStatement({
           actions: [...access.records],
           resources: [props.key.keyArn],
-          conditions: { StringEquals: { 'kms:EncryptionContext:deployment': props.config.stage } },
+          conditions: {
+            StringEquals: {
+              'kms:EncryptionContext:deployment': props.config.stage,
+              ...(access.recordKinds
+                ? {
+                    'kms:EncryptionContext:kind':
+                      access.recordKinds.length === 1 ? access.recordKinds[0] : [...access.recordKinds],
+                  }
+                : {}),
+            },
+          },
         }),
       );
     }

@@ -318,7 +318,16 @@ describe('least privilege', () => {
       xray,
       table('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
       tableKey,
-      records('kms:Encrypt'),
+      {
+        actions: ['kms:Encrypt'],
+        resources: ['key'],
+        conditions: {
+          StringEquals: {
+            'kms:EncryptionContext:deployment': 'test',
+            'kms:EncryptionContext:kind': ['access_token', 'refresh_token'],
+          },
+        },
+      },
       ...wiseCredentials,
     ],
     registration: refreshesTokens,
@@ -329,7 +338,16 @@ describe('least privilege', () => {
       table('dynamodb:GetItem', 'dynamodb:UpdateItem'),
       query('connections-by-status'),
       tableKey,
-      records('kms:Encrypt', 'kms:Decrypt'),
+      {
+        actions: ['kms:Decrypt', 'kms:Encrypt'],
+        resources: ['key'],
+        conditions: {
+          StringEquals: {
+            'kms:EncryptionContext:deployment': 'test',
+            'kms:EncryptionContext:kind': 'list_cursor',
+          },
+        },
+      },
     ],
     refresh: [...refreshesTokens, query('refresh-due')],
   };

@@ -61,7 +61,7 @@ export function label(value: unknown): string {
 export interface Statement {
   actions: string[];
   resources: string[];
-  conditions?: Record<string, Record<string, string>>;
+  conditions?: Record<string, Record<string, string | string[]>>;
 }
 
 /** A policy document's statements with labelled resources and condition values, actions sorted. */
@@ -76,7 +76,12 @@ export function statements(document: { Statement: Record<string, unknown>[] }): 
       result.conditions = Object.fromEntries(
         Object.entries(conditions).map(([operator, values]) => [
           operator,
-          Object.fromEntries(Object.entries(values).map(([key, value]) => [key, label(value)])),
+          Object.fromEntries(
+            Object.entries(values).map(([key, value]) => [
+              key,
+              Array.isArray(value) ? value.map(label) : label(value),
+            ]),
+          ),
         ]),
       );
     }
