@@ -30,8 +30,11 @@ export interface FunctionAccess {
   readonly records: readonly ('kms:Encrypt' | 'kms:Decrypt')[];
   /** When set, the only kinds of record (the encryption context's `kind`) those KMS actions may touch. */
   readonly recordKinds?: readonly CipherKind[];
-  /** Reads the Wise client credentials. */
-  readonly wiseCredentials: boolean;
+  /**
+   * Reads the Wise client credentials: always, or (`'client-id'`) only for the client id, which then comes
+   * from the configuration's `wise.clientId` when it is set, and the secret stays out of reach.
+   */
+  readonly wiseCredentials: boolean | 'client-id';
   /** Publishes "re-authorization required" events. */
   readonly putEvents: boolean;
 }
@@ -61,7 +64,7 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       table: ['dynamodb:PutItem'],
       queryIndexes: [],
       records: [],
-      wiseCredentials: true,
+      wiseCredentials: 'client-id',
       putEvents: false,
     },
   },
@@ -323,7 +326,11 @@ export class StatelessStack extends Stack {
         }),
       );
     }
-    if (access.wiseCredentials) {
+    const readsSecret =
+      access.wiseCredentials === 'client-id'
+        ? props.config.wise.clientId === undefined
+        : access.wiseCredentials;
+    if (readsSecret) {
       role.addToPrincipalPolicy(
         new PolicyStatement({
           actions: ['secretsmanager:GetSecretValue'],

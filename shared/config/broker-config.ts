@@ -72,6 +72,10 @@ const wiseSchema = z
       .transform((value) => (value === '' ? '' : `/${value}`))
       .default(''),
     mtls: z.boolean(must('be true or false')).default(false),
+    clientId: z
+      .string(must('be your Wise client id, as in the secret'))
+      .regex(/^[\x21-\x7e]{1,256}$/, { error: 'must be your Wise client id: 1 to 256 visible characters' })
+      .optional(),
   })
   .transform((wise) => {
     const hosts = WISE_HOSTS[wise.environment];
@@ -81,6 +85,7 @@ const wiseSchema = z
       authorizeUrl: wise.authorizeUrl ?? hosts.authorizeUrl,
       versionPrefix: wise.versionPrefix,
       mtls: wise.mtls,
+      ...(wise.clientId === undefined ? {} : { clientId: wise.clientId }),
     };
   })
   .prefault({});

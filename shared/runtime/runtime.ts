@@ -71,6 +71,7 @@ export function createRuntime(settings: RuntimeSettings): Runtime {
     apiUrl: config.wise.apiUrl,
     authorizeUrl: config.wise.authorizeUrl,
     ...(config.wise.versionPrefix ? { versionPrefix: config.wise.versionPrefix } : {}),
+    ...(config.wise.clientId === undefined ? {} : { clientId: config.wise.clientId }),
     redirectUri: settings.redirectUri,
     credentials,
     now: () => clock.now(),

@@ -40,6 +40,11 @@ export interface WiseOAuthClientOptions {
   /** The redirect URI Wise has on file for the partner, byte for byte. */
   redirectUri: string;
   credentials: WiseCredentialsProvider;
+  /**
+   * The client id for authorization URLs, when the configuration names it; otherwise it is read from the
+   * credentials. It must be the secret's client id.
+   */
+  clientId?: string;
   /** Each HTTP request gives up after this long. Default 10000. */
   requestTimeoutMs?: number;
   /** A call, retries included, gives up after this long. Default 25000. */
@@ -96,6 +101,7 @@ export class WiseOAuthClient implements WiseOAuth {
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
   readonly #logger: WiseLogger;
+  readonly #clientId: string | undefined;
   #agent: Agent | undefined;
   #agentKey: string | undefined;
 
@@ -106,6 +112,7 @@ export class WiseOAuthClient implements WiseOAuth {
     this.#tokenPath = prefix === '' ? '/oauth/token' : `/${prefix}/oauth/token`;
     this.#redirectUri = options.redirectUri;
     this.#credentials = options.credentials;
+    this.#clientId = options.clientId;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#totalDeadlineMs = options.totalDeadlineMs ?? 25_000;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 4);
@@ -117,7 +124,8 @@ export class WiseOAuthClient implements WiseOAuth {
 
   /** The page to send the user to: `{authorizeUrl}?response_type=code&client_id&redirect_uri&state`. */
   async authorizationUrl(params: { state: string }): Promise<string> {
-    const { clientId } = await this.#credentials.get();
+    // A configured client id spares the secret: the function that only builds this URL needs no access to it.
+    const clientId = this.#clientId ?? (await this.#credentials.get()).clientId;
     const query = new URLSearchParams({
       response_type: 'code',
       client_id: clientId,
@@ -274,6 +282,12 @@ export class WiseOAuthClient implements WiseOAuth {
       );
 
     const cached = await this.#credentials.get();
+    if (this.#clientId !== undefined && cached.clientId !== this.#clientId) {
+      // Codes issued to the configured client would not exchange under the secret's.
+      this.#logger.error('The configured wise.clientId is not the client id in the Wise credentials secret', {
+        operation: call,
+      });
+    }
     let rejection: WiseInvalidClientError;
     try {
       return await attemptWith(cached, cached.clientSecret);

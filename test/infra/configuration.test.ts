@@ -156,6 +156,33 @@ describe('deployment choices', () => {
     Template.fromStack(stateless).hasOutput('CallbackUrl', { Value: redirectUri });
   });
 
+  it.each([
+    [undefined, true],
+    ['broker-client-1', false],
+  ])(
+    'gives the connect-sessions function the Wise secret only without wise.clientId (%s)',
+    (clientId, reads) => {
+      const wise = clientId === undefined ? {} : { clientId };
+
+      const { stateless } = buildApp({ stage: 'client-id', env, wise, ...NO_BUNDLING });
+
+      const secretReaders = Object.values(
+        Template.fromStack(stateless).findResources('AWS::IAM::Policy'),
+      ).filter((policy) =>
+        JSON.stringify(policy.Properties.PolicyDocument).includes('secretsmanager:GetSecretValue'),
+      );
+      const roleOf = (name: string) => {
+        const fn = (stateless as Stack & { functions: Record<string, BrokerFunction> }).functions[name]
+          ?.function;
+        return stateless.getLogicalId(fn?.role?.node.defaultChild as CfnElement);
+      };
+      const readers = (name: string) =>
+        secretReaders.some((policy) => JSON.stringify(policy.Properties.Roles).includes(`"${roleOf(name)}"`));
+      expect(readers('connect-sessions')).toBe(reads);
+      expect(readers('oauth-callback')).toBe(true);
+    },
+  );
+
   it('runs the sweep at the configured period, bounded by the same time', () => {
     const { stateless } = buildApp({ stage: 'slow', env, refresh: { sweepSeconds: 300 }, ...NO_BUNDLING });
     const template = Template.fromStack(stateless);

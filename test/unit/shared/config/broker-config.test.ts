@@ -132,6 +132,15 @@ describe('parseBrokerConfig', () => {
       expect(parseBrokerConfig({ wise: { versionPrefix: written } }, 'x').wise.versionPrefix).toBe(expected);
     });
 
+    it('keeps a configured client id, and leaves it out when none is given', () => {
+      expect(parseBrokerConfig({ wise: { clientId: 'partner-42' } }, 'x').wise.clientId).toBe('partner-42');
+      expect(parseBrokerConfig({}, 'x').wise).not.toHaveProperty('clientId');
+    });
+
+    it('refuses a client id with white space, naming the field', () => {
+      expect(problemsOf({ wise: { clientId: 'partner 42' } })['wise.clientId']).toContain('client id');
+    });
+
     it('accepts http only for a local Wise (the simulator)', () => {
       const local = parseBrokerConfig(
         { wise: { apiUrl: 'http://127.0.0.1:4010', authorizeUrl: 'http://localhost:4010/oauth/authorize/' } },

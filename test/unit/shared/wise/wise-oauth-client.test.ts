@@ -214,6 +214,30 @@ describe('WiseOAuthClient.authorizationUrl', () => {
     expect(url.searchParams.get('redirect_uri')).toBe('https://broker.example/oauth/callback?tenant=a&x=%2F');
     expect(url.searchParams.get('state')).toBe('state-123');
   });
+
+  it('takes a configured client id without reading the credentials', async () => {
+    const unreadable: WiseCredentialsProvider = {
+      get: async () => {
+        throw new Error('the secret must not be read');
+      },
+    };
+    const { client } = makeClient({ clientId: 'configured-id', credentials: unreadable });
+
+    const url = new URL(await client.authorizationUrl({ state: 'state-123' }));
+
+    expect(url.searchParams.get('client_id')).toBe('configured-id');
+  });
+
+  it("logs an error when the configured client id is not the secret's", async () => {
+    const { client, logs } = makeClient({ clientId: 'configured-id' });
+    server.reply({ status: 200, body: TOKEN_BODY });
+
+    await client.clientCredentials();
+
+    expect(logs).toContainEqual(
+      expect.objectContaining({ level: 'error', message: expect.stringContaining('wise.clientId') }),
+    );
+  });
 });
 
 describe('WiseOAuthClient retries', () => {
