@@ -10,8 +10,11 @@ import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
 import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { VendCache, vendToken } from '#shared/use-cases/vend-token.ts';
+import { BrokerClient } from '../client/index.ts';
+import { approveAtSimulator } from '../test/support/local-broker.ts';
 
 const CALLER = 'arn:aws:iam::000000000000:role/bench';
+const CREDENTIALS = { accessKeyId: 'AKIABENCH00000000000', secretAccessKey: 'bench-secret-access-key' };
 const ROUNDS = 400;
 const WARMUP = 50;
 const HEAP_VENDS = 20_000;
@@ -27,28 +30,9 @@ function median(values: number[]): number {
 }
 
 async function connect(broker: LocalBroker, connectionId: string): Promise<void> {
-  const simulator = broker.simulator?.url ?? '';
-  await broker.runtime.store.putConnectSession({
-    state: 'bench-state-000000000000000000000000000000',
-    connectionId,
-    createdBy: CALLER,
-    createdAt: Date.now(),
-    expiresAt: Date.now() + 600_000,
-  });
-  const users = (await (await fetch(`${simulator}/__control/users`)).json()) as Array<{ id: number }>;
-  const answer = await fetch(`${simulator}/__control/authorize`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      clientId: 'broker-local-client',
-      redirectUri: broker.redirectUri,
-      state: 'bench-state-000000000000000000000000000000',
-      userId: users[0]?.id,
-      decision: 'approve',
-    }),
-  });
-  const { location } = (await answer.json()) as { location: string };
-  const callback = await fetch(location);
+  const client = new BrokerClient({ baseUrl: broker.url, region: 'us-east-1', credentials: CREDENTIALS });
+  const session = await client.createConnectSession({ connectionId });
+  const callback = await approveAtSimulator(broker, session.state);
   if (callback.status !== 200) throw new Error(`Connecting the bench user failed with ${callback.status}.`);
 }
 
@@ -63,13 +47,7 @@ async function main(): Promise<void> {
       local: LocalSettings.parse({
         port: 0,
         dataDir: null,
-        credentials: [
-          {
-            accessKeyId: 'AKIABENCH00000000000',
-            secretAccessKey: 'bench-secret-access-key',
-            principal: CALLER,
-          },
-        ],
+        credentials: [{ ...CREDENTIALS, principal: CALLER }],
         simulator: { port: 0 },
       }),
     },

@@ -4,6 +4,7 @@ import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, BrokerClientError } from '../../../client/index.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
+import { approveAtSimulator } from '../../support/local-broker.ts';
 
 const PAYMENTS = 'arn:aws:iam::000000000000:role/payments';
 const OPERATOR = 'arn:aws:iam::000000000000:role/operator';
@@ -26,20 +27,7 @@ function clientFor(credentials: typeof PAYMENTS_KEYS): BrokerClient {
 /** Connects a Wise user the way a browser would, through the simulator's control interface. */
 async function connect(client: BrokerClient, connectionId: string): Promise<void> {
   const session = await client.createConnectSession({ connectionId });
-  const users = (await (await fetch(`${simulatorUrl}/__control/users`)).json()) as Array<{ id: number }>;
-  const answer = await fetch(`${simulatorUrl}/__control/authorize`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      clientId: 'broker-local-client',
-      redirectUri: broker.redirectUri,
-      state: session.state,
-      userId: users[0]?.id,
-      decision: 'approve',
-    }),
-  });
-  const { location } = (await answer.json()) as { location: string };
-  const callback = await fetch(location);
+  const callback = await approveAtSimulator(broker, session.state);
   expect(callback.status).toBe(200);
 }
 

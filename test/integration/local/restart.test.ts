@@ -7,6 +7,7 @@ import { type LocalConfig, LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, type VendedToken } from '../../../client/index.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
+import { approveAtSimulator } from '../../support/local-broker.ts';
 
 const PRINCIPAL = 'arn:aws:iam::000000000000:role/payments';
 const CREDENTIALS = {
@@ -32,19 +33,7 @@ function simulatorUrl(running: LocalBroker): string {
 /** Connects a Wise user the way a browser would, through the simulator's control interface. */
 async function connect(running: LocalBroker, connectionId: string): Promise<void> {
   const session = await clientFor(running).createConnectSession({ connectionId });
-  const answer = await fetch(`${simulatorUrl(running)}/__control/authorize`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      clientId: 'broker-local-client',
-      redirectUri: running.redirectUri,
-      state: session.state,
-      userId: 5550001,
-      decision: 'approve',
-    }),
-  });
-  const { location } = (await answer.json()) as { location: string };
-  const callback = await fetch(location);
+  const callback = await approveAtSimulator(running, session.state);
   expect(callback.status).toBe(200);
 }
 
