@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { flushMetrics, logger } from '#shared/observability.ts';
-import { errorToResponse, isClientError } from './responses.ts';
+import { errorToResponse } from './responses.ts';
 
 export type ApiEvent = APIGatewayProxyEventV2;
 
@@ -20,12 +20,13 @@ export function httpErrors(): middy.MiddlewareObj<ApiEvent, ApiResult> {
   return {
     onError: async (request) => {
       const { error } = request;
-      if (isClientError(error)) {
+      const response = errorToResponse(error);
+      if (response.statusCode !== undefined && response.statusCode < 500) {
         logger.info('Request refused', { error: error?.name, reason: error?.message });
       } else {
         logger.error('Request failed', error as Error);
       }
-      request.response = errorToResponse(error);
+      request.response = response;
     },
   };
 }

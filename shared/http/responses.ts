@@ -79,13 +79,3 @@ export function errorToResponse(error: unknown): APIGatewayProxyStructuredResult
     'The broker failed unexpectedly; try again, and tell the operator if it persists.',
   );
 }
-
-/** Whether an error is the caller's doing (4xx) rather than the broker's. */
-export function isClientError(error: unknown): boolean {
-  return (
-    error instanceof InvalidRequestError ||
-    error instanceof ForbiddenError ||
-    error instanceof ConnectionNotFoundError ||
-    error instanceof ReauthorizationRequiredError
-  );
-}
