@@ -41,7 +41,8 @@ export function serviceName(stage: string): string {
  * the local run's section and the CDK environment.
  */
 export function commonEnvironment(deployment: BrokerDeployment): Record<string, string> {
-  const { local: _local, env: _env, ...runtimeConfig } = deployment.config;
+  // What only the deployment reads (the local run, the CDK environment, throttling, memory) stays out.
+  const { local: _local, env: _env, api: _api, functions: _functions, ...runtimeConfig } = deployment.config;
   const brokerConfig = JSON.stringify(runtimeConfig);
   if (brokerConfig.length > MAX_BROKER_CONFIG_CHARACTERS) {
     throw new ConfigurationError('the deployment configuration', [
@@ -74,7 +75,7 @@ export interface BrokerFunctionProps {
   readonly environment?: Readonly<Record<string, string>>;
   /** 28 seconds unless given: API Gateway gives up on an integration after 30. */
   readonly timeout?: Duration;
-  /** 512 MB unless given. */
+  /** `functions.memorySize` of the configuration (512 MB) unless given. */
   readonly memorySize?: number;
   readonly reservedConcurrentExecutions?: number;
 }
@@ -118,7 +119,7 @@ export class BrokerFunction extends Construct {
       description: props.description,
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 512,
+      memorySize: props.memorySize ?? props.deployment.config.functions.memorySize,
       timeout: props.timeout ?? Duration.seconds(28),
       role: this.role,
       logGroup: this.logGroup,

@@ -13,7 +13,7 @@ import type { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { CONNECTIONS_BY_STATUS_INDEX, REFRESH_DUE_INDEX } from '#shared/adapters/dynamodb-token-store.ts';
-import type { BrokerConfig } from '#shared/config/broker-config.ts';
+import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
 import type { CipherKind } from '#shared/domain/records.ts';
 import { type BrokerDeployment, BrokerFunction } from './broker-function.ts';
 import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
@@ -148,7 +148,7 @@ export class StatelessStack extends Stack {
     this.api.addStage('DefaultStage', {
       stageName: '$default',
       autoDeploy: true,
-      throttle: { rateLimit: 100, burstLimit: 200 },
+      throttle: config.api.throttle,
       accessLogSettings: {
         destination: new LogGroupLogDestination(accessLogs),
         format: AccessLogFormat.custom(
@@ -176,11 +176,22 @@ export class StatelessStack extends Stack {
       eventBusName: this.eventBus.eventBusName,
     };
     const sweepSeconds = config.refresh.sweepSeconds;
+    const unknownMemory = Object.keys(config.functions.memorySizes).filter((name) => !(name in FUNCTIONS));
+    if (unknownMemory.length > 0) {
+      throw new ConfigurationError('the deployment configuration', [
+        {
+          path: 'functions.memorySizes',
+          message: `names ${unknownMemory.join(', ')}, which is not a broker function: use ${Object.keys(FUNCTIONS).join(', ')}`,
+        },
+      ]);
+    }
     const make = (name: FunctionName): BrokerFunction => {
+      const memorySize = config.functions.memorySizes[name];
       const fn = new BrokerFunction(this, name, {
         entry: `functions/${name}/handler.ts`,
         description: FUNCTIONS[name].description,
         deployment,
+        ...(memorySize === undefined ? {} : { memorySize }),
         ...(name === 'refresh'
           ? {
               // A sweep stops starting refreshes before its time runs out; the next one follows.

@@ -142,6 +142,45 @@ const refreshSchema = z
   })
   .prefault({});
 
+const apiSchema = z
+  .strictObject({
+    throttle: z
+      .strictObject({
+        rateLimit: wholeNumber(1, 10_000, ' of requests a second', {
+          max: "API Gateway's default account quota",
+        }).default(100),
+        burstLimit: wholeNumber(1, 5_000, ' of requests', {
+          max: "API Gateway's default account quota",
+        }).default(200),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const MEMORY_RULE = [
+  128,
+  10_240,
+  ' of MB',
+  { min: "Lambda's smallest size", max: "Lambda's largest size" },
+] as const;
+
+const functionsSchema = z
+  .strictObject({
+    memorySize: wholeNumber(...MEMORY_RULE).default(512),
+    memorySizes: z
+      .record(z.string().regex(/^[a-z][a-z-]{0,62}$/), wholeNumber(...MEMORY_RULE), {
+        error: (issue) => {
+          if (issue.code === 'invalid_key') return 'must name a broker function, such as "tokens"';
+          if (issue.code === 'invalid_type') {
+            return 'must be an object of function names and MB, for example {"tokens": 1024}';
+          }
+          return undefined;
+        },
+      })
+      .default({}),
+  })
+  .prefault({});
+
 const envSchema = z.strictObject({
   account: z
     .string(must('be a 12-digit AWS account id'))
@@ -168,6 +207,10 @@ export const brokerConfigSchema = z
     callers: z.array(callerSchema, must('be a list of callers')).default([]),
     returnUrls: z.array(webUrl('https://app.example.com/wise/done'), must('be a list of URLs')).default([]),
     refresh: refreshSchema,
+    /** The API stage's throttling (deployment only). */
+    api: apiSchema,
+    /** The functions' memory sizes: one for all, and per function by name (deployment only). */
+    functions: functionsSchema,
     alarmEmail: z
       .email({ error: 'must be an e-mail address such as "ops@example.com", or be left out' })
       .optional(),

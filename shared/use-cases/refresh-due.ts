@@ -72,10 +72,11 @@ export interface SweepOptions {
  * {@link SWEEP_STARTS_PER_SECOND} a second and nothing is started in the last {@link MIN_TIME_TO_START_MS},
  * so `floor(SWEEP_STARTS_PER_SECOND x (availableMs - MIN_TIME_TO_START_MS) / 1000)`, and 0 when less is left.
  * With a 60 s sweep that is 750; an hourly sweep (its function times out at 900 s) gets 13,350.
+ * `startsPerSecond` is there for capacity planning at another rate (bench/sweep-capacity.ts).
  */
-export function sweepBudget(availableMs: number): number {
+export function sweepBudget(availableMs: number, startsPerSecond = SWEEP_STARTS_PER_SECOND): number {
   const startingMs = availableMs - MIN_TIME_TO_START_MS;
-  return startingMs > 0 ? Math.floor((SWEEP_STARTS_PER_SECOND * startingMs) / 1000) : 0;
+  return startingMs > 0 ? Math.floor((startsPerSecond * startingMs) / 1000) : 0;
 }
 
 /**

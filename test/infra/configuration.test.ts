@@ -195,6 +195,37 @@ describe('deployment choices', () => {
     template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumEventAgeInSeconds: 300 });
   });
 
+  it("throttles the API stage and sizes the functions' memory as configured", () => {
+    const { stateless } = buildApp({
+      stage: 'sized',
+      env,
+      api: { throttle: { rateLimit: 250, burstLimit: 500 } },
+      functions: { memorySize: 256, memorySizes: { tokens: 1024 } },
+      ...NO_BUNDLING,
+    });
+    const template = Template.fromStack(stateless);
+    const memoryOf = (name: 'tokens' | 'refresh') =>
+      template.findResources('AWS::Lambda::Function')[
+        stateless.getLogicalId(stateless.functions[name].function.node.defaultChild as CfnElement)
+      ]?.Properties.MemorySize;
+
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 250, ThrottlingBurstLimit: 500 },
+    });
+    expect(memoryOf('tokens')).toBe(1024);
+    expect(memoryOf('refresh')).toBe(256);
+    expect(variablesOf(stateless, 'tokens').BROKER_CONFIG).not.toContain('memorySize');
+  });
+
+  it('refuses a memory size for a function the broker does not have, naming the ones it has', () => {
+    const error = configurationErrorOf(() =>
+      buildApp({ stage: 'typo', env, functions: { memorySizes: { token: 1024 } }, ...NO_BUNDLING }),
+    );
+
+    expect(error.message).toContain('functions.memorySizes');
+    expect(error.message).toContain('token, which is not a broker function: use connect-sessions');
+  });
+
   it('subscribes no e-mail address when none is configured', () => {
     const { stateless } = buildApp({ stage: 'quiet', env, ...NO_BUNDLING });
 

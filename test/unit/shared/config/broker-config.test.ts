@@ -42,6 +42,8 @@ describe('parseBrokerConfig', () => {
       callers: [],
       returnUrls: [],
       refresh: { fraction: 0.8, sweepSeconds: 60, shards: 4, concurrency: 8, leaseSeconds: 120 },
+      api: { throttle: { rateLimit: 100, burstLimit: 200 } },
+      functions: { memorySize: 512, memorySizes: {} },
       removalPolicy: 'retain',
     });
   });
@@ -60,6 +62,8 @@ describe('parseBrokerConfig', () => {
       callers: [{ principal: payments, connections: ['acme-*'], clientToken: true, admin: true }],
       returnUrls: ['https://app.example.com/wise/done'],
       refresh: { fraction: 0.5, sweepSeconds: 120, shards: 16, concurrency: 50, leaseSeconds: 900 },
+      api: { throttle: { rateLimit: 1000, burstLimit: 2000 } },
+      functions: { memorySize: 1024, memorySizes: { tokens: 2048 } },
       alarmEmail: 'ops@example.com',
       removalPolicy: 'destroy',
       env: { account: '123456789012', region: 'eu-west-1' },
@@ -254,6 +258,28 @@ describe('parseBrokerConfig', () => {
       expect(parseBrokerConfig({ refresh: { [field]: value } }, 'x').refresh).toMatchObject({
         [field]: value,
       });
+    });
+  });
+
+  describe('throttling and memory', () => {
+    it('refuses throttling and memory sizes outside what API Gateway and Lambda take, saying why', () => {
+      const problems = problemsOf({
+        api: { throttle: { rateLimit: 0, burstLimit: 5001 } },
+        functions: { memorySize: 64, memorySizes: { tokens: 20_000, 'Bad Name': 512 } },
+      });
+
+      expect(problems).toMatchObject({
+        'api.throttle.rateLimit': 'must be at least 1',
+        'api.throttle.burstLimit': "must be at most 5000, API Gateway's default account quota",
+        'functions.memorySize': "must be at least 128, Lambda's smallest size",
+        'functions.memorySizes.tokens': "must be at most 10240, Lambda's largest size",
+      });
+      expect(
+        Object.entries(problems).some(
+          ([path, message]) =>
+            path.startsWith('functions.memorySizes') && message.includes('must name a broker function'),
+        ),
+      ).toBe(true);
     });
   });
 
