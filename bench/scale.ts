@@ -4,6 +4,7 @@
  * document. A test checks that the document holds exactly what this prints.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { SWEEP_SHARE_OF_RATE_LIMIT } from '#shared/use-cases/refresh-due.ts';
 import {
   DEFAULT_USAGE,
   freshnessCost,
@@ -25,9 +26,6 @@ export const DOCUMENT = new URL('../docs/COST-AND-SCALE.md', import.meta.url);
 const BEGIN = '<!-- scale:begin (npm run scale -- --write) -->';
 const END = '<!-- scale:end -->';
 
-/** The sweep's share of Wise's limit (SWEEP_TOKEN_CALLS_PER_MINUTE in refresh-due.ts: 90 %). */
-const SWEEP_SHARE = 0.9;
-
 const dollars = (value: number): string =>
   value >= 100 ? `$${Math.round(value).toLocaleString('en-US')}` : `$${value.toFixed(2)}`;
 const whole = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -39,7 +37,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 
 function capacitySection(): string {
   const rows = [60, 300, 900, 3600].map((sweepSeconds) => {
-    const budget = sweepBudgetAt(WISE_TOKEN_CALLS_PER_MINUTE * SWEEP_SHARE, sweepSeconds);
+    const budget = sweepBudgetAt(WISE_TOKEN_CALLS_PER_MINUTE * SWEEP_SHARE_OF_RATE_LIMIT, sweepSeconds);
     const perMinute = (budget * 60) / sweepSeconds;
     return [
       `${sweepSeconds} s`,
@@ -51,7 +49,7 @@ function capacitySection(): string {
   return [
     `Wise's whole limit (${WISE_TOKEN_CALLS_PER_MINUTE} token calls a minute) spent on refreshes alone would keep ` +
       `${whole(steadyStateCapacity(WISE_TOKEN_CALLS_PER_MINUTE, 0.8, WISE_ACCESS_TOKEN_SECONDS))} connections fresh. ` +
-      `The sweep spends ${SWEEP_SHARE * 100} % of it and starts nothing in a sweep's last seconds:`,
+      `The sweep spends ${SWEEP_SHARE_OF_RATE_LIMIT * 100} % of it and starts nothing in a sweep's last seconds:`,
     '',
     table(
       ['`refresh.sweepSeconds`', 'refreshes a sweep', 'refreshes a minute', 'connections kept fresh'],
@@ -69,8 +67,8 @@ export const SCENARIOS: readonly CapacityScenario[] = (() => {
     hours: 48,
     seed: 20261201,
   };
-  const atDefault = WISE_TOKEN_CALLS_PER_MINUTE * SWEEP_SHARE;
-  const raised = 3 * WISE_TOKEN_CALLS_PER_MINUTE * SWEEP_SHARE;
+  const atDefault = WISE_TOKEN_CALLS_PER_MINUTE * SWEEP_SHARE_OF_RATE_LIMIT;
+  const raised = 3 * WISE_TOKEN_CALLS_PER_MINUTE * SWEEP_SHARE_OF_RATE_LIMIT;
   return [
     {
       ...base,

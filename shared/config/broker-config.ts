@@ -139,6 +139,9 @@ const refreshSchema = z
       min: 'longer than the longest refresh',
       max: 'the longest a Lambda function runs',
     }).default(120),
+    tokenCallsPerMinute: wholeNumber(10, 100_000, ' of token calls a minute', {
+      max: 'ask Wise to confirm a limit this high',
+    }).default(1000),
   })
   .prefault({});
 

@@ -13,16 +13,25 @@ import {
 } from './refresh-record.ts';
 
 /**
- * Token calls a minute the sweep may spend: Wise allows 1000 a minute per client, and the rest is headroom
- * for on-demand refreshes by vends, for new connections, and for the records that cost more than one call
- * (a registration code granted again, Wise's 5xx retried). Sweeps do not start refreshes at the same time:
- * one runs at most its period (the function's timeout) and starts nothing in its last
- * {@link MIN_TIME_TO_START_MS}, so the next one starts after it stopped starting.
+ * The share of Wise's token rate limit (`refresh.tokenCallsPerMinute`, 1000 a minute per client by
+ * default) the sweep may spend: the rest is headroom for on-demand refreshes by vends, for new connections,
+ * and for the records that cost more than one call (a registration code granted again, Wise's 5xx
+ * retried). Sweeps do not start refreshes at the same time: one runs at most its period (the function's
+ * timeout) and starts nothing in its last {@link MIN_TIME_TO_START_MS}, so the next one starts after it
+ * stopped starting.
  */
+export const SWEEP_SHARE_OF_RATE_LIMIT = 0.9;
+
+/** Token calls a minute the sweep may spend at Wise's default limit of 1000. */
 export const SWEEP_TOKEN_CALLS_PER_MINUTE = 900;
 
-/** How many refreshes a sweep starts a second, at most: its share of the rate limit, spread evenly. */
+/** How many refreshes a sweep starts a second at Wise's default limit: its share, spread evenly. */
 export const SWEEP_STARTS_PER_SECOND = SWEEP_TOKEN_CALLS_PER_MINUTE / 60;
+
+/** How many refreshes a sweep starts a second, at most, for Wise's token rate limit of the client. */
+export function sweepStartsPerSecond(tokenCallsPerMinute: number): number {
+  return (tokenCallsPerMinute * SWEEP_SHARE_OF_RATE_LIMIT) / 60;
+}
 
 /**
  * No refresh is started with less time left in the invocation than this: at least 5 s for its call to
@@ -58,7 +67,10 @@ export interface SweepSummary {
 
 export type SweepDeps = RefreshDeps & {
   config: {
-    refresh: Pick<BrokerConfig['refresh'], 'fraction' | 'leaseSeconds' | 'concurrency' | 'sweepSeconds'>;
+    refresh: Pick<
+      BrokerConfig['refresh'],
+      'fraction' | 'leaseSeconds' | 'concurrency' | 'sweepSeconds' | 'tokenCallsPerMinute'
+    >;
   };
 };
 
@@ -71,8 +83,8 @@ export interface SweepOptions {
  * How many refreshes one sweep can start with `availableMs` of time: the pacer starts
  * {@link SWEEP_STARTS_PER_SECOND} a second and nothing is started in the last {@link MIN_TIME_TO_START_MS},
  * so `floor(SWEEP_STARTS_PER_SECOND x (availableMs - MIN_TIME_TO_START_MS) / 1000)`, and 0 when less is left.
- * With a 60 s sweep that is 750; an hourly sweep (its function times out at 900 s) gets 13,350.
- * `startsPerSecond` is there for capacity planning at another rate (bench/sweep-capacity.ts).
+ * With a 60 s sweep that is 750 at Wise's default limit; an hourly sweep (its function times out at 900 s)
+ * gets 13,350.
  */
 export function sweepBudget(availableMs: number, startsPerSecond = SWEEP_STARTS_PER_SECOND): number {
   const startingMs = availableMs - MIN_TIME_TO_START_MS;
@@ -102,7 +114,8 @@ function pacer(
  * The scheduled sweep: lists the records whose refresh is due (from the due index, most overdue first,
  * at most the sweep's {@link sweepBudget} for the invocation's remaining time, or `refresh.sweepSeconds`
  * when that is shorter or unknown) and refreshes each under its lease, starting at most
- * {@link SWEEP_STARTS_PER_SECOND} a second with at most `refresh.concurrency` running at once.
+ * {@link sweepStartsPerSecond} a second (15 at Wise's default limit) with at most `refresh.concurrency`
+ * running at once.
  *
  * It starts nothing new from the moment Wise answers a 429 to any of its refreshes (the answer is heard as
  * it arrives, and the sweep's refreshes do not retry a 429: they back off as Wise asked), or once the
@@ -112,7 +125,8 @@ function pacer(
  */
 export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): Promise<SweepSummary> {
   const remaining = options.remainingTimeMs ?? (() => Number.POSITIVE_INFINITY);
-  const budget = sweepBudget(Math.min(remaining(), deps.config.refresh.sweepSeconds * 1000));
+  const startsPerSecond = sweepStartsPerSecond(deps.config.refresh.tokenCallsPerMinute);
+  const budget = sweepBudget(Math.min(remaining(), deps.config.refresh.sweepSeconds * 1000), startsPerSecond);
   const due = budget > 0 ? await deps.store.listDue({ now: deps.clock.now(), limit: budget }) : [];
   const summary: SweepSummary = {
     budget,
@@ -124,7 +138,7 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
     skipped: 0,
     notStarted: 0,
   };
-  const pace = pacer(SWEEP_STARTS_PER_SECOND, deps.clock, deps.sleep ?? ((ms) => delay(ms)));
+  const pace = pacer(startsPerSecond, deps.clock, deps.sleep ?? ((ms) => delay(ms)));
   const state: { stop?: SweepSummary['stoppedBecause'] } = {};
   const rateLimits = {
     retryRateLimited: false,

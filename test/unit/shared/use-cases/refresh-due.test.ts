@@ -167,6 +167,26 @@ describe('refreshDue', () => {
     expect((startedAt.at(-1) ?? 0) - T0).toBeGreaterThanOrEqual((44 * 1_000) / perSecond);
   });
 
+  it('paces and budgets at 90 % of a raised Wise limit, refresh.tokenCallsPerMinute', async () => {
+    const broker = await withDueConnections(90, { concurrency: 8 });
+    broker.deps.config.refresh.tokenCallsPerMinute = 4000;
+    useFakeTimers(broker);
+    const startedAt: number[] = [];
+    const refresh = broker.wise.refresh.bind(broker.wise);
+    vi.spyOn(broker.wise, 'refresh').mockImplementation(async (...args) => {
+      startedAt.push(broker.clock.now());
+      return refresh(...args);
+    });
+
+    const summary = await refreshDue(broker.deps);
+
+    // 3600 a minute: 60 a second, and 3000 in the 50 s a 60 s sweep may start refreshes in.
+    expect(summary).toMatchObject({ budget: 3000, due: 90, refreshed: 90 });
+    const crowded = startedAt.filter((at, index) => index >= 60 && at - (startedAt[index - 60] ?? 0) < 1_000);
+    expect(crowded).toEqual([]);
+    expect((startedAt.at(-1) ?? 0) - T0).toBeLessThan((89 * 1_000) / SWEEP_STARTS_PER_SECOND);
+  });
+
   it('stops starting refreshes at the first one Wise rate limits, and says so', async () => {
     const broker = await withDueConnections(5, { concurrency: 1 });
     broker.wise.script(

@@ -202,6 +202,7 @@ export function fakeBroker(
         leaseSeconds: options.leaseSeconds ?? 120,
         concurrency: options.concurrency ?? 4,
         sweepSeconds: 60,
+        tokenCallsPerMinute: 1000,
       },
     },
     store,
