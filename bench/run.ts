@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     {
       source: 'the benchmark',
       broker: parseBrokerConfig(
-        { stage: 'bench', callers: [{ principal: CALLER, connections: ['bench-*'] }] },
+        { stage: 'bench', callers: [{ principal: CALLER, use: ['bench-*'] }] },
         'the benchmark',
       ),
       local: LocalSettings.parse({

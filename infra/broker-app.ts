@@ -7,7 +7,7 @@ import {
 } from '#shared/config/broker-config.ts';
 import { readBrokerConfigFile } from '#shared/config/broker-config-file.ts';
 import { StatefulStack } from './stateful-stack.ts';
-import { StatelessStack } from './stateless-stack.ts';
+import { StatelessStack, tokenKeyUsers } from './stateless-stack.ts';
 
 /** A configuration that names the AWS account and region to deploy to. */
 export type DeployableConfig = BrokerConfig & { env: NonNullable<BrokerConfig['env']> };
@@ -93,8 +93,9 @@ export function createBrokerApp(props: AppProps = {}): {
   const env = config.env;
   const stateful = new StatefulStack(app, names.stateful, {
     config,
+    tokenKeyUsers: tokenKeyUsers(config.stage),
     env,
-    description: `Wise token broker (${config.stage}): key, table and Wise credentials (retained)`,
+    description: `Wise token broker (${config.stage}): keys, table and Wise credentials (retained)`,
   });
   const stateless = new StatelessStack(app, names.stateless, {
     config,
@@ -102,6 +103,7 @@ export function createBrokerApp(props: AppProps = {}): {
     description: `Wise token broker (${config.stage}): functions, API, refresh schedule and alarms`,
     table: stateful.table,
     key: stateful.key,
+    tokenKey: stateful.tokenKey,
     secret: stateful.secret,
   });
   return { app, config, stateful, stateless };

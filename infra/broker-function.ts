@@ -26,9 +26,20 @@ export interface BrokerDeployment {
   /** The redirect URI registered with Wise: the configured one or the API's callback URL. */
   readonly redirectUri: string;
   readonly tableName: string;
+  /** The token key: every token, registration code and listing cursor is encrypted with it. */
   readonly keyArn: string;
   readonly secretArn: string;
   readonly eventBusName: string;
+}
+
+/**
+ * The IAM role name of one broker function, such as `wise-broker-prod-tokens` (at most 49 characters). The
+ * name is fixed so the token key's policy, in the stateful stack, can name the roles that may use it
+ * (`aws:PrincipalArn`) before they exist and after the stateless stack is deployed again; like the
+ * managed policies' names, it makes a stage one per account.
+ */
+export function functionRoleName(stage: string, functionName: string): string {
+  return `wise-broker-${stage}-${functionName}`;
 }
 
 /** The Powertools service name, which is also the `service` dimension of every broker metric. */
@@ -78,6 +89,8 @@ export interface BrokerFunctionProps {
   /** `functions.memorySize` of the configuration (512 MB) unless given. */
   readonly memorySize?: number;
   readonly reservedConcurrentExecutions?: number;
+  /** The role's name (see {@link functionRoleName}); CloudFormation names it when left out. */
+  readonly roleName?: string;
 }
 
 /**
@@ -102,6 +115,7 @@ export class BrokerFunction extends Construct {
 
     this.role = new Role(this, 'Role', {
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      ...(props.roleName === undefined ? {} : { roleName: props.roleName }),
       description: `${props.description} (wise-broker ${props.deployment.config.stage})`,
     });
     this.logGroup = new LogGroup(this, 'Logs', {

@@ -4,6 +4,7 @@ import { ManagedPolicy, PolicyStatement, Role, User } from 'aws-cdk-lib/aws-iam'
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import { Construct } from 'constructs';
 import type { CallerConfig } from '#shared/config/broker-config.ts';
+import { CONNECTION_GRANTS, type ConnectionGrant } from '#shared/domain/caller-policy.ts';
 import { BROKER_ROUTES, invokePath, type RouteAccess } from './routes.ts';
 
 /** The kinds of calling service, each with a managed policy for its routes. */
@@ -17,13 +18,25 @@ const PURPOSE: Record<CallerKind, string> = {
   admin: 'list, read and disconnect connections (GET /connections, GET and DELETE /connections/{id})',
 };
 
-/** The kinds of access a caller's entry in the configuration needs. */
+/**
+ * The managed policies each grant of the configuration needs. `POST /tokens` serves both a connection's
+ * token and the client-credentials token, so `use` and `clientToken` share the vend policy there and the
+ * broker's caller policy tells them apart; `administer` never reaches a route that vends or connects.
+ */
+export const GRANT_POLICIES = {
+  use: ['vend', 'connect'],
+  administer: ['admin'],
+  clientToken: ['vend'],
+} as const satisfies Record<ConnectionGrant | 'clientToken', readonly CallerKind[]>;
+
+/** The managed policies a caller's entry in the configuration needs: those of the grants it holds. */
 export function callerKinds(caller: CallerConfig): CallerKind[] {
-  const kinds: CallerKind[] = [];
-  if (caller.connections.length > 0 || caller.clientToken) kinds.push('vend');
-  if (caller.connections.length > 0) kinds.push('connect');
-  if (caller.admin) kinds.push('admin');
-  return kinds;
+  const held = [
+    ...(Object.keys(CONNECTION_GRANTS) as ConnectionGrant[]).filter((grant) => caller[grant].length > 0),
+    ...(caller.clientToken ? (['clientToken'] as const) : []),
+  ];
+  const kinds = new Set<CallerKind>(held.flatMap((grant) => GRANT_POLICIES[grant]));
+  return CALLER_KINDS.filter((kind) => kinds.has(kind));
 }
 
 export interface CallerAccessProps {
@@ -35,8 +48,9 @@ export interface CallerAccessProps {
 /**
  * IAM access to the broker's routes: one managed policy per kind of calling service, granting
  * `execute-api:Invoke` on exactly its routes, for calling teams to attach to their roles; and the attachments
- * for the roles and users of this account named in the configuration's `callers`. The broker itself still
- * checks every caller against `callers` (which connections, client token, admin).
+ * for the roles and users of this account named in the configuration's `callers`, by the grants each holds
+ * ({@link GRANT_POLICIES}). The broker itself still checks every caller against `callers`: which grant, on
+ * which connections.
  */
 export class CallerAccess extends Construct {
   readonly policies: Readonly<Record<CallerKind, ManagedPolicy>>;

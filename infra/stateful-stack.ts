@@ -17,6 +17,7 @@ import {
   REFRESH_DUE_INDEX,
 } from '#shared/adapters/dynamodb-token-store.ts';
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
+import { type TokenKeyUser, tokenKeyPolicy } from './token-key.ts';
 
 /**
  * What the Wise credentials secret holds. CloudFormation writes these empty values once; the deployer then
@@ -31,14 +32,26 @@ export const WISE_CREDENTIALS_SHAPE =
 
 export interface StatefulStackProps extends StackProps {
   readonly config: BrokerConfig;
+  /** The function roles that may use the token key, and for which kinds of secret. */
+  readonly tokenKeyUsers: readonly TokenKeyUser[];
 }
 
 /**
- * The broker's data, kept when the stack is deleted: the customer-managed key, the table encrypted with it,
- * and the secret holding the Wise client credentials.
+ * The broker's data, kept when the stack is deleted: two customer-managed keys, the table, and the secret
+ * holding the Wise client credentials.
+ *
+ * - The data key encrypts the table at rest and the secret. Its policy is the account's default (the
+ *   account's IAM decides), since DynamoDB and Secrets Manager use it on behalf of whoever may read them.
+ * - The token key encrypts, record by record, every access token, refresh token, registration code and
+ *   listing cursor the table holds. Its policy lets only the broker's function roles use it, each for the
+ *   kinds it needs, so table, backup or export access and an administrator's `kms:Decrypt` on `*` reveal
+ *   no token.
  */
 export class StatefulStack extends Stack {
+  /** The data key: the table and the secret. */
   readonly key: Key;
+  /** The token key: every token, registration code and listing cursor. */
+  readonly tokenKey: Key;
   readonly table: TableV2;
   readonly secret: Secret;
 
@@ -50,8 +63,17 @@ export class StatefulStack extends Stack {
 
     this.key = new Key(this, 'Key', {
       alias: `alias/wise-broker-${stage}`,
-      description: `Wise token broker (${stage}): encrypts the table, the Wise credentials and every stored token`,
+      description: `Wise token broker (${stage}): encrypts the table and the Wise credentials secret at rest`,
       enableKeyRotation: true,
+      removalPolicy,
+      ...(retain ? {} : { pendingWindow: Duration.days(7) }),
+    });
+
+    this.tokenKey = new Key(this, 'TokenKey', {
+      alias: `alias/wise-broker-${stage}-tokens`,
+      description: `Wise token broker (${stage}): encrypts every stored token and registration code; only the broker's functions may use it`,
+      enableKeyRotation: true,
+      policy: tokenKeyPolicy(this, stage, props.tokenKeyUsers),
       removalPolicy,
       ...(retain ? {} : { pendingWindow: Duration.days(7) }),
     });
@@ -98,7 +120,14 @@ export class StatefulStack extends Stack {
     });
 
     new CfnOutput(this, 'TableName', { value: this.table.tableName, description: 'The broker table' });
-    new CfnOutput(this, 'KeyArn', { value: this.key.keyArn, description: 'The customer-managed KMS key' });
+    new CfnOutput(this, 'KeyArn', {
+      value: this.key.keyArn,
+      description: 'The data key: encrypts the table and the secret at rest',
+    });
+    new CfnOutput(this, 'TokenKeyArn', {
+      value: this.tokenKey.keyArn,
+      description: "The token key: encrypts every stored token; only the broker's functions may use it",
+    });
     new CfnOutput(this, 'WiseCredentialsSecretArn', {
       value: this.secret.secretArn,
       description: `Put the Wise credentials here: ${WISE_CREDENTIALS_SHAPE}`,

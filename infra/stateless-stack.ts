@@ -12,24 +12,39 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { CONNECTIONS_BY_STATUS_INDEX, REFRESH_DUE_INDEX } from '#shared/adapters/dynamodb-token-store.ts';
+import {
+  CONNECTIONS_BY_STATUS_INDEX,
+  ITEM_PARTITION_KEYS,
+  REFRESH_DUE_INDEX,
+} from '#shared/adapters/dynamodb-token-store.ts';
 import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
 import type { CipherKind } from '#shared/domain/records.ts';
-import { type BrokerDeployment, BrokerFunction } from './broker-function.ts';
+import { type BrokerDeployment, BrokerFunction, functionRoleName } from './broker-function.ts';
 import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
 import { Monitoring } from './monitoring.ts';
 import { BROKER_ROUTES, type FunctionName } from './routes.ts';
+import { type TokenKeyUser, tokenKeyStatements } from './token-key.ts';
+
+/** DynamoDB actions on the table's items whose partition key matches one of `leadingKeys`. */
+export interface ItemAccess {
+  readonly actions: readonly string[];
+  /** `dynamodb:LeadingKeys` patterns, from {@link ITEM_PARTITION_KEYS}. */
+  readonly leadingKeys: readonly string[];
+}
 
 /** What one function may do; each function gets exactly this and nothing more. */
 export interface FunctionAccess {
-  /** DynamoDB actions on the table itself. */
-  readonly table: readonly string[];
+  /** DynamoDB actions on the table's items, each limited to the kinds of item it needs. */
+  readonly items: readonly ItemAccess[];
   /** Indexes the function queries (`dynamodb:Query` on each). */
   readonly queryIndexes: readonly string[];
-  /** KMS actions on tokens, registration codes and listing cursors, under the deployment's encryption context. */
-  readonly records: readonly ('kms:Encrypt' | 'kms:Decrypt')[];
-  /** When set, the only kinds of record (the encryption context's `kind`) those KMS actions may touch. */
-  readonly recordKinds?: readonly CipherKind[];
+  /**
+   * The kinds of secret (the encryption context's `kind`) the function encrypts with the token key
+   * (`kms:Encrypt`, and `kms:GenerateDataKey` for envelope encryption under the same context).
+   */
+  readonly encrypts: readonly CipherKind[];
+  /** The kinds of secret the function decrypts with the token key. */
+  readonly decrypts: readonly CipherKind[];
   /**
    * Reads the Wise client credentials: always, or (`'client-id'`) only for the client id, which then comes
    * from the configuration's `wise.clientId` when it is set, and the secret stays out of reach.
@@ -44,14 +59,18 @@ interface FunctionSpec {
   readonly access: FunctionAccess;
 }
 
+const { connection, client, connectSession } = ITEM_PARTITION_KEYS;
+
 /**
- * What a function that may refresh a token uses (the refresh-record use case): the record, its lease, Wise's
- * credentials, both KMS directions, and the "re-authorization required" event.
+ * What a function that may refresh a token uses (the refresh-record use case, for connections and for the
+ * client token): the record and its lease, Wise's credentials, the refresh and registration code to ask Wise
+ * with, the new tokens to store, and the "re-authorization required" event.
  */
 const REFRESHES_TOKENS: FunctionAccess = {
-  table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  items: [{ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection, client] }],
   queryIndexes: [],
-  records: ['kms:Encrypt', 'kms:Decrypt'],
+  encrypts: ['access_token', 'refresh_token'],
+  decrypts: ['refresh_token', 'registration_code'],
   wiseCredentials: true,
   putEvents: true,
 };
@@ -61,9 +80,10 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   'connect-sessions': {
     description: 'Starts a Wise authorization: a one-time state and the authorize URL',
     access: {
-      table: ['dynamodb:PutItem'],
+      items: [{ actions: ['dynamodb:PutItem'], leadingKeys: [connectSession] }],
       queryIndexes: [],
-      records: [],
+      encrypts: [],
+      decrypts: [],
       wiseCredentials: 'client-id',
       putEvents: false,
     },
@@ -72,30 +92,39 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     description:
       "Completes a Wise authorization: consumes the state, exchanges the code, stores the user's tokens",
     access: {
-      table: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      // Consumes connect sessions and writes connections; no other item, and no delete of a connection.
+      items: [
+        { actions: ['dynamodb:DeleteItem'], leadingKeys: [connectSession] },
+        { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+      ],
       queryIndexes: [],
-      records: ['kms:Encrypt'],
-      recordKinds: ['access_token', 'refresh_token'],
+      encrypts: ['access_token', 'refresh_token'],
+      decrypts: [],
       wiseCredentials: true,
       putEvents: false,
     },
   },
   registration: {
     description: 'Connects a partner-created Wise user with the registration_code grant',
-    access: REFRESHES_TOKENS,
+    access: {
+      ...REFRESHES_TOKENS,
+      // Stores the new connection with its code; reads (and mints) the client token for the signup.
+      encrypts: ['access_token', 'refresh_token', 'registration_code'],
+      decrypts: ['access_token'],
+    },
   },
   tokens: {
     description: 'Vends the current access token of a connection or the client-credentials token',
-    access: REFRESHES_TOKENS,
+    access: { ...REFRESHES_TOKENS, decrypts: ['access_token', ...REFRESHES_TOKENS.decrypts] },
   },
   connections: {
     description: 'Lists, reads the status of and disconnects connections',
     access: {
-      table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      items: [{ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] }],
       queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],
       // Seals and opens the listing's nextToken, and nothing else: no stored token.
-      records: ['kms:Encrypt', 'kms:Decrypt'],
-      recordKinds: ['list_cursor'],
+      encrypts: ['list_cursor'],
+      decrypts: ['list_cursor'],
       wiseCredentials: false,
       putEvents: false,
     },
@@ -106,13 +135,29 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   },
 };
 
+/**
+ * Who may use the token key, and for which kinds: each function's role by its fixed name. The stateful
+ * stack writes these into the key's policy; the stateless stack gives the same roles the same rights.
+ */
+export function tokenKeyUsers(stage: string): TokenKeyUser[] {
+  return (Object.keys(FUNCTIONS) as FunctionName[])
+    .map((functionName) => {
+      const { encrypts, decrypts } = FUNCTIONS[functionName].access;
+      return { functionName, roleName: functionRoleName(stage, functionName), encrypts, decrypts };
+    })
+    .filter((user) => user.encrypts.length > 0 || user.decrypts.length > 0);
+}
+
 /** Two sweeps at most at once: one running late and the next; the rest of the account stays free. */
 export const REFRESH_RESERVED_CONCURRENCY = 2;
 
 export interface StatelessStackProps extends StackProps {
   readonly config: BrokerConfig;
   readonly table: TableV2;
+  /** The data key: the table and the secret are encrypted with it, and functions use it only through them. */
   readonly key: Key;
+  /** The token key, which encrypts every token, registration code and listing cursor. */
+  readonly tokenKey: Key;
   readonly secret: Secret;
 }
 
@@ -171,7 +216,7 @@ export class StatelessStack extends Stack {
       config,
       redirectUri: config.redirectUri ?? callbackUrl,
       tableName: props.table.tableName,
-      keyArn: props.key.keyArn,
+      keyArn: props.tokenKey.keyArn,
       secretArn: props.secret.secretArn,
       eventBusName: this.eventBus.eventBusName,
     };
@@ -192,6 +237,7 @@ export class StatelessStack extends Stack {
         description: FUNCTIONS[name].description,
         deployment,
         ...(memorySize === undefined ? {} : { memorySize }),
+        roleName: functionRoleName(stage, name),
         ...(name === 'refresh'
           ? {
               // A sweep stops starting refreshes before its time runs out; the next one follows.
@@ -301,7 +347,15 @@ export class StatelessStack extends Stack {
     const { region } = this;
     const role = fn.role;
     const tableArn = props.table.tableArn;
-    role.addToPrincipalPolicy(new PolicyStatement({ actions: [...access.table], resources: [tableArn] }));
+    for (const items of access.items) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: [...items.actions],
+          resources: [tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...items.leadingKeys] } },
+        }),
+      );
+    }
     if (access.queryIndexes.length > 0) {
       role.addToPrincipalPolicy(
         new PolicyStatement({
@@ -318,22 +372,13 @@ export class StatelessStack extends Stack {
         conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${region}.amazonaws.com` } },
       }),
     );
-    if (access.records.length > 0) {
+    // The token key's own policy allows the same, for this role only: both must allow a use.
+    for (const statement of tokenKeyStatements(props.config.stage, access)) {
       role.addToPrincipalPolicy(
         new PolicyStatement({
-          actions: [...access.records],
-          resources: [props.key.keyArn],
-          conditions: {
-            StringEquals: {
-              'kms:EncryptionContext:deployment': props.config.stage,
-              ...(access.recordKinds
-                ? {
-                    'kms:EncryptionContext:kind':
-                      access.recordKinds.length === 1 ? access.recordKinds[0] : [...access.recordKinds],
-                  }
-                : {}),
-            },
-          },
+          actions: [...statement.actions],
+          resources: [props.tokenKey.keyArn],
+          conditions: statement.conditions,
         }),
       );
     }

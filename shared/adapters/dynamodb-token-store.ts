@@ -57,6 +57,16 @@ export const MAX_REFRESH_SHARDS = 16;
 const CLIENT_PK = 'CLIENT';
 const CONNECTION_PREFIX = 'CONNECTION#';
 const SESSION_PREFIX = 'SESSION#';
+
+/**
+ * The partition keys (`pk`) of each kind of item, as patterns for IAM's `dynamodb:LeadingKeys`: the
+ * deployment limits each function to the items it reads and writes.
+ */
+export const ITEM_PARTITION_KEYS = {
+  connection: `${CONNECTION_PREFIX}*`,
+  client: CLIENT_PK,
+  connectSession: `${SESSION_PREFIX}*`,
+} as const;
 const DAY_SECONDS = 86_400;
 const LISTED_STATUSES: readonly string[] = ['active', 'needs_reauth'];
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CONNECTION_GRANTS, type ConnectionGrant } from '#shared/domain/caller-policy.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
 
 /**
@@ -90,23 +91,53 @@ const wiseSchema = z
   })
   .prefault({});
 
-const callerSchema = z.strictObject({
-  principal: z.string(must('be an IAM role or user ARN')).regex(PRINCIPAL_ARN, {
-    error:
-      'must be an IAM role or user ARN such as "arn:aws:iam::123456789012:role/payments" (not an assumed-role session ARN)',
-  }),
-  connections: z
+/** A grant's connection-id patterns; `example` shows one in the message. */
+function connectionPatterns(grant: ConnectionGrant) {
+  return z
     .array(
       z.string(must('be a connection id pattern')).regex(CONNECTION_PATTERN, {
         error:
           'must be 1 to 128 letters, digits, ".", "_", ":", "-" or "*" (any run of characters), for example "acme-*"',
       }),
-      must('be a list of connection id patterns, for example ["acme-*"]'),
+      must(
+        `be a list of the connection id patterns this caller may ${CONNECTION_GRANTS[grant].replace(/,$/, '')}, for example ["acme-*"]`,
+      ),
     )
-    .default([]),
-  clientToken: z.boolean(must('be true or false')).default(false),
-  admin: z.boolean(must('be true or false')).default(false),
-});
+    .default([]);
+}
+
+/**
+ * Fields of the configuration's earlier shape, where one `connections` list gave every right and `admin`
+ * added administration on top. Each is refused with how to move to the separate grants.
+ */
+const RETIRED_CALLER_FIELDS = {
+  connections:
+    'is no longer a field: use and administration are separate grants. Move these patterns to "use" (connect sessions, registrations and tokens); if this caller had "admin": true, put only the patterns it must list, read and delete in "administer", and leave it out of "use" unless it also needs their tokens',
+  admin:
+    'is no longer a field: list the connection patterns this caller may list, read and delete in "administer" (for example "administer": ["*"]). Administration no longer includes using a connection: a caller that also connects or takes tokens needs "use" patterns too',
+} as const;
+
+function retired(field: keyof typeof RETIRED_CALLER_FIELDS) {
+  return z.undefined({ error: RETIRED_CALLER_FIELDS[field] }).optional();
+}
+
+/**
+ * One calling service: its IAM principal, the connection-id patterns of each grant it holds, and whether
+ * it may fetch the client-credentials token. Each grant stands alone (see {@link CONNECTION_GRANTS}).
+ */
+const callerSchema = z
+  .strictObject({
+    principal: z.string(must('be an IAM role or user ARN')).regex(PRINCIPAL_ARN, {
+      error:
+        'must be an IAM role or user ARN such as "arn:aws:iam::123456789012:role/payments" (not an assumed-role session ARN)',
+    }),
+    use: connectionPatterns('use'),
+    administer: connectionPatterns('administer'),
+    clientToken: z.boolean(must('be true or false')).default(false),
+    connections: retired('connections'),
+    admin: retired('admin'),
+  })
+  .transform(({ connections: _connections, admin: _admin, ...caller }) => caller);
 
 /** A whole number in [min, max]; `why` says the reason for a bound in its message. */
 function wholeNumber(min: number, max: number, unit: string, why: { min?: string; max?: string } = {}) {
@@ -228,12 +259,12 @@ export const brokerConfigSchema = z
   })
   .superRefine((config, context) => {
     config.callers.forEach((caller, index) => {
-      if (caller.connections.length === 0 && !caller.clientToken && !caller.admin) {
+      const grants = Object.keys(CONNECTION_GRANTS) as ConnectionGrant[];
+      if (grants.every((grant) => caller[grant].length === 0) && !caller.clientToken) {
         context.addIssue({
           code: 'custom',
           path: ['callers', index],
-          message:
-            'grants nothing: give it connection patterns in "connections", set "clientToken" or "admin" to true, or remove it',
+          message: `grants nothing: give it connection patterns in ${grants.map((grant) => `"${grant}"`).join(' or ')}, set "clientToken" to true, or remove it`,
         });
       }
     });

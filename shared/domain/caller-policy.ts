@@ -1,13 +1,28 @@
 import { BrokerError, ForbiddenError } from './errors.ts';
 
-/** One entry of the deployment's `callers` configuration. */
-export interface CallerRule {
-  principal: string;
-  /** Connection-id patterns; `*` matches any run of characters, everything else is literal. */
-  connections: readonly string[];
-  clientToken?: boolean;
-  admin?: boolean;
-}
+/**
+ * The grants over connections a caller may hold, each with its own connection-id patterns, and what each
+ * lets a caller do. They are separate: administering a connection never lets a caller take its token or
+ * link it to another Wise account, and using one never lets it list or delete. A new grant (such as
+ * importing existing connections) is one more entry here, one more field in the configuration and one
+ * more managed policy.
+ */
+export const CONNECTION_GRANTS = {
+  use: 'create connect sessions and registrations for, or vend the token of,',
+  administer: 'list, read the status of or delete',
+} as const;
+
+/** One grant over connections, by its name in the configuration's `callers`. */
+export type ConnectionGrant = keyof typeof CONNECTION_GRANTS;
+
+/**
+ * One entry of the deployment's `callers` configuration: the connection-id patterns of each grant it holds
+ * (`*` matches any run of characters, everything else is literal), and whether it may fetch the
+ * application's client-credentials token.
+ */
+export type CallerRule = { principal: string; clientToken?: boolean } & {
+  readonly [grant in ConnectionGrant]?: readonly string[];
+};
 
 /** Whether a connection-id pattern covers a connection id. */
 export function connectionPatternMatches(pattern: string, connectionId: string): boolean {
@@ -83,9 +98,21 @@ export class CallerPolicy {
     return this.#rules.filter(({ identity }) => samePrincipal(identity, caller)).map(({ rule }) => rule);
   }
 
+  /** Every connection-id pattern of one grant the caller holds, across its rules, each once. */
+  patternsFor(callerArn: string, grant: ConnectionGrant): string[] {
+    return [...new Set(this.rulesFor(callerArn).flatMap((rule) => rule[grant] ?? []))];
+  }
+
+  /** Whether one of the caller's patterns of that grant covers the connection. */
+  allows(callerArn: string, grant: ConnectionGrant, connectionId: string): boolean {
+    return this.patternsFor(callerArn, grant).some((pattern) =>
+      connectionPatternMatches(pattern, connectionId),
+    );
+  }
+
   /** Whether the caller may create sessions and registrations for, and vend the token of, a connection. */
   mayUseConnection(callerArn: string, connectionId: string): boolean {
-    return this.rulesFor(callerArn).some((rule) => covers(rule, connectionId));
+    return this.allows(callerArn, 'use', connectionId);
   }
 
   mayUseClientToken(callerArn: string): boolean {
@@ -94,19 +121,25 @@ export class CallerPolicy {
 
   /** Whether the caller may read the status of, list and delete a connection. */
   mayAdminister(callerArn: string, connectionId: string): boolean {
-    return this.rulesFor(callerArn).some((rule) => rule.admin === true && covers(rule, connectionId));
+    return this.allows(callerArn, 'administer', connectionId);
   }
 
+  /** Whether the caller administers any connection at all (and so may list). */
   isAdmin(callerArn: string): boolean {
-    return this.rulesFor(callerArn).some((rule) => rule.admin === true);
+    return this.patternsFor(callerArn, 'administer').length > 0;
+  }
+
+  /** @throws ForbiddenError unless one of the caller's patterns of that grant covers the connection */
+  assertAllows(callerArn: string, grant: ConnectionGrant, connectionId: string): void {
+    if (!this.allows(callerArn, grant, connectionId)) {
+      throw new ForbiddenError(
+        `${callerArn} may not ${CONNECTION_GRANTS[grant]} connection "${connectionId}"; the broker's caller policy must cover it with one of this caller's "${grant}" patterns.`,
+      );
+    }
   }
 
   assertMayUseConnection(callerArn: string, connectionId: string): void {
-    if (!this.mayUseConnection(callerArn, connectionId)) {
-      throw new ForbiddenError(
-        `${callerArn} may not use connection "${connectionId}"; the broker's caller policy has no pattern for it.`,
-      );
-    }
+    this.assertAllows(callerArn, 'use', connectionId);
   }
 
   assertMayUseClientToken(callerArn: string): void {
@@ -118,22 +151,14 @@ export class CallerPolicy {
   }
 
   assertMayAdminister(callerArn: string, connectionId: string): void {
-    if (!this.mayAdminister(callerArn, connectionId)) {
-      throw new ForbiddenError(
-        `${callerArn} may not administer connection "${connectionId}"; the caller policy must make it an admin with a pattern for it.`,
-      );
-    }
+    this.assertAllows(callerArn, 'administer', connectionId);
   }
 
   assertIsAdmin(callerArn: string): void {
     if (!this.isAdmin(callerArn)) {
       throw new ForbiddenError(
-        `${callerArn} may not list connections; the caller policy must make it an admin.`,
+        `${callerArn} may not list connections; the broker's caller policy must give it "administer" patterns.`,
       );
     }
   }
-}
-
-function covers(rule: CallerRule, connectionId: string): boolean {
-  return rule.connections.some((pattern) => connectionPatternMatches(pattern, connectionId));
 }

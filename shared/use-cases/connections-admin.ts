@@ -95,14 +95,7 @@ export async function listConnections(
 ): Promise<ConnectionPage> {
   runtime.policy.assertIsAdmin(input.callerArn);
   const limit = input.limit ?? DEFAULT_LIST_LIMIT;
-  const patterns = [
-    ...new Set(
-      runtime.policy
-        .rulesFor(input.callerArn)
-        .filter((rule) => rule.admin === true)
-        .flatMap((rule) => rule.connections),
-    ),
-  ];
+  const patterns = runtime.policy.patternsFor(input.callerArn, 'administer');
   const statuses = input.status === undefined ? LISTED_STATUSES : [input.status];
   const ranges: ListRange[] = statuses.flatMap((status) =>
     patterns.map((pattern, patternIndex) => ({

@@ -52,7 +52,7 @@ beforeAll(async () => {
       broker: parseBrokerConfig(
         {
           stage: 'e2e',
-          callers: [{ principal: PRINCIPAL, connections: ['shop-*'], clientToken: false, admin: false }],
+          callers: [{ principal: PRINCIPAL, use: ['shop-*'], clientToken: false }],
           returnUrls: [partnerAppUrl],
         },
         'the browser test',

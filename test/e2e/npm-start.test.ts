@@ -15,7 +15,7 @@ beforeAll(() => {
     configFile,
     JSON.stringify({
       stage: 'start-test',
-      callers: [{ principal: PRINCIPAL, connections: ['acme-*'] }],
+      callers: [{ principal: PRINCIPAL, use: ['acme-*'] }],
       local: {
         port: 0,
         dataDir: null,

@@ -77,18 +77,37 @@ function policyStatementsOf(name: string): Statement[] {
   return statements(policy.Properties.PolicyDocument as never);
 }
 
+/** The logical id of a stateful key: the data key (`Key`) or the token key (`TokenKey`). */
+function keyIdOf(name: 'Key' | 'TokenKey'): string {
+  const id = Object.keys(resourcesOf(stateful, 'AWS::KMS::Key')).find((candidate) =>
+    new RegExp(`^${name}[0-9A-F]{8}$`).test(candidate),
+  );
+  if (!id) throw new Error(`no key ${name}`);
+  return id;
+}
+
 describe('the stateful stack', () => {
-  it('has a customer-managed key with rotation, its alias, retained', () => {
-    stateful.hasResource('AWS::KMS::Key', {
-      Properties: { EnableKeyRotation: true },
-      DeletionPolicy: 'Retain',
-      UpdateReplacePolicy: 'Retain',
+  it('has two customer-managed keys with rotation, their aliases, retained', () => {
+    const keys = resourcesOf(stateful, 'AWS::KMS::Key');
+
+    expect(Object.keys(keys)).toHaveLength(2);
+    for (const key of Object.values(keys)) {
+      expect(key.Properties.EnableKeyRotation).toBe(true);
+      expect(key.DeletionPolicy).toBe('Retain');
+      expect(key.UpdateReplacePolicy).toBe('Retain');
+    }
+    stateful.hasResourceProperties('AWS::KMS::Alias', {
+      AliasName: 'alias/wise-broker-test',
+      TargetKeyId: { 'Fn::GetAtt': [keyIdOf('Key'), 'Arn'] },
     });
-    stateful.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/wise-broker-test' });
+    stateful.hasResourceProperties('AWS::KMS::Alias', {
+      AliasName: 'alias/wise-broker-test-tokens',
+      TargetKeyId: { 'Fn::GetAtt': [keyIdOf('TokenKey'), 'Arn'] },
+    });
   });
 
-  it('encrypts the table with that key, with PITR, deletion protection, TTL and on-demand billing', () => {
-    const keyId = Object.keys(resourcesOf(stateful, 'AWS::KMS::Key'))[0];
+  it('encrypts the table with the data key, with PITR, deletion protection, TTL and on-demand billing', () => {
+    const keyId = keyIdOf('Key');
     stateful.hasResource('AWS::DynamoDB::GlobalTable', {
       Properties: {
         BillingMode: 'PAY_PER_REQUEST',
@@ -137,8 +156,8 @@ describe('the stateful stack', () => {
     });
   });
 
-  it('creates the Wise credentials secret with the key and empty placeholders only, retained', () => {
-    const keyId = Object.keys(resourcesOf(stateful, 'AWS::KMS::Key'))[0];
+  it('creates the Wise credentials secret with the data key and empty placeholders only, retained', () => {
+    const keyId = keyIdOf('Key');
     const secret = only(resourcesOf(stateful, 'AWS::SecretsManager::Secret'));
 
     expect(secret.DeletionPolicy).toBe('Retain');
@@ -151,9 +170,107 @@ describe('the stateful stack', () => {
     );
   });
 
-  it('outputs the table name and the secret ARN', () => {
+  it('outputs the table name, the secret ARN and both keys', () => {
     stateful.hasOutput('TableName', {});
     stateful.hasOutput('WiseCredentialsSecretArn', {});
+    stateful.hasOutput('KeyArn', { Value: { 'Fn::GetAtt': [keyIdOf('Key'), 'Arn'] } });
+    stateful.hasOutput('TokenKeyArn', { Value: { 'Fn::GetAtt': [keyIdOf('TokenKey'), 'Arn'] } });
+  });
+});
+
+describe('the token key', () => {
+  type KeyStatement = {
+    Sid?: string;
+    Effect: string;
+    Principal: TemplateValue;
+    Action: string | string[];
+    Resource: string;
+    Condition?: Record<string, Record<string, TemplateValue>>;
+  };
+  const tokenKeyPolicy = (): KeyStatement[] =>
+    resourcesOf(stateful, 'AWS::KMS::Key')[keyIdOf('TokenKey')]?.Properties.KeyPolicy.Statement;
+  const accountRoot = {
+    AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:iam::${TEST_CONTEXT.env.account}:root`]] },
+  };
+  const role = (name: string) => ({
+    'Fn::Join': [
+      '',
+      ['arn:', { Ref: 'AWS::Partition' }, `:iam::${TEST_CONTEXT.env.account}:role/wise-broker-test-${name}`],
+    ],
+  });
+  const use = (fn: string, direction: 'Encrypt' | 'Decrypt', kinds: string[]): KeyStatement => ({
+    Sid: `${fn.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase())}${direction}s`,
+    Effect: 'Allow',
+    Principal: accountRoot,
+    Action: direction === 'Encrypt' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : 'kms:Decrypt',
+    Resource: '*',
+    Condition: {
+      StringEquals: {
+        'kms:EncryptionContext:deployment': 'test',
+        'kms:EncryptionContext:kind': kinds.length === 1 ? kinds[0] : kinds,
+      },
+      ArnEquals: { 'aws:PrincipalArn': role(fn) },
+    },
+  });
+  const USE_ACTIONS = /^kms:(\*|Encrypt|Decrypt|ReEncrypt.*|GenerateDataKey.*|CreateGrant)$/;
+
+  it('lets each function role use it only for the kinds that function encrypts and decrypts', () => {
+    expect(tokenKeyPolicy().filter((statement) => statement.Sid !== 'KeyAdministration')).toEqual([
+      use('oauth-callback', 'Encrypt', ['access_token', 'refresh_token']),
+      use('registration', 'Encrypt', ['access_token', 'refresh_token', 'registration_code']),
+      use('registration', 'Decrypt', ['access_token']),
+      use('tokens', 'Encrypt', ['access_token', 'refresh_token']),
+      use('tokens', 'Decrypt', ['access_token', 'refresh_token', 'registration_code']),
+      use('connections', 'Encrypt', ['list_cursor']),
+      use('connections', 'Decrypt', ['list_cursor']),
+      use('refresh', 'Encrypt', ['access_token', 'refresh_token']),
+      use('refresh', 'Decrypt', ['refresh_token', 'registration_code']),
+    ]);
+  });
+
+  it('gives the account key administration without any use: no encrypt, decrypt, grant or kms:*', () => {
+    const administration = tokenKeyPolicy().find((statement) => statement.Sid === 'KeyAdministration');
+
+    expect(administration?.Principal).toEqual(accountRoot);
+    expect(administration?.Condition).toBeUndefined();
+    expect(administration?.Action).toEqual(
+      expect.arrayContaining(['kms:PutKeyPolicy', 'kms:ScheduleKeyDeletion']),
+    );
+    for (const action of [administration?.Action ?? []].flat()) expect(action).not.toMatch(USE_ACTIONS);
+  });
+
+  it('never lets the account or anyone use it without naming one broker function role', () => {
+    for (const statement of tokenKeyPolicy()) {
+      expect(statement.Effect).toBe('Allow');
+      expect(statement.Principal).not.toEqual('*');
+      expect(statement.Principal).not.toEqual({ AWS: '*' });
+      if ([statement.Action].flat().some((action) => USE_ACTIONS.test(action))) {
+        const principalArn = statement.Condition?.ArnEquals?.['aws:PrincipalArn'];
+        expect(JSON.stringify(principalArn)).toMatch(
+          /^\{"Fn::Join".*:role\/wise-broker-test-[a-z-]+"\]\]\}$/,
+        );
+        expect(statement.Condition?.StringEquals?.['kms:EncryptionContext:kind']).toBeDefined();
+      }
+    }
+  });
+
+  it('names the same roles the stateless stack gives the functions', () => {
+    const names = Object.values(resourcesOf(stateless, 'AWS::IAM::Role'))
+      .map((candidate) => candidate.Properties.RoleName)
+      .filter((name): name is string => typeof name === 'string');
+
+    expect(names.sort()).toEqual(FUNCTION_NAMES.map((name) => `wise-broker-test-${name}`).sort());
+  });
+
+  it('is the key every function encrypts with; the data key serves only DynamoDB and Secrets Manager', () => {
+    for (const name of FUNCTION_NAMES) {
+      expect(label(lambdaOf(name).properties.Environment.Variables.KMS_KEY_ID)).toBe('token key');
+      for (const statement of policyStatementsOf(name).filter((candidate) =>
+        candidate.resources.includes('key'),
+      )) {
+        expect(Object.keys(statement.conditions?.StringEquals ?? {})).toContain('kms:ViaService');
+      }
+    }
   });
 });
 
@@ -195,7 +312,7 @@ describe('the broker functions', () => {
     expect(variables.POWERTOOLS_METRICS_NAMESPACE).toBe('WiseTokenBroker');
     expect(variables.NODE_OPTIONS).toBe('--enable-source-maps');
     expect(label(variables.TABLE_NAME)).toBe('table name');
-    expect(label(variables.KMS_KEY_ID)).toBe('key');
+    expect(label(variables.KMS_KEY_ID)).toBe('token key');
     expect(label(variables.WISE_SECRET_ID)).toBe('secret');
     expect(label(variables.EVENT_BUS_NAME)).toBe('event bus name');
     expect(label(variables.REDIRECT_URI)).toBe('api endpoint/oauth/callback');
@@ -214,9 +331,9 @@ describe('the broker functions', () => {
         mtls: false,
       },
       callers: TEST_CONTEXT.callers.map((caller) => ({
-        connections: [],
+        use: [],
+        administer: [],
         clientToken: false,
-        admin: false,
         ...caller,
       })),
       returnUrls: [],
@@ -271,16 +388,25 @@ describe('least privilege', () => {
     actions: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
     resources: ['*'],
   };
-  const table = (...actions: string[]): Statement => ({ actions: actions.sort(), resources: ['table'] });
+  const items = (leadingKeys: string[], ...actions: string[]): Statement => ({
+    actions: actions.sort(),
+    resources: ['table'],
+    conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': leadingKeys } },
+  });
   const tableKey: Statement = {
     actions: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'],
     resources: ['key'],
     conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${REGION}.amazonaws.com` } },
   };
-  const records = (...actions: string[]): Statement => ({
-    actions: actions.sort(),
-    resources: ['key'],
-    conditions: { StringEquals: { 'kms:EncryptionContext:deployment': 'test' } },
+  const tokenKey = (direction: 'Encrypt' | 'Decrypt', kinds: string[]): Statement => ({
+    actions: direction === 'Encrypt' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'],
+    resources: ['token key'],
+    conditions: {
+      StringEquals: {
+        'kms:EncryptionContext:deployment': 'test',
+        'kms:EncryptionContext:kind': kinds.length === 1 ? (kinds[0] as string) : kinds,
+      },
+    },
   });
   const wiseCredentials: Statement[] = [
     { actions: ['secretsmanager:GetSecretValue'], resources: ['secret'] },
@@ -301,55 +427,47 @@ describe('least privilege', () => {
     resources: [`table/index/${index}`],
   });
 
-  // Registration, vend and the sweep all run the refresh of one record.
-  const refreshesTokens = [
+  // Registration, vend and the sweep all run the refresh of one record: a connection or the client token.
+  const refreshRecords = [
     logs,
     xray,
-    table('dynamodb:GetItem', 'dynamodb:UpdateItem'),
+    items(['CONNECTION#*', 'CLIENT'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
     tableKey,
-    records('kms:Encrypt', 'kms:Decrypt'),
+    tokenKey('Encrypt', ['access_token', 'refresh_token']),
     ...wiseCredentials,
     putEvents,
   ];
   const expected: Record<string, Statement[]> = {
-    'connect-sessions': [logs, xray, table('dynamodb:PutItem'), tableKey, ...wiseCredentials],
+    'connect-sessions': [logs, xray, items(['SESSION#*'], 'dynamodb:PutItem'), tableKey, ...wiseCredentials],
     'oauth-callback': [
       logs,
       xray,
-      table('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['SESSION#*'], 'dynamodb:DeleteItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
       tableKey,
-      {
-        actions: ['kms:Encrypt'],
-        resources: ['key'],
-        conditions: {
-          StringEquals: {
-            'kms:EncryptionContext:deployment': 'test',
-            'kms:EncryptionContext:kind': ['access_token', 'refresh_token'],
-          },
-        },
-      },
+      tokenKey('Encrypt', ['access_token', 'refresh_token']),
       ...wiseCredentials,
     ],
-    registration: refreshesTokens,
-    tokens: refreshesTokens,
+    registration: [
+      ...refreshRecords.filter((statement) => statement.resources[0] !== 'token key'),
+      tokenKey('Encrypt', ['access_token', 'refresh_token', 'registration_code']),
+      tokenKey('Decrypt', ['access_token']),
+    ],
+    tokens: [...refreshRecords, tokenKey('Decrypt', ['access_token', 'refresh_token', 'registration_code'])],
     connections: [
       logs,
       xray,
-      table('dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
       query('connections-by-status'),
       tableKey,
-      {
-        actions: ['kms:Decrypt', 'kms:Encrypt'],
-        resources: ['key'],
-        conditions: {
-          StringEquals: {
-            'kms:EncryptionContext:deployment': 'test',
-            'kms:EncryptionContext:kind': 'list_cursor',
-          },
-        },
-      },
+      tokenKey('Encrypt', ['list_cursor']),
+      tokenKey('Decrypt', ['list_cursor']),
     ],
-    refresh: [...refreshesTokens, query('refresh-due')],
+    refresh: [
+      ...refreshRecords,
+      tokenKey('Decrypt', ['refresh_token', 'registration_code']),
+      query('refresh-due'),
+    ],
   };
 
   it.each(FUNCTION_NAMES)('%s may do exactly what it uses', (name) => {
@@ -357,6 +475,27 @@ describe('least privilege', () => {
 
     expect(actual).toHaveLength(expected[name]?.length ?? -1);
     expect(actual).toEqual(expect.arrayContaining(expected[name] ?? []));
+  });
+
+  it('limits the OAuth callback to connect sessions and connections: it deletes only sessions', () => {
+    const callback = policyStatementsOf('oauth-callback').filter((statement) =>
+      statement.actions.some((action) => action.startsWith('dynamodb:')),
+    );
+
+    expect(callback).toEqual([
+      items(['SESSION#*'], 'dynamodb:DeleteItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+    ]);
+  });
+
+  it('limits every table action of every function to the partition keys it uses', () => {
+    for (const name of FUNCTION_NAMES) {
+      for (const statement of policyStatementsOf(name).filter(
+        (candidate) => candidate.resources[0] === 'table',
+      )) {
+        expect(statement.conditions?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys']).toBeDefined();
+      }
+    }
   });
 
   it('gives the functions no managed policies and no inline role policies', () => {
@@ -457,12 +596,17 @@ describe('calling services', () => {
     ]);
   });
 
-  it('attaches the policies to the callers of this account by their rights', () => {
-    expect(policyNamed('wise-broker-test-vend').Roles).toEqual(['payments']);
-    expect(policyNamed('wise-broker-test-connect').Roles).toEqual(['payments']);
-    expect(policyNamed('wise-broker-test-admin')).not.toHaveProperty('Roles');
+  it('attaches the policies to the callers of this account by the grants each holds', () => {
+    // use: vend and connect; clientToken: vend; administer: admin only.
+    expect(policyNamed('wise-broker-test-vend').Roles).toEqual(['payments', 'quotes', 'support']);
+    expect(policyNamed('wise-broker-test-connect').Roles).toEqual(['payments', 'support']);
+    expect(policyNamed('wise-broker-test-admin').Roles).toEqual(['support']);
     expect(policyNamed('wise-broker-test-admin').Users).toEqual(['ops']);
+  });
+
+  it('gives a caller that only administers neither the vend nor the connect routes', () => {
     expect(policyNamed('wise-broker-test-vend')).not.toHaveProperty('Users');
+    expect(policyNamed('wise-broker-test-connect')).not.toHaveProperty('Users');
   });
 
   it('warns that a caller from another account must assume a role here', () => {

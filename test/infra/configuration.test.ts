@@ -235,7 +235,7 @@ describe('deployment choices', () => {
   it('refuses a caller policy too large for the Lambda environment', () => {
     const callers = Array.from({ length: 40 }, (_, index) => ({
       principal: `arn:aws:iam::${ACCOUNT}:role/service-number-${index}`,
-      connections: [`customer-${index}-*`],
+      use: [`customer-${index}-*`],
     }));
 
     const error = configurationErrorOf(() => buildApp({ stage: 'big', env, callers, ...NO_BUNDLING }));

@@ -8,13 +8,19 @@ import { createBrokerApp } from '../../infra/broker-app.ts';
 export const ACCOUNT = '123456789012';
 export const REGION = 'eu-west-1';
 
-/** A configuration with one caller of each kind, a user, and one caller from another account. */
+/**
+ * A configuration with callers of every grant alone and together (a role with use and the client token, a
+ * user that only administers, a role with only the client token, a role that both uses and administers),
+ * and one caller from another account.
+ */
 export const TEST_CONTEXT = {
   stage: 'test',
   env: { account: ACCOUNT, region: REGION },
   callers: [
-    { principal: `arn:aws:iam::${ACCOUNT}:role/teams/payments`, connections: ['acme-*'], clientToken: true },
-    { principal: `arn:aws:iam::${ACCOUNT}:user/ops`, admin: true },
+    { principal: `arn:aws:iam::${ACCOUNT}:role/teams/payments`, use: ['acme-*'], clientToken: true },
+    { principal: `arn:aws:iam::${ACCOUNT}:user/ops`, administer: ['*'] },
+    { principal: `arn:aws:iam::${ACCOUNT}:role/quotes`, clientToken: true },
+    { principal: `arn:aws:iam::${ACCOUNT}:role/support`, use: ['help-*'], administer: ['help-*'] },
     { principal: 'arn:aws:iam::999999999999:role/partner', clientToken: true },
   ],
   alarmEmail: 'ops@example.com',
@@ -48,6 +54,7 @@ export function label(value: unknown): string {
   if (text.includes('ImportValue') && text.includes('Table') && text.includes('Arn')) return 'table';
   if (text.includes('ImportValue') && text.includes('Table')) return 'table name';
   if (text.includes('ImportValue') && text.includes('WiseCredentials')) return 'secret';
+  if (text.includes('ImportValue') && text.includes('TokenKey')) return 'token key';
   if (text.includes('ImportValue') && text.includes('Key')) return 'key';
   if (text.includes('EventBus') && text.includes('Arn')) return 'event bus';
   if (text.includes('EventBus')) return 'event bus name';

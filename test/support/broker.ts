@@ -39,9 +39,9 @@ export const TEST_RETURN_URLS = ['https://app.example.com/wise/done', 'https://a
 
 /** The default caller policy: the principals above. */
 export const TEST_CALLERS: NonNullable<BrokerConfigInput['callers']> = [
-  { principal: PARTNER_ARN, connections: ['acme-*'] },
-  { principal: ADMIN_ARN, connections: ['acme-*'], admin: true },
-  { principal: BETA_ADMIN_ARN, connections: ['beta-*'], admin: true },
+  { principal: PARTNER_ARN, use: ['acme-*'] },
+  { principal: ADMIN_ARN, administer: ['acme-*'] },
+  { principal: BETA_ADMIN_ARN, administer: ['beta-*'] },
   { principal: CLIENT_TOKEN_ARN, clientToken: true },
 ];
 

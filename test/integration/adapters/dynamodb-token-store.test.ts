@@ -1,10 +1,11 @@
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createBrokerTable,
   DynamoDbTokenStore,
   type DynamoDbTokenStoreOptions,
   dueShardOf,
+  ITEM_PARTITION_KEYS,
 } from '#shared/adapters/dynamodb-token-store.ts';
 import { InvalidRequestError } from '#shared/domain/errors.ts';
 import type { RecordKey } from '#shared/domain/records.ts';
@@ -126,6 +127,44 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
         /already exists/,
       );
       await expect(store.consumeConnectSession('s-1')).resolves.toMatchObject({ connectionId: 'a' });
+    });
+  });
+
+  describe('partition keys', () => {
+    /** Whether a `dynamodb:LeadingKeys` pattern (IAM's `*`, any run of characters) matches a key. */
+    const matches = (pattern: string, key: string) =>
+      new RegExp(
+        `^${pattern
+          .split('*')
+          .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*')}$`,
+      ).test(key);
+
+    it('writes each kind of item under the partition key pattern the deployment grants for it', async () => {
+      const tableName = dynamo.tableName('broker');
+      await createBrokerTable(dynamo.client, tableName);
+      const store = new DynamoDbTokenStore({ client: dynamo.client, tableName });
+      await store.putConnectSession({
+        state: 'state-for-keys',
+        connectionId: 'acme:eu-1',
+        createdBy: 'arn:aws:iam::123456789012:role/app',
+        expiresAt: NOW + MINUTE,
+        createdAt: NOW,
+      });
+      await connect(store, 'acme:eu-1');
+      await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+      const { Items = [] } = await DynamoDBDocumentClient.from(dynamo.client).send(
+        new ScanCommand({ TableName: tableName }),
+      );
+      const keys = Items.map((item) => String(item.pk));
+
+      expect(keys).toHaveLength(3);
+      expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connectSession, key))).toHaveLength(1);
+      expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connection, key))).toEqual([
+        'CONNECTION#acme:eu-1',
+      ]);
+      expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.client, key))).toEqual(['CLIENT']);
     });
   });
 

@@ -1,7 +1,9 @@
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
 import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
+import { readBrokerConfigFile } from '#shared/config/broker-config-file.ts';
 import { BrokerClient, BrokerClientError } from '../../../client/index.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
 import { approveAtSimulator } from '../../support/local-broker.ts';
@@ -49,10 +51,9 @@ beforeAll(async () => {
       broker: parseBrokerConfig(
         {
           stage: 'client-test',
-          callers: [
-            { principal: PAYMENTS, connections: ['acme-*'], clientToken: true },
-            { principal: OPERATOR, connections: ['*'], admin: true },
-          ],
+          // The README's local roles: payments uses connections, the operator administers them.
+          callers: readBrokerConfigFile(fileURLToPath(new URL('../../../broker.local.json', import.meta.url)))
+            .callers,
         },
         'the caller client test',
       ),
@@ -142,5 +143,23 @@ describe('BrokerClient against the local broker', () => {
     });
     expect(listed.map((connection) => connection.connectionId)).toContain('acme-admin');
     await expect(operator.getConnection('acme-admin')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('keeps administration and use apart: the operator may not vend or connect, payments may not delete', async () => {
+    const operator = clientFor(OPERATOR_KEYS);
+    const payments = clientFor(PAYMENTS_KEYS);
+    await connect(payments, 'acme-apart');
+    const forbidden = { status: 403, code: 'forbidden' };
+
+    await expect(operator.getToken({ connectionId: 'acme-apart' })).rejects.toMatchObject(forbidden);
+    await expect(operator.getToken({ kind: 'client' })).rejects.toMatchObject(forbidden);
+    await expect(operator.createConnectSession({ connectionId: 'acme-apart' })).rejects.toMatchObject(
+      forbidden,
+    );
+    await expect(payments.deleteConnection('acme-apart')).rejects.toMatchObject(forbidden);
+    await expect(payments.getConnection('acme-apart')).rejects.toMatchObject(forbidden);
+
+    expect(await operator.getConnection('acme-apart')).toMatchObject({ status: 'active' });
+    expect((await callWise(await payments.getToken({ connectionId: 'acme-apart' }))).status).toBe(200);
   });
 });

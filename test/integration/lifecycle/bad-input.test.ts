@@ -89,7 +89,8 @@ const BAD_INPUTS: BadInput[] = [
     request: session({ connectionId: 'acme-2' }, STRANGER_ARN),
     status: 403,
     error: 'forbidden',
-    message: /may not use connection "acme-2"/,
+    message:
+      /may not create connect sessions and registrations for, or vend the token of, connection "acme-2"/,
   },
   {
     name: "a connection outside the caller's patterns",
@@ -97,7 +98,15 @@ const BAD_INPUTS: BadInput[] = [
     request: session({ connectionId: 'beta-1' }),
     status: 403,
     error: 'forbidden',
-    message: /caller policy has no pattern for it/,
+    message: /one of this caller's "use" patterns/,
+  },
+  {
+    name: 'a caller that only administers the connection',
+    route: 'connectSessions',
+    request: session({ connectionId: 'acme-2' }, ADMIN_ARN),
+    status: 403,
+    error: 'forbidden',
+    message: /"use" patterns/,
   },
   {
     name: 'no body',
@@ -219,7 +228,7 @@ const BAD_INPUTS: BadInput[] = [
     request: registration('acme-r', { email: 'a@example.com', registrationCode: CODE }, STRANGER_ARN),
     status: 403,
     error: 'forbidden',
-    message: /may not use connection/,
+    message: /may not create connect sessions and registrations for, or vend the token of, connection/,
   },
   {
     name: "a connection outside the caller's patterns",
@@ -227,7 +236,16 @@ const BAD_INPUTS: BadInput[] = [
     request: registration('beta-r', { email: 'a@example.com', registrationCode: CODE }),
     status: 403,
     error: 'forbidden',
-    message: /may not use connection "beta-r"/,
+    message:
+      /may not create connect sessions and registrations for, or vend the token of, connection "beta-r"/,
+  },
+  {
+    name: 'a caller that only administers the connection',
+    route: 'registration',
+    request: registration('acme-r', { email: 'a@example.com', registrationCode: CODE }, ADMIN_ARN),
+    status: 403,
+    error: 'forbidden',
+    message: /"use" patterns/,
   },
   {
     name: 'a path id of 129 characters',
@@ -325,7 +343,7 @@ const BAD_INPUTS: BadInput[] = [
     request: one('GET', 'acme-1', PARTNER_SESSION_ARN),
     status: 403,
     error: 'forbidden',
-    message: /must make it an admin/,
+    message: /"administer" patterns/,
   },
   {
     name: 'an admin of other connections',
@@ -333,7 +351,7 @@ const BAD_INPUTS: BadInput[] = [
     request: one('GET', 'acme-1', BETA_ADMIN_ARN),
     status: 403,
     error: 'forbidden',
-    message: /may not administer connection "acme-1"/,
+    message: /may not list, read the status of or delete connection "acme-1"/,
   },
   {
     name: 'a path id of 129 characters',
@@ -360,12 +378,12 @@ const BAD_INPUTS: BadInput[] = [
     message: NO_IDENTITY,
   },
   {
-    name: 'DELETE by a caller that is no admin',
+    name: 'DELETE by a caller that only uses the connection',
     route: 'connections',
     request: one('DELETE', 'acme-1', PARTNER_ARN),
     status: 403,
     error: 'forbidden',
-    message: /administer/,
+    message: /may not list, read the status of or delete connection "acme-1".*"administer" patterns/,
   },
   {
     name: 'DELETE by an admin of other connections',

@@ -22,11 +22,11 @@ beforeAll(async () => {
   broker = await startBroker({
     config: {
       callers: [
-        { principal: 'arn:aws:iam::111122223333:role/partner-app', connections: ['acme-*', 'beta-*'] },
-        { principal: ADMIN_ARN, connections: ['acme-*'], admin: true },
-        { principal: BETA_ADMIN_ARN, connections: ['beta-*'], admin: true },
-        { principal: EU_ADMIN_ARN, connections: ['*-eu'], admin: true },
-        { principal: EU_AUDITOR_ARN, connections: ['*-eu'], admin: true },
+        { principal: 'arn:aws:iam::111122223333:role/partner-app', use: ['acme-*', 'beta-*'] },
+        { principal: ADMIN_ARN, administer: ['acme-*'] },
+        { principal: BETA_ADMIN_ARN, administer: ['beta-*'] },
+        { principal: EU_ADMIN_ARN, administer: ['*-eu'] },
+        { principal: EU_AUDITOR_ARN, administer: ['*-eu'] },
       ],
     },
   });

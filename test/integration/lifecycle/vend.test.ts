@@ -2,6 +2,7 @@ import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
 import { STORE_RESERVE_MS } from '#shared/use-cases/refresh-record.ts';
 import {
+  ADMIN_ARN,
   apiEvent,
   CLIENT_TOKEN_ARN,
   invoke,
@@ -234,6 +235,26 @@ describe('POST /tokens', () => {
 
       expect(response.statusCode).toBe(403);
       expect(response.json).toMatchObject({ error: 'forbidden' });
+    });
+
+    it('the token of a connection to a caller that only administers it (403)', async () => {
+      const { routes } = await connected();
+
+      const response = await routes.vend({ connectionId: 'acme-1' }, ADMIN_ARN);
+
+      expect(response.statusCode).toBe(403);
+      expect(response.json).toMatchObject({
+        error: 'forbidden',
+        message: expect.stringMatching(/vend the token of, connection "acme-1".*"use" patterns/),
+      });
+    });
+
+    it('the client token to a caller that only administers connections (403)', async () => {
+      const { routes } = await connected();
+
+      const response = await routes.vend({ kind: 'client' }, ADMIN_ARN);
+
+      expect(response.statusCode).toBe(403);
     });
 
     it('the client token to a caller without clientToken (403)', async () => {

@@ -50,7 +50,7 @@ beforeAll(async () => {
     broker: parseBrokerConfig(
       {
         stage: 'restart',
-        callers: [{ principal: PRINCIPAL, connections: ['shop-*'], clientToken: false, admin: false }],
+        callers: [{ principal: PRINCIPAL, use: ['shop-*'], clientToken: false }],
       },
       'the restart test',
     ),

@@ -66,7 +66,7 @@ describe('parseBrokerConfig', () => {
         mtls: false,
       },
       redirectUri: 'https://broker.example.com/oauth/callback',
-      callers: [{ principal: payments, connections: ['acme-*'], clientToken: true, admin: true }],
+      callers: [{ principal: payments, use: ['acme-*'], administer: ['acme-*'], clientToken: true }],
       returnUrls: ['https://app.example.com/wise/done'],
       refresh: {
         fraction: 0.5,
@@ -171,11 +171,11 @@ describe('parseBrokerConfig', () => {
   });
 
   describe('caller policy', () => {
-    it('defaults a caller to no client token and no admin rights', () => {
-      const config = parseBrokerConfig({ callers: [{ principal: payments, connections: ['acme-*'] }] }, 'x');
+    it('defaults a caller to no client token and no administration', () => {
+      const config = parseBrokerConfig({ callers: [{ principal: payments, use: ['acme-*'] }] }, 'x');
 
       expect(config.callers).toEqual([
-        { principal: payments, connections: ['acme-*'], clientToken: false, admin: false },
+        { principal: payments, use: ['acme-*'], administer: [], clientToken: false },
       ]);
     });
 
@@ -205,36 +205,87 @@ describe('parseBrokerConfig', () => {
     });
 
     it.each(['acme-*', '*', 'a.b_c:d-*', 'exact-id', 'x'.repeat(128)])(
-      'accepts the pattern %s',
+      'accepts the pattern %s in both grants',
       (pattern) => {
-        expect(
-          parseBrokerConfig({ callers: [{ principal: payments, connections: [pattern] }] }, 'x'),
-        ).toBeDefined();
+        const [caller] = parseBrokerConfig(
+          { callers: [{ principal: payments, use: [pattern], administer: [pattern] }] },
+          'x',
+        ).callers;
+
+        expect(caller).toMatchObject({ use: [pattern], administer: [pattern] });
       },
     );
 
     it.each(['', 'has space', 'slash/no', 'x'.repeat(129), 'q?'])('rejects the pattern %j', (pattern) => {
-      expect(problemsOf({ callers: [{ principal: payments, connections: [pattern] }] })).toHaveProperty(
-        'callers[0].connections[0]',
-      );
+      const problems = problemsOf({
+        callers: [{ principal: payments, use: [pattern], administer: [pattern] }],
+      });
+
+      expect(problems['callers[0].use[0]']).toMatch(/for example "acme-\*"/);
+      expect(problems['callers[0].administer[0]']).toMatch(/for example "acme-\*"/);
+    });
+
+    it('says what each grant is for when it is not a list', () => {
+      const problems = problemsOf({ callers: [{ principal: payments, use: 'acme-*', administer: true }] });
+
+      expect(problems['callers[0].use']).toMatch(/vend the token of/);
+      expect(problems['callers[0].administer']).toMatch(/list, read the status of or delete/);
     });
 
     it('rejects a caller that would be granted nothing', () => {
-      expect(problemsOf({ callers: [{ principal: payments }] })['callers[0]']).toMatch(/grants nothing/);
+      expect(problemsOf({ callers: [{ principal: payments }] })['callers[0]']).toMatch(
+        /grants nothing: give it connection patterns in "use" or "administer", set "clientToken"/,
+      );
+      expect(
+        problemsOf({ callers: [{ principal: payments, use: [], administer: [] }] })['callers[0]'],
+      ).toMatch(/grants nothing/);
     });
 
-    it('accepts an admin without patterns and several entries for one principal', () => {
+    it('keeps use and administration apart: an administering caller gets no use patterns', () => {
+      const [operator] = parseBrokerConfig(
+        { callers: [{ principal: payments, administer: ['*'] }] },
+        'x',
+      ).callers;
+
+      expect(operator).toEqual({ principal: payments, use: [], administer: ['*'], clientToken: false });
+    });
+
+    it('accepts several entries for one principal', () => {
       const config = parseBrokerConfig(
         {
           callers: [
-            { principal: payments, admin: true },
-            { principal: payments, connections: ['acme-*'] },
+            { principal: payments, administer: ['acme-*'] },
+            { principal: payments, use: ['acme-*'] },
           ],
         },
         'x',
       );
 
       expect(config.callers).toHaveLength(2);
+    });
+
+    it('refuses the earlier shape (connections and admin) and says how to move to the grants', () => {
+      const problems = problemsOf({
+        callers: [
+          { principal: payments, connections: ['acme-*'], clientToken: true, admin: false },
+          { principal: payments, connections: ['*'], admin: true },
+        ],
+      });
+
+      for (const index of [0, 1]) {
+        expect(problems[`callers[${index}].connections`]).toMatch(
+          /is no longer a field.*Move these patterns to "use"/,
+        );
+        expect(problems[`callers[${index}].connections`]).toMatch(/"administer"/);
+        expect(problems[`callers[${index}].admin`]).toMatch(/is no longer a field.*in "administer"/);
+      }
+      // Only the migration is reported, not also that the caller grants nothing.
+      expect(Object.keys(problems).sort()).toEqual([
+        'callers[0].admin',
+        'callers[0].connections',
+        'callers[1].admin',
+        'callers[1].connections',
+      ]);
     });
   });
 

@@ -9,10 +9,10 @@ const OPERATOR_SESSION = 'arn:aws:sts::123456789012:assumed-role/operator/alice'
 const CI_USER = 'arn:aws:iam::123456789012:user/ci-bot';
 
 const policy = new CallerPolicy([
-  { principal: PAYMENTS, connections: ['acme-*'], clientToken: true },
-  { principal: PAYMENTS, connections: ['beta:eu-*'] },
-  { principal: OPERATOR, connections: ['acme-*', 'gamma-1'], admin: true },
-  { principal: CI_USER, connections: ['ci-*-test'] },
+  { principal: PAYMENTS, use: ['acme-*'], clientToken: true },
+  { principal: PAYMENTS, use: ['beta:eu-*'] },
+  { principal: OPERATOR, administer: ['acme-*', 'gamma-1'] },
+  { principal: CI_USER, use: ['ci-*-test'] },
 ]);
 
 describe('principalIdentity', () => {
@@ -60,20 +60,44 @@ describe('CallerPolicy', () => {
     );
   });
 
-  it('keeps the client token and admin rights apart from connection rights', () => {
+  it('keeps the client token and administration apart from use', () => {
     expect(policy.mayUseClientToken(PAYMENTS_SESSION)).toBe(true);
     expect(policy.mayUseClientToken(OPERATOR_SESSION)).toBe(false);
     expect(policy.isAdmin(PAYMENTS_SESSION)).toBe(false);
+    expect(policy.mayAdminister(PAYMENTS_SESSION, 'acme-1')).toBe(false);
     expect(policy.mayAdminister(OPERATOR_SESSION, 'beta:eu-1')).toBe(false);
   });
 
-  it('says who was refused and for what, in a ForbiddenError', () => {
+  it('does not let a caller that administers a connection use it', () => {
+    expect(policy.mayAdminister(OPERATOR_SESSION, 'acme-1')).toBe(true);
+    expect(policy.mayUseConnection(OPERATOR_SESSION, 'acme-1')).toBe(false);
+    expect(() => policy.assertMayUseConnection(OPERATOR_SESSION, 'acme-1')).toThrow(ForbiddenError);
+  });
+
+  it('holds each grant with its own patterns when one principal has both', () => {
+    const both = new CallerPolicy([
+      { principal: PAYMENTS, use: ['acme-*'], administer: ['acme-eu-*'] },
+      { principal: PAYMENTS, administer: ['beta-*'] },
+    ]);
+
+    expect(both.mayUseConnection(PAYMENTS_SESSION, 'acme-us-1')).toBe(true);
+    expect(both.mayAdminister(PAYMENTS_SESSION, 'acme-us-1')).toBe(false);
+    expect(both.mayAdminister(PAYMENTS_SESSION, 'acme-eu-1')).toBe(true);
+    expect(both.mayUseConnection(PAYMENTS_SESSION, 'beta-1')).toBe(false);
+    expect(both.patternsFor(PAYMENTS_SESSION, 'administer')).toEqual(['acme-eu-*', 'beta-*']);
+    expect(both.patternsFor(PAYMENTS_SESSION, 'use')).toEqual(['acme-*']);
+  });
+
+  it('says who was refused, for what and which grant is missing, in a ForbiddenError', () => {
     expect(() => policy.assertMayUseConnection(PAYMENTS_SESSION, 'gamma-1')).toThrow(ForbiddenError);
     expect(() => policy.assertMayUseConnection(PAYMENTS_SESSION, 'gamma-1')).toThrow(
-      `${PAYMENTS_SESSION} may not use connection "gamma-1"`,
+      `${PAYMENTS_SESSION} may not create connect sessions and registrations for, or vend the token of, connection "gamma-1"; the broker's caller policy must cover it with one of this caller's "use" patterns.`,
+    );
+    expect(() => policy.assertMayAdminister(PAYMENTS_SESSION, 'acme-1')).toThrow(
+      `${PAYMENTS_SESSION} may not list, read the status of or delete connection "acme-1"; the broker's caller policy must cover it with one of this caller's "administer" patterns.`,
     );
     expect(() => policy.assertMayUseClientToken(OPERATOR_SESSION)).toThrow(ForbiddenError);
-    expect(() => policy.assertIsAdmin(PAYMENTS_SESSION)).toThrow(ForbiddenError);
+    expect(() => policy.assertIsAdmin(PAYMENTS_SESSION)).toThrow(/"administer" patterns/);
     expect(() => policy.assertMayAdminister(OPERATOR_SESSION, 'acme-1')).not.toThrow();
   });
 
@@ -84,7 +108,7 @@ describe('CallerPolicy', () => {
 
   it('fails at construction on a principal that is not an IAM role or user ARN', () => {
     expect(
-      () => new CallerPolicy([{ principal: 'arn:aws:iam::123456789012:role/payments/', connections: [] }]),
+      () => new CallerPolicy([{ principal: 'arn:aws:iam::123456789012:role/payments/', use: ['acme-*'] }]),
     ).toThrow(BrokerError);
   });
 });

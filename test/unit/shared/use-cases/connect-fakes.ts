@@ -154,9 +154,9 @@ export function fakeRuntime(options: { returnUrls?: string[] } = {}): FakeRuntim
         'https://app.example.com/return/',
       ],
       callers: [
-        { principal: PARTNER, connections: ['acme-*'] },
-        { principal: ADMIN, connections: ['acme-*'], admin: true },
-        { principal: OTHER_ADMIN, connections: ['beta-*'], admin: true },
+        { principal: PARTNER, use: ['acme-*'] },
+        { principal: ADMIN, administer: ['acme-*'] },
+        { principal: OTHER_ADMIN, administer: ['beta-*'] },
       ],
     },
     'the unit test',

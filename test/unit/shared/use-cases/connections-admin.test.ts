@@ -215,10 +215,8 @@ function adminOf(patterns: string[], connectionIds: string[], otherAdminPatterns
   return {
     ...runtime,
     policy: new CallerPolicy([
-      { principal: ADMIN, connections: patterns, admin: true },
-      ...(otherAdminPatterns.length > 0
-        ? [{ principal: OTHER_ADMIN, connections: otherAdminPatterns, admin: true }]
-        : []),
+      { principal: ADMIN, administer: patterns },
+      ...(otherAdminPatterns.length > 0 ? [{ principal: OTHER_ADMIN, administer: otherAdminPatterns }] : []),
     ]),
   };
 }

@@ -213,7 +213,7 @@ export function fakeBroker(
     random: options.random ?? (() => 0),
     instanceId: 'instance-1',
     policy: new CallerPolicy([
-      { principal: 'arn:aws:iam::111122223333:role/payments', connections: ['acme-*'], clientToken: true },
+      { principal: 'arn:aws:iam::111122223333:role/payments', use: ['acme-*'], clientToken: true },
     ]),
     sleep: async (ms) => {
       sleeps.push(ms);
