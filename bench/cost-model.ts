@@ -80,6 +80,7 @@ export interface Usage {
   xraySampledShare: number;
   /** Bytes a connection takes in the table, with its index entries. */
   bytesPerConnection: number;
+  /** Customer-managed keys: the data key (table, secret), the token key and the alarm topic's key. */
   kmsKeys: number;
   metrics: number;
   alarms: number;
@@ -107,7 +108,7 @@ export const DEFAULT_USAGE: Usage = {
   logRetentionMonths: 3,
   xraySampledShare: 0.05,
   bytesPerConnection: 3_000,
-  kmsKeys: 1,
+  kmsKeys: 3,
   metrics: 20,
   alarms: 6,
   dashboards: 1,
