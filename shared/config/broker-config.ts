@@ -91,7 +91,7 @@ const wiseSchema = z
   })
   .prefault({});
 
-/** A grant's connection-id patterns; `example` shows one in the message. */
+/** A grant's connection-id patterns; a message about the list says what the grant allows. */
 function connectionPatterns(grant: ConnectionGrant) {
   return z
     .array(
