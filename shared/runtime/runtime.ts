@@ -125,6 +125,8 @@ export function runtimeFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ru
     config,
     redirectUri: required(env, 'REDIRECT_URI'),
     tableName: required(env, 'TABLE_NAME'),
+    // The token key, for tokens, registration codes and cursors; the table and the secret use the data
+    // key, through DynamoDB and Secrets Manager only.
     keyId: required(env, 'KMS_KEY_ID'),
     secretId: required(env, 'WISE_SECRET_ID'),
     eventBusName: required(env, 'EVENT_BUS_NAME'),
