@@ -254,6 +254,11 @@ describe('the token key', () => {
     }
   });
 
+  it('refers to the roles by name, so the stateful stack imports nothing from the stateless one', () => {
+    expect(JSON.stringify(stateful.toJSON())).not.toContain('Fn::ImportValue');
+    expect(built.stateful.dependencies).toEqual([]);
+  });
+
   it('names the same roles the stateless stack gives the functions', () => {
     const names = Object.values(resourcesOf(stateless, 'AWS::IAM::Role'))
       .map((candidate) => candidate.Properties.RoleName)
