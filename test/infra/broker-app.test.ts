@@ -342,7 +342,14 @@ describe('the broker functions', () => {
         ...caller,
       })),
       returnUrls: [],
-      refresh: { fraction: 0.8, sweepSeconds: 60, shards: 4, concurrency: 8, leaseSeconds: 120 },
+      refresh: {
+        fraction: 0.8,
+        sweepSeconds: 60,
+        shards: 4,
+        concurrency: 8,
+        leaseSeconds: 120,
+        tokenCallsPerMinute: 1000,
+      },
       alarmEmail: 'ops@example.com',
       removalPolicy: 'retain',
     });
