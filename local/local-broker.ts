@@ -17,7 +17,7 @@ import { type GatewayRoute, startGateway } from '#local/gateway/index.ts';
 import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
 import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
 import { type Clock, systemClock } from '#shared/ports/clock.ts';
-import { createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
+import { type AwsClients, createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
 import type { LocalConfig } from './local-config.ts';
 
 const TABLE_NAME = 'wise-broker-local';
@@ -41,6 +41,8 @@ export interface LocalBroker {
   /** Where Wise's authorization page is. */
   authorizeUrl: string;
   runtime: Runtime;
+  /** The AWS SDK clients the runtime's adapters use, and the table and key they reach (for benchmarks). */
+  aws: { clients: AwsClients; tableName: string; keyId: string };
   /** Runs one refresh sweep now, as the schedule does. */
   sweep(): Promise<unknown>;
   close(): Promise<void>;
@@ -134,6 +136,7 @@ export async function startLocalBroker(
         accessTokenSeconds: local.simulator.accessTokenSeconds,
         invalidGrantStatus: local.simulator.invalidGrantStatus,
         rotateRefreshTokens: local.simulator.rotateRefreshTokens,
+        rateLimit: local.simulator.rateLimit,
         ...(options.clock ? { now: () => options.clock?.now() ?? Date.now() } : {}),
         ...(dataDir === null ? {} : { stateFile: join(dataDir, 'simulator.json') }),
       });
@@ -167,7 +170,7 @@ export async function startLocalBroker(
       region: local.region,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     };
-    const clients = {
+    const clients: AwsClients = {
       dynamodb: new DynamoDBClient({ ...clientSettings, endpoint: dynamodbEndpoint }),
       kms: new KMSClient({ ...clientSettings, endpoint: aws.endpoint }),
       secrets: new SecretsManagerClient({ ...clientSettings, endpoint: aws.endpoint }),
@@ -223,6 +226,7 @@ export async function startLocalBroker(
       ...(simulator ? { simulator } : {}),
       authorizeUrl: wise.authorizeUrl,
       runtime,
+      aws: { clients, tableName, keyId: KEY_ALIAS },
       sweep,
       close,
     };

@@ -29,6 +29,13 @@ export const LocalSettings = z.strictObject({
       rotateRefreshTokens: z.boolean().default(false),
       clientId: z.string().min(1).default('broker-local-client'),
       clientSecret: z.string().min(1).default('broker-local-secret'),
+      /** Wise's documented defaults: 100 token calls a second and 1000 a minute per client. */
+      rateLimit: z
+        .strictObject({
+          perSecond: z.number().int().min(1).default(100),
+          perMinute: z.number().int().min(1).default(1000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /** Real Wise sandbox credentials: when set, the broker talks to `wise` URLs instead of the simulator. */

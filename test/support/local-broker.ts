@@ -2,9 +2,13 @@ import type { LocalBroker } from '#local/local-broker.ts';
 
 /**
  * Does what a person does on the simulator's authorization page: approves a connect session's `state` as
- * the simulator's first user, then follows the redirect to the broker's callback, whose response it returns.
+ * the simulator's first user (or `userId`), then follows the redirect to the broker's callback, whose response it returns.
  */
-export async function approveAtSimulator(broker: LocalBroker, state: string): Promise<Response> {
+export async function approveAtSimulator(
+  broker: LocalBroker,
+  state: string,
+  options: { userId?: number } = {},
+): Promise<Response> {
   if (!broker.simulator) throw new Error('The local broker runs without its Wise simulator.');
   const simulator = broker.simulator.url;
   const users = (await (await fetch(`${simulator}/__control/users`)).json()) as Array<{ id: number }>;
@@ -15,7 +19,7 @@ export async function approveAtSimulator(broker: LocalBroker, state: string): Pr
       clientId: 'broker-local-client',
       redirectUri: broker.redirectUri,
       state,
-      userId: users[0]?.id,
+      userId: options.userId ?? users[0]?.id,
       decision: 'approve',
     }),
   });
