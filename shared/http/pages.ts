@@ -1,7 +1,7 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { AuthorizationResult } from '#shared/use-cases/complete-authorization.ts';
 import { CONNECT_SESSION_TTL_MS } from '#shared/use-cases/connect-session.ts';
-import { htmlResponse } from './responses.ts';
+import { htmlResponse, pageSecurityHeaders } from './responses.ts';
 
 /**
  * The HTML pages people see at the end of connecting their Wise account. Every value is escaped; the
@@ -121,8 +121,7 @@ export function callbackResponse(outcome: CallbackOutcome): APIGatewayProxyStruc
       statusCode: 303,
       headers: {
         location: returnTo(outcome.returnUrl, 'connected', outcome.connectionId),
-        'cache-control': 'no-store',
-        'referrer-policy': 'no-referrer',
+        ...pageSecurityHeaders,
       },
     };
   }

@@ -25,15 +25,25 @@ export function jsonResponse(
   };
 }
 
+/**
+ * What every page and redirect for people carries: no framing by any site (`frame-ancestors` for current
+ * browsers, `X-Frame-Options` for older ones), so no page can overlay or click through the broker's.
+ */
+export const pageSecurityHeaders = {
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  ...securityHeaders,
+};
+
 /** An HTML page for people (the OAuth callback). */
 export function htmlResponse(statusCode: number, body: string): APIGatewayProxyStructuredResultV2 {
   return {
     statusCode,
     headers: {
       'content-type': 'text/html; charset=utf-8',
-      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
-      'referrer-policy': 'no-referrer',
-      ...securityHeaders,
+      ...pageSecurityHeaders,
     },
     body,
   };

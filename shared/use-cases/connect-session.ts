@@ -81,7 +81,8 @@ export function allowedReturnUrl(candidate: string, allowList: readonly string[]
 /**
  * The return-URL rule: a candidate is allowed when it equals an allow-list entry, or when it extends an
  * entry that ends with `/` on the same scheme, host and port (after normalisation, so `..` cannot climb
- * out of the entry's path) and carries no user info. Returns the normalised URL, or `undefined`.
+ * out of the entry's path), carries no user info, and has no encoded `.`, `/`, `\\` or `%` and no `;` in
+ * its path (as written or normalised). Returns the normalised URL, or `undefined`.
  */
 export function matchReturnUrl(candidate: string, allowList: readonly string[]): string | undefined {
   // Whitespace and control characters are dropped or altered by URL parsers; a clean URL never has them.
@@ -90,22 +91,41 @@ export function matchReturnUrl(candidate: string, allowList: readonly string[]):
   const url = parseWithoutUserInfo(candidate);
   if (!url) return undefined;
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  const plain = isPlainPath(rawPath(candidate)) && isPlainPath(url.pathname);
   for (const entry of allowList) {
     const allowed = parseWithoutUserInfo(entry);
     if (!allowed) continue;
-    if (url.href === allowed.href) return url.href;
+    if (url.href === allowed.href && (plain || candidate === entry)) return url.href;
     if (
       entry.endsWith('/') &&
       allowed.search === '' &&
       allowed.hash === '' &&
       url.protocol === allowed.protocol &&
       url.host === allowed.host &&
-      url.pathname.startsWith(allowed.pathname)
+      url.pathname.startsWith(allowed.pathname) &&
+      plain
     ) {
       return url.href;
     }
   }
   return undefined;
+}
+
+/**
+ * Percent-encoded `.`, `/`, `\\` and `%` (double encoding), and `;` (a path parameter that some servers
+ * strip, so `..;/` climbs): a server or proxy that decodes once more than the URL parser, or reads `;`
+ * differently, would resolve them to a path outside the allowed prefix.
+ */
+const PATH_ESCAPE = /%(?:2e|2f|5c|25)|;|\\/i;
+
+/** Whether a path is free of anything a later decoder could climb out of an allowed prefix with. */
+function isPlainPath(path: string): boolean {
+  return !PATH_ESCAPE.test(path);
+}
+
+/** The path of a URL as written, before the parser resolves dot segments (`\\` was refused before). */
+function rawPath(candidate: string): string {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/.exec(candidate)?.[1] ?? '';
 }
 
 /** An absolute URL without user info, or `undefined`. */

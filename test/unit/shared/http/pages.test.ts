@@ -162,3 +162,27 @@ describe('callbackResponse', () => {
     expect(response.body).toContain('data-status="error"');
   });
 });
+
+describe('callback pages and redirects refuse to be framed', () => {
+  it.each([
+    ['the connected page', { kind: 'connected', connection, connectionId: 'acme-1' } as const],
+    [
+      'the redirect to the return URL',
+      {
+        kind: 'connected',
+        connection,
+        connectionId: 'acme-1',
+        returnUrl: 'https://app.example.com/r/',
+      } as const,
+    ],
+    ['the unknown-state page', { kind: 'refused', reason: 'unknown_state' } as const],
+    ['the malformed-query page', { kind: 'malformed' } as const],
+    ['the crash page', { kind: 'crashed' } as const],
+  ])('%s carries frame-ancestors none and X-Frame-Options DENY', (_case, outcome) => {
+    const response = callbackResponse(outcome);
+
+    const policy = String(headers(response)['content-security-policy']);
+    expect(policy.split(';').map((directive) => directive.trim())).toContain("frame-ancestors 'none'");
+    expect(headers(response)['x-frame-options']).toBe('DENY');
+  });
+});

@@ -54,6 +54,16 @@ describe('matchReturnUrl', () => {
     ['a tab inside the URL', 'https://app.example.com/re\tturn/x'],
     ['leading whitespace', ' https://app.example.com/return/x'],
     ['no URL at all', 'not a url'],
+    ['an encoded slash after dots', 'https://app.example.com/return/..%2fadmin'],
+    ['encoded dots and slash in capitals', 'https://app.example.com/return/%2E%2E%2Fadmin'],
+    ['a semicolon path parameter after dots', 'https://app.example.com/return/..;/admin'],
+    ['a semicolon anywhere under the entry', 'https://app.example.com/return/x;jsessionid=1'],
+    ['an encoded backslash', 'https://app.example.com/return/..%5cadmin'],
+    ['an encoded backslash in capitals', 'https://app.example.com/return/..%5Cadmin'],
+    ['an encoded dot alone', 'https://app.example.com/return/%2e'],
+    ['a double-encoded slash', 'https://app.example.com/return/..%252fadmin'],
+    ['a double-encoded dot', 'https://app.example.com/return/%252e%252e/admin'],
+    ['an encoded slash on a loopback entry', 'http://localhost:3000/..%2F..%2Fadmin'],
   ])('refuses %s', (_case, candidate) => {
     expect(matchReturnUrl(candidate, ALLOWED)).toBeUndefined();
   });
