@@ -35,7 +35,7 @@ export async function connectMany(
       });
       const user = (await created.json()) as { id: number };
       const session = await client.createConnectSession({ connectionId });
-      const callback = await approveAtSimulator(broker, session.state, { userId: user.id });
+      const { callback } = await approveAtSimulator(broker, session.startUrl, { userId: user.id });
       if (callback.status !== 200) throw new Error(`Connecting ${connectionId} answered ${callback.status}.`);
     }
   };

@@ -31,7 +31,11 @@ async function vendAndHttpFigures(): Promise<Figure[]> {
     {
       source: 'the benchmark',
       broker: parseBrokerConfig(
-        { stage: 'bench', callers: [{ principal: CALLER.principal, use: ['bench-*'] }] },
+        {
+          stage: 'bench',
+          callers: [{ principal: CALLER.principal, use: ['bench-*'] }],
+          connectWithoutConfirmation: true,
+        },
         'the benchmark',
       ),
       local: LocalSettings.parse({

@@ -25,6 +25,7 @@ export async function sweepFigures(caller: BenchCaller, connections: number): Pr
         {
           stage: 'bench',
           callers: [{ principal: caller.principal, use: ['sweep-*'] }],
+          connectWithoutConfirmation: true,
           refresh: { concurrency: 50, tokenCallsPerMinute: RAISED_CALLS_PER_MINUTE },
         },
         'the sweep benchmark',

@@ -93,9 +93,23 @@ export class BrokerClient {
     return call(renewed);
   }
 
-  /** Starts connecting a Wise user to `connectionId`: send the user to the returned `authorizeUrl`. */
+  /**
+   * Starts connecting a Wise user to `connectionId`: redirect the user's browser to the returned
+   * `startUrl`. The user comes back to `returnUrl` with `status`, `connectionId` and, once Wise approved,
+   * `completion`: pass it to {@link completeConnection} from the user's own authenticated session.
+   */
   async createConnectSession(body: { connectionId: string; returnUrl?: string }): Promise<ConnectSession> {
     return this.#json({ method: 'POST', path: '/connect-sessions', body }, ConnectSessionBody);
+  }
+
+  /**
+   * Confirms a connection with the completion code its return URL received. Call it only for the
+   * connection of the user signed in to your application: a code issued for another connection is refused,
+   * and burnt.
+   */
+  async completeConnection(connectionId: string, completionCode: string): Promise<ConnectionStatus> {
+    const path = `/connections/${pathSegment(connectionId)}/completion`;
+    return this.#json({ method: 'POST', path, body: { completionCode } }, ConnectionStatusBody);
   }
 
   /** Connects a user the partner created through Wise's API with its registration code. */

@@ -25,10 +25,12 @@ export interface GetTokenOptions {
 /** A connection as the broker shows it: state and times (ISO-8601), never a secret; absent values are `null`. */
 export type ConnectionStatus = ConnectionStatusView;
 
-/** The answer to `POST /connect-sessions`: send the Wise user to `authorizeUrl`. */
+/**
+ * The answer to `POST /connect-sessions`: send the Wise user's browser to `startUrl` (it works once, in
+ * the browser that opens it, until `expiresAt`).
+ */
 export interface ConnectSession {
-  authorizeUrl: string;
-  state: string;
+  startUrl: string;
   expiresAt: string;
 }
 
@@ -47,8 +49,7 @@ export const VendedTokenBody = z.object({
 }) satisfies z.ZodType<VendedToken>;
 
 export const ConnectSessionBody = z.object({
-  authorizeUrl: z.string(),
-  state: z.string(),
+  startUrl: z.string(),
   expiresAt: isoTime,
 }) satisfies z.ZodType<ConnectSession>;
 

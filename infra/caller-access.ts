@@ -14,7 +14,8 @@ export const CALLER_KINDS: readonly CallerKind[] = ['vend', 'connect', 'admin'];
 
 const PURPOSE: Record<CallerKind, string> = {
   vend: 'fetch access tokens (POST /tokens)',
-  connect: 'connect Wise users (POST /connect-sessions, POST /connections/{id}/registration-code)',
+  connect:
+    'connect Wise users (POST /connect-sessions, POST /connections/{id}/completion, POST /connections/{id}/registration-code)',
   admin: 'list, read and disconnect connections (GET /connections, GET and DELETE /connections/{id})',
 };
 

@@ -26,11 +26,18 @@ export interface BrokerRoute {
 /** Every route of the broker's HTTP API (DESIGN.md, HTTP contract). */
 export const BROKER_ROUTES: readonly BrokerRoute[] = [
   { method: HttpMethod.POST, path: '/connect-sessions', handler: 'connect-sessions', access: 'connect' },
+  { method: HttpMethod.GET, path: '/oauth/start', handler: 'oauth-callback', access: 'public' },
   { method: HttpMethod.GET, path: '/oauth/callback', handler: 'oauth-callback', access: 'public' },
   {
     method: HttpMethod.POST,
     path: '/connections/{id}/registration-code',
     handler: 'registration',
+    access: 'connect',
+  },
+  {
+    method: HttpMethod.POST,
+    path: '/connections/{id}/completion',
+    handler: 'connect-sessions',
     access: 'connect',
   },
   { method: HttpMethod.POST, path: '/tokens', handler: 'tokens', access: 'vend' },

@@ -59,7 +59,7 @@ interface FunctionSpec {
   readonly access: FunctionAccess;
 }
 
-const { connection, client, connectSession } = ITEM_PARTITION_KEYS;
+const { connection, client, connectSession, pendingCompletion } = ITEM_PARTITION_KEYS;
 
 /**
  * What a function that may refresh a token uses (the refresh-record use case, for connections and for the
@@ -78,9 +78,15 @@ const REFRESHES_TOKENS: FunctionAccess = {
 /** The broker's functions and what each one uses (read from their use cases). */
 export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   'connect-sessions': {
-    description: 'Starts a Wise authorization: a one-time state and the authorize URL',
+    description:
+      "Starts a Wise authorization (a one-time state and the start URL) and confirms its connection with the partner's completion code",
     access: {
-      items: [{ actions: ['dynamodb:PutItem'], leadingKeys: [connectSession] }],
+      items: [
+        { actions: ['dynamodb:PutItem'], leadingKeys: [connectSession] },
+        // The completion exchange: takes the pending grant once and stores it as the connection.
+        { actions: ['dynamodb:DeleteItem'], leadingKeys: [pendingCompletion] },
+        { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+      ],
       queryIndexes: [],
       encrypts: [],
       decrypts: [],
@@ -90,11 +96,13 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   },
   'oauth-callback': {
     description:
-      "Completes a Wise authorization: consumes the state, exchanges the code, stores the user's tokens",
+      "Binds a Wise authorization to the browser that starts it, then completes it: consumes the state, exchanges the code, stores the user's tokens",
     access: {
-      // Consumes connect sessions and writes connections; no other item, and no delete of a connection.
+      // Binds (UpdateItem) and consumes connect sessions, keeps a grant waiting for its completion code
+      // (PutItem), and writes connections; no other item, and no delete of a connection.
       items: [
-        { actions: ['dynamodb:DeleteItem'], leadingKeys: [connectSession] },
+        { actions: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'], leadingKeys: [connectSession] },
+        { actions: ['dynamodb:PutItem'], leadingKeys: [pendingCompletion] },
         { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
       ],
       queryIndexes: [],
@@ -280,7 +288,7 @@ export class StatelessStack extends Stack {
           Validations.of(publicRoute).acknowledge({
             id: 'AwsSolutions-APIG4',
             reason:
-              "Wise redirects the user's browser here, which cannot sign requests; the one-time, expiring state parameter is the credential, checked and consumed by the function.",
+              "The user's browser comes here (from the partner's app, or redirected by Wise) and cannot sign requests; the one-time, expiring state, bound by a cookie to the browser that opened the start URL, is the credential, checked by the function.",
           });
         }
       }

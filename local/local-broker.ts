@@ -81,19 +81,20 @@ export async function startLocalBroker(
       if (!runtime) throw new Error('The local broker is still starting.');
       return runtime;
     };
+    // One function serves several routes, as in AWS (infra/routes.ts).
+    const connectSessions = createConnectSessionsHandler(runtimeSource);
+    const oauth = createOauthCallbackHandler(runtimeSource);
     const routes: GatewayRoute[] = [
       { method: 'GET', path: '/health', auth: 'none', handler: async () => health() },
+      { method: 'POST', path: '/connect-sessions', auth: 'iam', handler: connectSessions },
+      ...(['/oauth/start', '/oauth/callback'] as const).map(
+        (path) => ({ method: 'GET', path, auth: 'none', handler: oauth }) as const,
+      ),
       {
         method: 'POST',
-        path: '/connect-sessions',
+        path: '/connections/{id}/completion',
         auth: 'iam',
-        handler: createConnectSessionsHandler(runtimeSource),
-      },
-      {
-        method: 'GET',
-        path: '/oauth/callback',
-        auth: 'none',
-        handler: createOauthCallbackHandler(runtimeSource),
+        handler: connectSessions,
       },
       {
         method: 'POST',
@@ -137,6 +138,8 @@ export async function startLocalBroker(
         invalidGrantStatus: local.simulator.invalidGrantStatus,
         rotateRefreshTokens: local.simulator.rotateRefreshTokens,
         rateLimit: local.simulator.rateLimit,
+        // The simulator honours PKCE exactly when the broker sends it (Wise does not document it).
+        pkce: broker.wise.pkce,
         ...(options.clock ? { now: () => options.clock?.now() ?? Date.now() } : {}),
         ...(dataDir === null ? {} : { stateFile: join(dataDir, 'simulator.json') }),
       });

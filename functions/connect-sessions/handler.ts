@@ -2,20 +2,33 @@ import { apiHandler } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
 import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { CompletionRequest, completeConnection } from '#shared/use-cases/complete-connection.ts';
 import { ConnectSessionRequest, createConnectSession } from '#shared/use-cases/connect-session.ts';
+import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
+
+/** The route key of the completion exchange, served by this function beside the connect sessions. */
+export const COMPLETION_ROUTE_KEY = 'POST /connections/{id}/completion';
 
 /**
- * `POST /connect-sessions` `{connectionId, returnUrl?}` (IAM): answers 201
- * `{authorizeUrl, state, expiresAt}`, the page to send the Wise user to and its one-time state.
+ * The two ends of connecting a Wise user with the authorization code (IAM):
+ * - `POST /connect-sessions` `{connectionId, returnUrl?}` answers 201 `{startUrl, expiresAt}`: where to send
+ *   the Wise user's browser.
+ * - `POST /connections/{id}/completion` `{completionCode}` confirms the connection with the code the
+ *   callback added to the return URL, and answers 200 with the connection's status.
  */
 export function createConnectSessionsHandler(runtime: RuntimeSource) {
   return apiHandler(async (event) => {
     const caller = callerArn(event);
+    if (event.routeKey === COMPLETION_ROUTE_KEY) {
+      const connectionId = connectionIdFromPath(event.pathParameters);
+      const body = parseJsonBody(event, CompletionRequest);
+      const status = await completeConnection(runtime(), { ...body, connectionId, callerArn: caller });
+      return jsonResponse(200, status);
+    }
     const body = parseJsonBody(event, ConnectSessionRequest);
     const session = await createConnectSession(runtime(), { ...body, callerArn: caller });
     return jsonResponse(201, {
-      authorizeUrl: session.authorizeUrl,
-      state: session.state,
+      startUrl: session.startUrl,
       expiresAt: new Date(session.expiresAt).toISOString(),
     });
   });

@@ -1,12 +1,14 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
 import { type CallbackOutcome, callbackResponse } from '#shared/http/pages.ts';
+import { pageSecurityHeaders } from '#shared/http/responses.ts';
 import { logger } from '#shared/observability.ts';
 import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
 import {
   type AuthorizationCallback,
   completeAuthorization,
 } from '#shared/use-cases/complete-authorization.ts';
+import { browserCookieName, startAuthorization } from '#shared/use-cases/start-authorization.ts';
 
 // A state is 32 random bytes in base64url (43 characters); anything far from that is no state of ours.
 const STATE = /^[A-Za-z0-9_-]{16,128}$/;
@@ -14,36 +16,92 @@ const CODE = /^[\x21-\x7e]{1,2048}$/;
 const OAUTH_ERROR = /^[A-Za-z0-9_.-]{1,100}$/;
 const PROFILE_ID = /^[1-9]\d{0,15}$/;
 
+/** The route key of the start URL, served by this function beside the callback. */
+export const START_ROUTE_KEY = 'GET /oauth/start';
+
 /**
- * `GET /oauth/callback` (public): where Wise sends the user back with `code`, `state` and `profileId`, or
- * with `error`. Always answers with a page for a person (or a redirect to the session's return URL), never
- * with JSON; a query that is not a usable answer changes nothing stored.
+ * The public OAuth routes, both for a person's browser:
+ * - `GET /oauth/start?state=` opens a connect session in this browser (once): sets the binding cookie and
+ *   redirects to Wise's authorization page.
+ * - `GET /oauth/callback` is where Wise sends the user back with `code`, `state` and `profileId`, or with
+ *   `error`; accepted only with the cookie of the browser that opened the start URL. Answers with a page
+ *   (or a redirect to the session's return URL, with the completion code), never with JSON.
+ * A query that is not a usable answer changes nothing stored.
  */
 export function createOauthCallbackHandler(runtime: RuntimeSource) {
   return apiHandler(async (event, context) => {
+    if (event.routeKey === START_ROUTE_KEY) return start(runtime, event);
     const callback = readCallback(event);
     if (!callback) {
       logger.info('Callback refused: the query is not an answer from Wise');
       return callbackResponse({ kind: 'malformed' });
     }
+    const cookieName = browserCookieName(callback.state);
+    const browserSecret = readCookie(event, cookieName);
     let outcome: CallbackOutcome;
     try {
       const deps = runtime();
       outcome = await completeAuthorization(deps, callback, {
         endsAt: requestEndsAt(deps.clock.now(), context),
+        ...(browserSecret === undefined ? {} : { browserSecret }),
       });
     } catch (error) {
       logger.error('Completing the authorization failed', error as Error);
       outcome = { kind: 'crashed' };
     }
-    if (outcome.kind !== 'connected') {
+    if (outcome.kind !== 'connected' && outcome.kind !== 'approved') {
       logger.info('Callback refused', {
         outcome: outcome.kind,
         reason: 'reason' in outcome ? outcome.reason : undefined,
       });
     }
-    return callbackResponse(outcome);
+    const response = callbackResponse(outcome);
+    // The binding is spent once the session is consumed; leave it in place when the state was refused
+    // before (no cookie at all), so nothing here helps a forged request.
+    if (browserSecret !== undefined) response.cookies = [expiredCookie(cookieName)];
+    return response;
   });
+}
+
+async function start(runtime: RuntimeSource, event: APIGatewayProxyEventV2) {
+  const state = event.queryStringParameters?.state;
+  if (state === undefined || !STATE.test(state)) {
+    logger.info('Start refused: the query carries no state');
+    return callbackResponse({ kind: 'malformed' });
+  }
+  const started = await startAuthorization(runtime(), state);
+  if (started.kind === 'refused') {
+    logger.info('Start refused: the state is unknown, expired or already opened');
+    return callbackResponse({ kind: 'refused', reason: 'unknown_state' });
+  }
+  const { name, value, maxAgeSeconds } = started.cookie;
+  return {
+    statusCode: 303,
+    headers: { location: started.authorizeUrl, ...pageSecurityHeaders },
+    cookies: [`${name}=${value}; Max-Age=${maxAgeSeconds}; ${COOKIE_ATTRIBUTES}`],
+  };
+}
+
+/**
+ * `__Host-` needs Secure and Path=/ and no Domain. SameSite=Lax: Wise's redirect back is a top-level
+ * navigation from another site, which Lax lets through and Strict would not.
+ */
+const COOKIE_ATTRIBUTES = 'Path=/; Secure; HttpOnly; SameSite=Lax';
+
+function expiredCookie(name: string): string {
+  return `${name}=; Max-Age=0; ${COOKIE_ATTRIBUTES}`;
+}
+
+/** The value of a cookie the browser sent, from the event's `cookies` (payload format 2.0). */
+export function readCookie(event: Pick<APIGatewayProxyEventV2, 'cookies'>, name: string): string | undefined {
+  for (const cookie of event.cookies ?? []) {
+    const separator = cookie.indexOf('=');
+    if (separator > 0 && cookie.slice(0, separator).trim() === name) {
+      const value = cookie.slice(separator + 1).trim();
+      return value === '' ? undefined : value;
+    }
+  }
+  return undefined;
 }
 
 /** The callback's query, when it has the shape of an answer from Wise; `undefined` otherwise. */

@@ -11,6 +11,9 @@ export interface AuthorizationDecision {
   /** Which of the user's profiles; the first one when omitted. */
   profileId?: number | undefined;
   decision: 'approve' | 'deny';
+  /** The authorization request's PKCE parameters; used only when the simulator honours PKCE. */
+  codeChallenge?: string | undefined;
+  codeChallengeMethod?: string | undefined;
 }
 
 /** Where the browser goes next, or why the request cannot be answered with a redirect. */
@@ -59,7 +62,18 @@ export function decideAuthorization(
     const which = decision.profileId === undefined ? 'to connect' : String(decision.profileId);
     return { ok: false, message: `User ${user.id} has no profile ${which}.` };
   }
-  const code = state.tokens.issueCode(user.id, decision.redirectUri);
+  let codeChallenge: string | undefined;
+  if (state.config.pkce && decision.codeChallenge !== undefined) {
+    if (decision.codeChallengeMethod !== 'S256' || !/^[A-Za-z0-9_-]{43}$/.test(decision.codeChallenge)) {
+      return {
+        ok: false,
+        message:
+          'code_challenge must be an S256 challenge (43 base64url characters) with code_challenge_method=S256.',
+      };
+    }
+    codeChallenge = decision.codeChallenge;
+  }
+  const code = state.tokens.issueCode(user.id, decision.redirectUri, codeChallenge);
   const location = withQuery(decision.redirectUri, {
     code,
     state: decision.state,

@@ -23,6 +23,8 @@ export async function handleAuthorizePage(
       clientId: state.client.id,
       redirectUri: state.config.redirectUri,
       state: query.get('state'),
+      codeChallenge: query.get('code_challenge'),
+      codeChallengeMethod: query.get('code_challenge_method'),
       users: state.users.list(),
     });
     return sendHtml(res, 200, page);
@@ -47,6 +49,8 @@ export async function handleAuthorizePage(
     userId: account ? Number(account[1]) : undefined,
     profileId: account ? Number(account[2]) : undefined,
     decision,
+    codeChallenge: form.get('code_challenge') ?? undefined,
+    codeChallengeMethod: form.get('code_challenge_method') ?? undefined,
   });
   if (!outcome.ok) return sendHtml(res, 400, errorPage(outcome.message));
   sendRedirect(res, outcome.location);
@@ -57,6 +61,8 @@ interface ConsentPage {
   clientId: string;
   redirectUri: string;
   state: string | null;
+  codeChallenge: string | null;
+  codeChallengeMethod: string | null;
   users: SimulatedUser[];
 }
 
@@ -65,6 +71,8 @@ function consentPage(page: ConsentPage): string {
     hiddenInput('client_id', page.clientId),
     hiddenInput('redirect_uri', page.redirectUri),
     page.state === null ? '' : hiddenInput('state', page.state),
+    page.codeChallenge === null ? '' : hiddenInput('code_challenge', page.codeChallenge),
+    page.codeChallengeMethod === null ? '' : hiddenInput('code_challenge_method', page.codeChallengeMethod),
   ].join('');
   const accounts = page.users.map((user, index) => userFieldset(user, index === 0)).join('');
   return layout(

@@ -23,6 +23,8 @@ const AuthorizeBody = z.object({
   userId: Id.optional(),
   profileId: Id.optional(),
   decision: z.enum(['approve', 'deny']),
+  codeChallenge: z.string().optional(),
+  codeChallengeMethod: z.string().optional(),
 });
 const FaultBody = z
   .object({

@@ -24,6 +24,12 @@ export interface SimulatorOptions {
   rotateRefreshTokens?: boolean;
   /** Leave out `expires_at` and `refresh_token_expires_*`, as Wise did before 2025; default false. */
   omitExpiresAt?: boolean;
+  /**
+   * Honour PKCE (RFC 7636, S256 only), which Wise does not document: a code issued for a `code_challenge`
+   * is redeemed only with its `code_verifier`, and a `code_verifier` for a code issued without a challenge
+   * is refused (RFC 9700, section 2.1.1). Default false: both parameters are ignored.
+   */
+  pkce?: boolean;
   /** Token endpoint limits per client; default 100 a second and 1000 a minute. */
   rateLimit?: { perSecond?: number; perMinute?: number };
   /** An extra HTTPS listener (same routes) that requires a client certificate signed by `ca` (PEM strings). */
@@ -84,6 +90,7 @@ export interface SimulatorConfig {
   invalidGrantStatus: 400 | 401;
   rotateRefreshTokens: boolean;
   omitExpiresAt: boolean;
+  pkce: boolean;
   rateLimit: { perSecond: number; perMinute: number };
   mtls: { port: number; ca: string; cert: string; key: string } | undefined;
   now: () => number;
@@ -105,6 +112,7 @@ export function resolveOptions(options: SimulatorOptions = {}): SimulatorConfig 
     invalidGrantStatus: options.invalidGrantStatus ?? 400,
     rotateRefreshTokens: options.rotateRefreshTokens ?? false,
     omitExpiresAt: options.omitExpiresAt ?? false,
+    pkce: options.pkce ?? false,
     rateLimit: {
       perSecond: options.rateLimit?.perSecond ?? 100,
       perMinute: options.rateLimit?.perMinute ?? 1000,

@@ -76,7 +76,9 @@ function authorizationCodeGrant(state: SimulatorState, form: URLSearchParams): A
   if ('missing' in fields) return oauthError(400, 'invalid_request', `Missing ${fields.missing}`);
   if (fields.client_id !== state.client.id)
     return invalidClient('Given client ID does not match authenticated client');
-  const userId = state.tokens.redeemCode(fields.code, fields.redirect_uri);
+  // Without PKCE honoured, a code_verifier is ignored, as by a server that does not know the parameter.
+  const verifier = state.config.pkce ? (form.get('code_verifier') ?? undefined) : undefined;
+  const userId = state.tokens.redeemCode(fields.code, fields.redirect_uri, verifier);
   if (userId === undefined) return invalidGrant(state);
   return { status: 200, body: tokenBody(state, state.tokens.grantUserTokens(userId)) };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { SimulatorClock } from './clock.ts';
 import { opaqueToken } from './opaque-token.ts';
@@ -52,6 +53,8 @@ interface CodeRecord {
   userId: number;
   redirectUri: string;
   expiresAt: number;
+  /** The PKCE S256 challenge the authorization request carried, when PKCE is honoured. */
+  codeChallenge?: string | undefined;
 }
 
 /**
@@ -82,20 +85,27 @@ export class TokenStore {
     return { accessTokens: live(this.#access), refreshTokens: live(this.#refresh) };
   }
 
-  issueCode(userId: number, redirectUri: string): string {
+  issueCode(userId: number, redirectUri: string, codeChallenge?: string): string {
     const code = opaqueToken();
     const expiresAt = this.#clock.now() + this.#rules.codeSeconds * 1000;
-    this.#codes.set(code, { userId, redirectUri, expiresAt });
+    this.#codes.set(code, { userId, redirectUri, expiresAt, codeChallenge });
     return code;
   }
 
-  /** Consumes the code whatever the outcome; its user when it was live and issued for this redirect URI. */
-  redeemCode(code: string, redirectUri: string): number | undefined {
+  /**
+   * Consumes the code whatever the outcome; its user when it was live, issued for this redirect URI, and,
+   * for a code issued with a PKCE challenge, `codeVerifier` matches it (a verifier for a code issued
+   * without a challenge is refused too).
+   */
+  redeemCode(code: string, redirectUri: string, codeVerifier?: string): number | undefined {
     const record = this.#codes.get(code);
     this.#codes.delete(code);
     if (!record || record.expiresAt <= this.#clock.now() || record.redirectUri !== redirectUri)
       return undefined;
-    return record.userId;
+    if (record.codeChallenge === undefined) return codeVerifier === undefined ? record.userId : undefined;
+    if (codeVerifier === undefined) return undefined;
+    const challenge = createHash('sha256').update(codeVerifier).digest('base64url');
+    return challenge === record.codeChallenge ? record.userId : undefined;
   }
 
   mintClientToken(): IssuedTokens {

@@ -31,6 +31,7 @@ import type {
   ListConnectionsResult,
   ListedConnection,
   NewConnection,
+  PendingCompletion,
   TokenStore,
   TokenUpdate,
 } from '#shared/ports/token-store.ts';
@@ -57,6 +58,7 @@ export const MAX_REFRESH_SHARDS = 16;
 const CLIENT_PK = 'CLIENT';
 const CONNECTION_PREFIX = 'CONNECTION#';
 const SESSION_PREFIX = 'SESSION#';
+const COMPLETION_PREFIX = 'COMPLETION#';
 
 /**
  * The partition keys (`pk`) of each kind of item, as patterns for IAM's `dynamodb:LeadingKeys`: the
@@ -66,6 +68,7 @@ export const ITEM_PARTITION_KEYS = {
   connection: `${CONNECTION_PREFIX}*`,
   client: CLIENT_PK,
   connectSession: `${SESSION_PREFIX}*`,
+  pendingCompletion: `${COMPLETION_PREFIX}*`,
 } as const;
 const DAY_SECONDS = 86_400;
 const LISTED_STATUSES: readonly string[] = ['active', 'needs_reauth'];
@@ -93,7 +96,8 @@ export interface DynamoDbTokenStoreOptions {
  * one item (the embedded engine used locally has no transactions), and a lost condition is a value.
  *
  * Items: connections (`CONNECTION#<id>` / `CONNECTION`), the client token (`CLIENT` / `CLIENT`) and
- * connect sessions (`SESSION#<state>` / `SESSION`, with `ttl`). A record's next refresh is stored as
+ * connect sessions (`SESSION#<hash of the state>` / `SESSION`, with `ttl`) and connections waiting for
+ * their completion code (`COMPLETION#<hash of the code>` / `COMPLETION`, with `ttl`). A record's next refresh is stored as
  * `dueAt` beside `dueShard` only while it is refreshable, which keeps the `refresh-due` index sparse.
  */
 export class DynamoDbTokenStore implements TokenStore {
@@ -119,8 +123,7 @@ export class DynamoDbTokenStore implements TokenStore {
 
   async putConnectSession(session: ConnectSessionRecord): Promise<void> {
     const item: Item = {
-      ...sessionKey(session.state),
-      state: session.state,
+      ...sessionKey(session.stateHash),
       connectionId: session.connectionId,
       createdBy: session.createdBy,
       expiresAt: session.expiresAt,
@@ -128,6 +131,7 @@ export class DynamoDbTokenStore implements TokenStore {
       ttl: Math.ceil(session.expiresAt / 1000),
     };
     if (session.returnUrl !== undefined) item.returnUrl = session.returnUrl;
+    if (session.browserHash !== undefined) item.browserHash = session.browserHash;
     const written = await this.#conditional(
       this.#documents.send(
         new PutCommand({
@@ -145,18 +149,86 @@ export class DynamoDbTokenStore implements TokenStore {
     }
   }
 
-  async consumeConnectSession(state: string): Promise<ConnectSessionRecord | undefined> {
+  async startConnectSession(
+    stateHash: string,
+    options: { browserHash: string; now: number },
+  ): Promise<ConnectSessionRecord | undefined> {
+    const output = await this.#conditional(
+      this.#documents.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: sessionKey(stateHash),
+          UpdateExpression: 'SET browserHash = :browserHash',
+          ConditionExpression:
+            'attribute_exists(pk) AND attribute_not_exists(browserHash) AND expiresAt > :now',
+          ExpressionAttributeValues: { ':browserHash': options.browserHash, ':now': options.now },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return output?.Attributes ? toSession(output.Attributes) : undefined;
+  }
+
+  async consumeConnectSession(
+    stateHash: string,
+    options: { browserHash: string },
+  ): Promise<ConnectSessionRecord | undefined> {
     const output = await this.#conditional(
       this.#documents.send(
         new DeleteCommand({
           TableName: this.#tableName,
-          Key: sessionKey(state),
-          ConditionExpression: 'attribute_exists(pk)',
+          Key: sessionKey(stateHash),
+          ConditionExpression: 'attribute_exists(pk) AND browserHash = :browserHash',
+          ExpressionAttributeValues: { ':browserHash': options.browserHash },
           ReturnValues: 'ALL_OLD',
         }),
       ),
     );
     return output?.Attributes ? toSession(output.Attributes) : undefined;
+  }
+
+  async putPendingCompletion(pending: PendingCompletion): Promise<void> {
+    const written = await this.#conditional(
+      this.#documents.send(
+        new PutCommand({
+          TableName: this.#tableName,
+          Item: {
+            ...completionKey(pending.codeHash),
+            connectionId: pending.connection.connectionId,
+            // Kept as one map: no top-level status or due time, so neither index ever lists it.
+            connection: pending.connection,
+            expiresAt: pending.expiresAt,
+            createdAt: pending.createdAt,
+            ttl: Math.ceil(pending.expiresAt / 1000),
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+    if (!written) {
+      throw new BrokerError('A completion code collided with a waiting one; connect the account again.');
+    }
+  }
+
+  async consumePendingCompletion(codeHash: string): Promise<PendingCompletion | undefined> {
+    const output = await this.#conditional(
+      this.#documents.send(
+        new DeleteCommand({
+          TableName: this.#tableName,
+          Key: completionKey(codeHash),
+          ConditionExpression: 'attribute_exists(pk)',
+          ReturnValues: 'ALL_OLD',
+        }),
+      ),
+    );
+    const item = output?.Attributes;
+    if (!item) return undefined;
+    return {
+      codeHash,
+      connection: item.connection as NewConnection,
+      expiresAt: item.expiresAt as number,
+      createdAt: item.createdAt as number,
+    };
   }
 
   /**
@@ -544,8 +616,12 @@ function clientKey(): Key {
   return { pk: CLIENT_PK, sk: 'CLIENT' };
 }
 
-function sessionKey(state: string): Key {
-  return { pk: `${SESSION_PREFIX}${state}`, sk: 'SESSION' };
+function sessionKey(stateHash: string): Key {
+  return { pk: `${SESSION_PREFIX}${stateHash}`, sk: 'SESSION' };
+}
+
+function completionKey(codeHash: string): Key {
+  return { pk: `${COMPLETION_PREFIX}${codeHash}`, sk: 'COMPLETION' };
 }
 
 function itemKey(key: RecordKey): Key {
@@ -570,13 +646,14 @@ function invalidListPosition(cause?: unknown): InvalidRequestError {
 
 function toSession(item: Item): ConnectSessionRecord {
   const session: ConnectSessionRecord = {
-    state: item.state as string,
+    stateHash: (item.pk as string).slice(SESSION_PREFIX.length),
     connectionId: item.connectionId as string,
     createdBy: item.createdBy as string,
     expiresAt: item.expiresAt as number,
     createdAt: item.createdAt as number,
   };
   if (typeof item.returnUrl === 'string') session.returnUrl = item.returnUrl;
+  if (typeof item.browserHash === 'string') session.browserHash = item.browserHash;
   return session;
 }
 

@@ -73,6 +73,7 @@ const wiseSchema = z
       .transform((value) => (value === '' ? '' : `/${value}`))
       .default(''),
     mtls: z.boolean(must('be true or false')).default(false),
+    pkce: z.boolean(must('be true or false')).default(false),
     clientId: z
       .string(must('be your Wise client id, as in the secret'))
       .regex(/^[\x21-\x7e]{1,256}$/, { error: 'must be your Wise client id: 1 to 256 visible characters' })
@@ -86,6 +87,7 @@ const wiseSchema = z
       authorizeUrl: wise.authorizeUrl ?? hosts.authorizeUrl,
       versionPrefix: wise.versionPrefix,
       mtls: wise.mtls,
+      pkce: wise.pkce,
       ...(wise.clientId === undefined ? {} : { clientId: wise.clientId }),
     };
   })
@@ -240,6 +242,7 @@ export const brokerConfigSchema = z
     redirectUri: webUrl('https://broker.example.com/oauth/callback').optional(),
     callers: z.array(callerSchema, must('be a list of callers')).default([]),
     returnUrls: z.array(webUrl('https://app.example.com/wise/done'), must('be a list of URLs')).default([]),
+    connectWithoutConfirmation: z.boolean(must('be true or false')).default(false),
     refresh: refreshSchema,
     /** The API stage's throttling (deployment only). */
     api: apiSchema,

@@ -86,9 +86,13 @@ export interface ConnectionRecord extends TokenState {
 /** The application's client-credentials token: minted, stored and refreshed like a connection. */
 export interface ClientTokenRecord extends TokenState {}
 
-/** A one-time connect-session state, consumed by the OAuth callback. */
+/**
+ * A one-time connect session, consumed by the OAuth callback. Only hashes of its secrets are kept: the
+ * state (the key) and, once a browser opened the start URL, that browser's secret.
+ */
 export interface ConnectSessionRecord {
-  state: string;
+  /** `hashSecret('state', state)`. */
+  stateHash: string;
   connectionId: string;
   returnUrl?: string;
   /** The principal that created the session, for the audit trail. */
@@ -96,4 +100,6 @@ export interface ConnectSessionRecord {
   /** Epoch ms. */
   expiresAt: number;
   createdAt: number;
+  /** `hashSecret('browser', secret)` of the browser that opened the start URL; set once. */
+  browserHash?: string;
 }

@@ -116,6 +116,11 @@ const START_AGAIN = 'Go back to the application and start connecting your Wise a
  * one, otherwise a page that says what happened and what to do, with a link back when there is a return URL.
  */
 export function callbackResponse(outcome: CallbackOutcome): APIGatewayProxyStructuredResultV2 {
+  if (outcome.kind === 'approved') {
+    const location = new URL(returnTo(outcome.returnUrl, 'approved', outcome.connectionId));
+    location.searchParams.set('completion', outcome.completionCode);
+    return { statusCode: 303, headers: { location: location.href, ...pageSecurityHeaders } };
+  }
   if (outcome.kind === 'connected' && outcome.returnUrl !== undefined) {
     return {
       statusCode: 303,
@@ -133,15 +138,21 @@ export function callbackResponse(outcome: CallbackOutcome): APIGatewayProxyStruc
   return response;
 }
 
+/**
+ * What a return URL's `status` says: a page's status, or `approved` (Wise granted; the partner's service
+ * confirms the connection with the `completion` code beside it).
+ */
+export type ReturnStatus = PageStatus | 'approved';
+
 /** The return URL with `status` and `connectionId` set, keeping its own query and fragment. */
-export function returnTo(returnUrl: string, status: PageStatus, connectionId: string): string {
+export function returnTo(returnUrl: string, status: ReturnStatus, connectionId: string): string {
   const url = new URL(returnUrl);
   url.searchParams.set('status', status);
   url.searchParams.set('connectionId', connectionId);
   return url.href;
 }
 
-function pageFor(outcome: CallbackOutcome): {
+function pageFor(outcome: Exclude<CallbackOutcome, { kind: 'approved' }>): {
   statusCode: number;
   page: OutcomePage;
   retryAfterSeconds?: number;
@@ -179,6 +190,18 @@ function pageFor(outcome: CallbackOutcome): {
         },
       };
     case 'refused':
+      if (outcome.reason === 'other_browser') {
+        return {
+          statusCode: 400,
+          page: {
+            status: 'error',
+            title: 'Finish connecting in the browser where you started',
+            message:
+              'This page was opened in a browser that did not start the connection, so nothing was connected. This protects your account from connection links sent by someone else.',
+            advice: START_AGAIN,
+          },
+        };
+      }
       if (outcome.reason === 'unknown_state') {
         return {
           statusCode: 400,
@@ -186,7 +209,7 @@ function pageFor(outcome: CallbackOutcome): {
             status: 'error',
             title: 'This connection link is not valid',
             message:
-              'Each connection link works only once, and this one has already been used or was never issued.',
+              'Each connection link works only once, in the browser that opened it, and this one has already been used, was opened elsewhere, or was never issued.',
             advice: START_AGAIN,
           },
         };
@@ -217,7 +240,7 @@ function pageFor(outcome: CallbackOutcome): {
 type RefusalPage = Pick<OutcomePage, 'status' | 'title' | 'message' | 'advice'>;
 
 const REFUSALS: Record<
-  Exclude<Extract<AuthorizationResult, { kind: 'refused' }>['reason'], 'unknown_state'>,
+  Exclude<Extract<AuthorizationResult, { kind: 'refused' }>['reason'], 'unknown_state' | 'other_browser'>,
   RefusalPage
 > = {
   expired_state: {

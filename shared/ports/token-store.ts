@@ -35,6 +35,19 @@ export type NewConnection = Omit<
   'version' | 'generation' | 'failureCount' | 'lease' | 'lastError' | 'createdAt' | 'updatedAt'
 > & { status: 'active' };
 
+/**
+ * A connection Wise granted that waits for the partner's confirmation: it becomes the connection only
+ * when the partner's service exchanges the completion code, once, before `expiresAt`.
+ */
+export interface PendingCompletion {
+  /** `hashSecret('completion', code)`: the code itself is never stored. */
+  codeHash: string;
+  connection: NewConnection;
+  /** Epoch ms. */
+  expiresAt: number;
+  createdAt: number;
+}
+
 export interface DueRecord {
   key: RecordKey;
   nextRefreshAt: number;
@@ -81,8 +94,29 @@ export interface ListConnectionsResult {
  */
 export interface TokenStore {
   putConnectSession(session: ConnectSessionRecord): Promise<void>;
-  /** Deletes the session and returns it, exactly once; `undefined` when unknown or already used. Expiry is the caller's check. */
-  consumeConnectSession(state: string): Promise<ConnectSessionRecord | undefined>;
+  /**
+   * Binds the session to the browser that opened its start URL: sets `browserHash` once, while the session
+   * exists and is unexpired at `now`. Returns the bound session, or `undefined` (unknown, expired, or
+   * already opened by a browser).
+   */
+  startConnectSession(
+    stateHash: string,
+    options: { browserHash: string; now: number },
+  ): Promise<ConnectSessionRecord | undefined>;
+  /**
+   * Deletes the session and returns it, exactly once, when it is bound to `browserHash`; `undefined` when
+   * unknown, already used, or bound to another browser (then it is left as it was). Expiry is the caller's
+   * check.
+   */
+  consumeConnectSession(
+    stateHash: string,
+    options: { browserHash: string },
+  ): Promise<ConnectSessionRecord | undefined>;
+
+  /** Stores a granted connection waiting for its completion code. */
+  putPendingCompletion(pending: PendingCompletion): Promise<void>;
+  /** Deletes the pending completion and returns it, exactly once; `undefined` when unknown or used. Expiry is the caller's check. */
+  consumePendingCompletion(codeHash: string): Promise<PendingCompletion | undefined>;
 
   /** Includes tombstones (`status: 'disconnected'`); callers decide what a tombstone means. */
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;

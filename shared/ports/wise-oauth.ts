@@ -49,9 +49,14 @@ export interface WiseProfile {
 
 /** Everything the broker asks of Wise. Failures are thrown as `WiseError` subclasses. */
 export interface WiseOAuth {
-  authorizationUrl(params: { state: string }): Promise<string>;
+  /** Wise's authorization page for a state; with `codeChallenge`, a PKCE S256 challenge (RFC 7636). */
+  authorizationUrl(params: { state: string; codeChallenge?: string }): Promise<string>;
   clientCredentials(options?: WiseCallOptions): Promise<TokenGrant>;
-  exchangeCode(params: { code: string }, options?: WiseCallOptions): Promise<TokenGrant>;
+  /** Exchanges an authorization code; `codeVerifier` when the authorization carried a PKCE challenge. */
+  exchangeCode(
+    params: { code: string; codeVerifier?: string },
+    options?: WiseCallOptions,
+  ): Promise<TokenGrant>;
   refresh(params: { refreshToken: string }, options?: WiseCallOptions): Promise<TokenGrant>;
   registrationCodeGrant(
     params: { email: string; registrationCode: string },

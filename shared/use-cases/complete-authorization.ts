@@ -2,6 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { BrokerError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord, GrantType, RecordKey } from '#shared/domain/records.ts';
 import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
+import { hashSecret, newSecret } from '#shared/domain/secret-hash.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { NewConnection } from '#shared/ports/token-store.ts';
 import type { TokenGrant, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
@@ -13,6 +14,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { pkceVerifier } from './start-authorization.ts';
 
 /** What came back on the callback, already checked for shape by the handler. */
 export type AuthorizationCallback =
@@ -21,8 +23,13 @@ export type AuthorizationCallback =
 
 /** Why a callback was refused; each is a 400 page. */
 export type RefusalReason =
-  /** No session has this state: it never existed or was already used. */
+  /**
+   * No session has this state for this browser: it never existed, was already used, or was opened in
+   * another browser.
+   */
   | 'unknown_state'
+  /** The browser brought no binding cookie: the flow did not start at the start URL in this browser. */
+  | 'other_browser'
   | 'expired_state'
   /** The user declined on Wise's authorization page (`access_denied`). */
   | 'denied'
@@ -42,8 +49,14 @@ interface SessionFacts {
 /** The callback's outcome. Expected failures are values; only the unexpected is thrown. */
 export type AuthorizationResult =
   | ({ kind: 'connected'; connection: ConnectionRecord } & SessionFacts)
+  /**
+   * Wise granted; the connection waits for the partner's service to exchange `completionCode` (handed to
+   * the return URL) before it becomes active.
+   */
+  | { kind: 'approved'; connectionId: string; returnUrl: string; completionCode: string }
   | { kind: 'refused'; reason: 'unknown_state' }
-  | ({ kind: 'refused'; reason: Exclude<RefusalReason, 'unknown_state'> } & SessionFacts)
+  | { kind: 'refused'; reason: 'other_browser' }
+  | ({ kind: 'refused'; reason: Exclude<RefusalReason, 'unknown_state' | 'other_browser'> } & SessionFacts)
   /** Wise is down or rate limiting: the person should start again a little later. */
   | ({ kind: 'unavailable'; retryAfterSeconds: number } & SessionFacts)
   /** Wise refused the broker itself (its client credentials, or a request Wise calls malformed). */
@@ -57,10 +70,15 @@ export const LOOKUP_BUDGET_MS = 6_000;
 /** The Retry-After given when Wise did not say how long to wait. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 
+/** How long a completion code waits for the partner's service to exchange it. */
+export const COMPLETION_TTL_MS = 10 * 60 * 1000;
+
 /**
- * Completes the authorization-code flow: consumes the session's state exactly once, exchanges the code,
- * learns the Wise user and checks the profile, and stores the connection's tokens encrypted (replacing any
- * earlier connection under the same id, a tombstone included).
+ * Completes the authorization-code flow: consumes the session's state exactly once, and only from the
+ * browser that opened its start URL (`browserSecret`, the cookie), exchanges the code (with the PKCE
+ * verifier when `wise.pkce` is set), learns the Wise user and checks the profile. A session with a return
+ * URL then keeps the grant's tokens, encrypted, waiting for the completion code it answers with; one without
+ * stores the connection at once (replacing any earlier connection under the same id, a tombstone included).
  *
  * The new grant has already ended the user's previous refresh token, so once the exchange succeeded the
  * connection is stored even when Wise stays unavailable for `/v1/me` or `/v2/profiles` (after the client's
@@ -70,9 +88,15 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 export async function completeAuthorization(
   runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random'>,
   callback: AuthorizationCallback,
-  options: { endsAt?: number } = {},
+  options: { endsAt?: number; browserSecret?: string } = {},
 ): Promise<AuthorizationResult> {
-  const session = await runtime.store.consumeConnectSession(callback.state);
+  const { browserSecret } = options;
+  // A callback without the cookie is refused before the store is touched: the session stays usable by
+  // the browser that started it.
+  if (browserSecret === undefined) return { kind: 'refused', reason: 'other_browser' };
+  const session = await runtime.store.consumeConnectSession(hashSecret('state', callback.state), {
+    browserHash: hashSecret('browser', browserSecret),
+  });
   if (!session) return { kind: 'refused', reason: 'unknown_state' };
   const facts: SessionFacts = { connectionId: session.connectionId };
   if (session.returnUrl !== undefined) facts.returnUrl = session.returnUrl;
@@ -88,7 +112,10 @@ export async function completeAuthorization(
     // end early enough to leave time for that.
     const storeBy = options.endsAt === undefined ? undefined : options.endsAt - STORE_RESERVE_MS;
     const grant = await runtime.wise.exchangeCode(
-      { code: callback.code },
+      {
+        code: callback.code,
+        ...(runtime.config.wise.pkce ? { codeVerifier: pkceVerifier(browserSecret) } : {}),
+      },
       storeBy === undefined ? {} : { deadlineMs: storeBy - LOOKUP_BUDGET_MS },
     );
     const lookupsBy = Math.min(runtime.clock.now() + LOOKUP_BUDGET_MS, storeBy ?? Number.POSITIVE_INFINITY);
@@ -121,13 +148,23 @@ export async function completeAuthorization(
         },
       );
     }
-    const connection = await storeGrantedConnection(runtime, {
+    const granted: GrantedConnection = {
       connectionId: session.connectionId,
       grant: 'authorization_code',
       tokens: grant,
       ...(user ? { user } : {}),
       ...(profileId === undefined ? {} : { profileId }),
-    });
+    };
+    if (session.returnUrl !== undefined) {
+      const completionCode = await keepForCompletion(runtime, await newConnectionFrom(runtime, granted));
+      return {
+        kind: 'approved',
+        completionCode,
+        connectionId: session.connectionId,
+        returnUrl: session.returnUrl,
+      };
+    }
+    const connection = await storeGrantedConnection(runtime, granted);
     return { kind: 'connected', connection, ...facts };
   } catch (error) {
     const failure = classifyWiseFailure(error);
@@ -261,6 +298,36 @@ export async function storeGrantedConnection(
   runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random'>,
   granted: GrantedConnection,
 ): Promise<ConnectionRecord> {
+  return saveNewConnection(runtime, await newConnectionFrom(runtime, granted));
+}
+
+/**
+ * Keeps a granted connection, its tokens already encrypted for the connection's record, until the
+ * partner's service exchanges the completion code; returns the code. Only the code's hash is stored.
+ */
+async function keepForCompletion(
+  runtime: Pick<Runtime, 'store' | 'clock'>,
+  connection: NewConnection,
+): Promise<string> {
+  const completionCode = newSecret();
+  const now = runtime.clock.now();
+  await runtime.store.putPendingCompletion({
+    codeHash: hashSecret('completion', completionCode),
+    connection,
+    expiresAt: now + COMPLETION_TTL_MS,
+    createdAt: now,
+  });
+  logger.info('Connection approved at Wise; waiting for the completion code', {
+    connectionId: connection.connectionId,
+  });
+  return completionCode;
+}
+
+/** A grant's tokens encrypted for their connection's record, as the connection they make. */
+async function newConnectionFrom(
+  runtime: Pick<Runtime, 'config' | 'cipher' | 'clock' | 'random'>,
+  granted: GrantedConnection,
+): Promise<NewConnection> {
   const record: RecordKey = { kind: 'connection', connectionId: granted.connectionId };
   const { tokens } = granted;
   const issuedAt = runtime.clock.now();
@@ -292,8 +359,16 @@ export async function storeGrantedConnection(
     });
   }
 
+  return connection;
+}
+
+/** Stores a new connection, replacing whatever was stored under its id. */
+export async function saveNewConnection(
+  runtime: Pick<Runtime, 'store' | 'clock'>,
+  connection: NewConnection,
+): Promise<ConnectionRecord> {
   for (let attempt = 1; attempt <= SAVE_ATTEMPTS; attempt++) {
-    const current = await runtime.store.getConnection(granted.connectionId);
+    const current = await runtime.store.getConnection(connection.connectionId);
     const saved = await runtime.store.saveConnection(connection, {
       expectedVersion: current?.version,
       now: runtime.clock.now(),
@@ -309,6 +384,6 @@ export async function storeGrantedConnection(
     }
   }
   throw new BrokerError(
-    `Connection "${granted.connectionId}" kept changing while its new tokens were being stored; connect it again.`,
+    `Connection "${connection.connectionId}" kept changing while its new tokens were being stored; connect it again.`,
   );
 }

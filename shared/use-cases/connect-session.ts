@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidRequestError } from '#shared/domain/errors.ts';
 import type { ConnectSessionRecord } from '#shared/domain/records.ts';
+import { hashSecret, newSecret } from '#shared/domain/secret-hash.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { ConnectionIdSchema, requestBodySchema } from './connection-status.ts';
 
@@ -23,40 +23,63 @@ export const ConnectSessionRequest = requestBodySchema({
 
 export type ConnectSessionInput = z.output<typeof ConnectSessionRequest> & { callerArn: string };
 
-/** What the partner sends the Wise user to, and the state that comes back on the callback. */
+/** Where the partner sends the Wise user's browser, and until when. */
 export interface ConnectSession {
-  authorizeUrl: string;
-  state: string;
+  /**
+   * The broker's start URL: it binds the flow to the browser that opens it (once) and redirects that
+   * browser to Wise's authorization page.
+   */
+  startUrl: string;
   /** Epoch ms. */
   expiresAt: number;
 }
 
+/** The path of the start URL beside the callback: `.../oauth/start` for `.../oauth/callback`. */
+export const START_PATH_SEGMENT = 'start';
+
 /**
- * Starts connecting a Wise user: a one-time `state` bound to the connection id and the optional return URL,
- * valid {@link CONNECT_SESSION_TTL_MS}, and Wise's authorization page URL carrying it.
+ * Starts connecting a Wise user: a one-time `state` bound to the connection id and the return URL, valid
+ * {@link CONNECT_SESSION_TTL_MS}, and the start URL carrying it. Only the state's hash is stored.
+ *
+ * A session names a return URL, where the partner's service gets the completion code to confirm the
+ * connection from its own authenticated session; only with `connectWithoutConfirmation` may it leave
+ * the return URL out, and then the callback connects the account with no confirmation.
  *
  * @throws ForbiddenError when the caller's patterns do not cover the connection
- * @throws InvalidRequestError when the return URL is not allowed by the configuration
+ * @throws InvalidRequestError when the return URL is not allowed by the configuration, or missing
  */
 export async function createConnectSession(
-  runtime: Pick<Runtime, 'config' | 'store' | 'wise' | 'policy' | 'clock'>,
+  runtime: Pick<Runtime, 'config' | 'store' | 'policy' | 'clock' | 'redirectUri'>,
   input: ConnectSessionInput,
 ): Promise<ConnectSession> {
   runtime.policy.assertMayUseConnection(input.callerArn, input.connectionId);
+  if (input.returnUrl === undefined && !runtime.config.connectWithoutConfirmation) {
+    throw new InvalidRequestError(
+      'Field "returnUrl": is required: the connection becomes active only when your service exchanges the completion code the broker adds to the return URL. Give one of the configuration\'s returnUrls.',
+      { field: 'returnUrl' },
+    );
+  }
   const returnUrl =
     input.returnUrl === undefined ? undefined : allowedReturnUrl(input.returnUrl, runtime.config.returnUrls);
   const now = runtime.clock.now();
+  const state = newSecret();
   const session: ConnectSessionRecord = {
-    state: randomBytes(32).toString('base64url'),
+    stateHash: hashSecret('state', state),
     connectionId: input.connectionId,
     createdBy: input.callerArn,
     expiresAt: now + CONNECT_SESSION_TTL_MS,
     createdAt: now,
   };
   if (returnUrl !== undefined) session.returnUrl = returnUrl;
-  const authorizeUrl = await runtime.wise.authorizationUrl({ state: session.state });
   await runtime.store.putConnectSession(session);
-  return { authorizeUrl, state: session.state, expiresAt: session.expiresAt };
+  return { startUrl: startUrlFor(runtime.redirectUri, state), expiresAt: session.expiresAt };
+}
+
+/** The start URL of a state: beside the redirect URI (same host, same base path), without its query. */
+export function startUrlFor(redirectUri: string, state: string): string {
+  const url = new URL(START_PATH_SEGMENT, redirectUri);
+  url.search = new URLSearchParams({ state }).toString();
+  return url.href;
 }
 
 /**

@@ -123,7 +123,7 @@ export class WiseOAuthClient implements WiseOAuth {
   }
 
   /** The page to send the user to: `{authorizeUrl}?response_type=code&client_id&redirect_uri&state`. */
-  async authorizationUrl(params: { state: string }): Promise<string> {
+  async authorizationUrl(params: { state: string; codeChallenge?: string }): Promise<string> {
     // A configured client id spares the secret: the function that only builds this URL needs no access to it.
     const clientId = this.#clientId ?? (await this.#credentials.get()).clientId;
     const query = new URLSearchParams({
@@ -132,6 +132,10 @@ export class WiseOAuthClient implements WiseOAuth {
       redirect_uri: this.#redirectUri,
       state: params.state,
     });
+    if (params.codeChallenge !== undefined) {
+      query.set('code_challenge', params.codeChallenge);
+      query.set('code_challenge_method', 'S256');
+    }
     const separator = this.#authorizeUrl.includes('?') ? '&' : '?';
     return `${this.#authorizeUrl}${separator}${query.toString()}`;
   }
@@ -142,7 +146,10 @@ export class WiseOAuthClient implements WiseOAuth {
   }
 
   /** Exchanges the code from the authorization callback (`authorization_code`). */
-  exchangeCode(params: { code: string }, options?: WiseCallOptions): Promise<TokenGrant> {
+  exchangeCode(
+    params: { code: string; codeVerifier?: string },
+    options?: WiseCallOptions,
+  ): Promise<TokenGrant> {
     return this.#grant(
       'authorization code grant',
       (credentials) => ({
@@ -150,8 +157,9 @@ export class WiseOAuthClient implements WiseOAuth {
         client_id: credentials.clientId,
         code: params.code,
         redirect_uri: this.#redirectUri,
+        ...(params.codeVerifier === undefined ? {} : { code_verifier: params.codeVerifier }),
       }),
-      [params.code],
+      params.codeVerifier === undefined ? [params.code] : [params.code, params.codeVerifier],
       options,
     );
   }

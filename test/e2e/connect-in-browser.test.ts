@@ -35,8 +35,9 @@ async function startPartnerApp(): Promise<Server> {
   return server;
 }
 
-async function approveInBrowser(page: Page, authorizeUrl: string, decision: 'Approve' | 'Deny') {
-  await page.goto(authorizeUrl);
+/** Opens the start URL (Wise's page follows), answers there, and waits for the broker's callback. */
+async function approveInBrowser(page: Page, startUrl: string, decision: 'Approve' | 'Deny') {
+  await page.goto(startUrl);
   const callback = page.waitForResponse((response) => response.url().startsWith(broker.redirectUri));
   await page.getByRole('button', { name: decision }).click();
   return callback;
@@ -54,6 +55,8 @@ beforeAll(async () => {
           stage: 'e2e',
           callers: [{ principal: PRINCIPAL, use: ['shop-*'], clientToken: false }],
           returnUrls: [partnerAppUrl],
+          // shop-1 and shop-3 connect without a partner app to confirm them.
+          connectWithoutConfirmation: true,
         },
         'the browser test',
       ),
@@ -82,7 +85,7 @@ describe('connecting a Wise user in a real browser', { timeout: 90_000 }, () => 
     const session = await client.createConnectSession({ connectionId: 'shop-1' });
     const page = await browser.newPage();
 
-    const callback = await approveInBrowser(page, session.authorizeUrl, 'Approve');
+    const callback = await approveInBrowser(page, session.startUrl, 'Approve');
 
     expect(callback.status()).toBe(200);
     await expect(page.locator('#outcome').getAttribute('data-status')).resolves.toBe('connected');
@@ -98,25 +101,73 @@ describe('connecting a Wise user in a real browser', { timeout: 90_000 }, () => 
     expect(token.generation).toBe(1);
   });
 
-  it('redirects to the return URL with the outcome when the session has one', async () => {
+  it('keeps the __Host- binding cookie of the start URL on http://127.0.0.1 and sends it to the callback', async () => {
+    const session = await client.createConnectSession({ connectionId: 'shop-4' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+
+    await page.goto(session.startUrl);
+    const cookies = await context.cookies(broker.url);
+
+    expect(page.url().startsWith(broker.authorizeUrl)).toBe(true);
+    expect(cookies).toHaveLength(1);
+    expect(cookies[0]).toMatchObject({ secure: true, httpOnly: true, sameSite: 'Lax', path: '/' });
+    expect(cookies[0]?.name.startsWith('__Host-wise-connect-')).toBe(true);
+    const callback = page.waitForResponse((response) => response.url().startsWith(broker.redirectUri));
+    await page.getByRole('button', { name: 'Approve' }).click();
+    expect((await callback).status()).toBe(200);
+    await expect(context.cookies(broker.url)).resolves.toEqual([]);
+    await context.close();
+  });
+
+  it('connects through the return URL only once the partner exchanges the completion code', async () => {
     const session = await client.createConnectSession({ connectionId: 'shop-2', returnUrl: partnerAppUrl });
     const page = await browser.newPage();
 
-    await approveInBrowser(page, session.authorizeUrl, 'Approve');
+    await approveInBrowser(page, session.startUrl, 'Approve');
     await page.waitForURL(`${partnerAppUrl}**`);
 
     const landed = new URL(page.url());
-    expect(landed.searchParams.get('status')).toBe('connected');
+    expect(landed.searchParams.get('status')).toBe('approved');
     expect(landed.searchParams.get('connectionId')).toBe('shop-2');
     await expect(page.locator('#partner').textContent()).resolves.toBe('Back in the partner app');
     await page.close();
+    await expect(broker.runtime.store.getConnection('shop-2')).resolves.toBeUndefined();
+
+    const status = await client.completeConnection('shop-2', landed.searchParams.get('completion') ?? '');
+
+    expect(status).toMatchObject({ connectionId: 'shop-2', status: 'active' });
+    await expect(client.getToken({ connectionId: 'shop-2' })).resolves.toMatchObject({ generation: 1 });
+  });
+
+  it("refuses Wise's page forwarded to another browser: the callback there connects nothing", async () => {
+    const session = await client.createConnectSession({ connectionId: 'shop-5', returnUrl: partnerAppUrl });
+    const starter = await browser.newContext();
+    const starterPage = await starter.newPage();
+    await starterPage.goto(session.startUrl);
+    const forwarded = starterPage.url();
+    await starter.close();
+    const other = await browser.newContext();
+    const page = await other.newPage();
+
+    await page.goto(forwarded);
+    const callback = page.waitForResponse((response) => response.url().startsWith(broker.redirectUri));
+    await page.getByRole('button', { name: 'Approve' }).click();
+
+    expect((await callback).status()).toBe(400);
+    await expect(page.locator('#outcome-title').textContent()).resolves.toBe(
+      'Finish connecting in the browser where you started',
+    );
+    await page.screenshot({ path: join(SCREENSHOTS, 'connect-other-browser.png'), fullPage: true });
+    await other.close();
+    await expect(broker.runtime.store.getConnection('shop-5')).resolves.toBeUndefined();
   });
 
   it('shows the failure page when the user denies access, and stores nothing', async () => {
     const session = await client.createConnectSession({ connectionId: 'shop-3' });
     const page = await browser.newPage();
 
-    const callback = await approveInBrowser(page, session.authorizeUrl, 'Deny');
+    const callback = await approveInBrowser(page, session.startUrl, 'Deny');
 
     expect(callback.status()).toBe(400);
     await expect(page.locator('#outcome').getAttribute('data-status')).resolves.toBe('denied');

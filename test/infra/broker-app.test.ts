@@ -334,6 +334,7 @@ describe('the broker functions', () => {
         authorizeUrl: 'https://wise-sandbox.com/oauth/authorize/',
         versionPrefix: '',
         mtls: false,
+        pkce: false,
       },
       callers: TEST_CONTEXT.callers.map((caller) => ({
         use: [],
@@ -342,6 +343,7 @@ describe('the broker functions', () => {
         ...caller,
       })),
       returnUrls: [],
+      connectWithoutConfirmation: false,
       refresh: {
         fraction: 0.8,
         sweepSeconds: 60,
@@ -450,11 +452,20 @@ describe('least privilege', () => {
     putEvents,
   ];
   const expected: Record<string, Statement[]> = {
-    'connect-sessions': [logs, xray, items(['SESSION#*'], 'dynamodb:PutItem'), tableKey, ...wiseCredentials],
+    'connect-sessions': [
+      logs,
+      xray,
+      items(['SESSION#*'], 'dynamodb:PutItem'),
+      items(['COMPLETION#*'], 'dynamodb:DeleteItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      tableKey,
+      ...wiseCredentials,
+    ],
     'oauth-callback': [
       logs,
       xray,
-      items(['SESSION#*'], 'dynamodb:DeleteItem'),
+      items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
+      items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
       tableKey,
       tokenKey('Encrypt', ['access_token', 'refresh_token']),
@@ -519,7 +530,7 @@ describe('least privilege', () => {
 });
 
 describe('the HTTP API', () => {
-  it('requires IAM authorization on every route but the OAuth callback', () => {
+  it('requires IAM authorization on every route but the OAuth start and callback', () => {
     const routes = Object.values(resourcesOf(stateless, 'AWS::ApiGatewayV2::Route')).map((route) => [
       route.Properties.RouteKey,
       route.Properties.AuthorizationType,
@@ -528,7 +539,9 @@ describe('the HTTP API', () => {
     expect(new Map(routes as [string, string][])).toEqual(
       new Map([
         ['POST /connect-sessions', 'AWS_IAM'],
+        ['GET /oauth/start', 'NONE'],
         ['GET /oauth/callback', 'NONE'],
+        ['POST /connections/{id}/completion', 'AWS_IAM'],
         ['POST /connections/{id}/registration-code', 'AWS_IAM'],
         ['POST /tokens', 'AWS_IAM'],
         ['GET /connections', 'AWS_IAM'],
@@ -551,6 +564,8 @@ describe('the HTTP API', () => {
 
     expect(target('POST /connect-sessions')).toBe('connect-sessions');
     expect(target('GET /oauth/callback')).toBe('oauth-callback');
+    expect(target('GET /oauth/start')).toBe('oauth-callback');
+    expect(target('POST /connections/{id}/completion')).toBe('connect-sessions');
     expect(target('POST /connections/{id}/registration-code')).toBe('registration');
     expect(target('POST /tokens')).toBe('tokens');
     expect(target('GET /connections')).toBe('connections');
@@ -596,7 +611,11 @@ describe('calling services', () => {
     ['wise-broker-test-vend', ['api/*/POST/tokens']],
     [
       'wise-broker-test-connect',
-      ['api/*/POST/connect-sessions', 'api/*/POST/connections/*/registration-code'],
+      [
+        'api/*/POST/connect-sessions',
+        'api/*/POST/connections/*/registration-code',
+        'api/*/POST/connections/*/completion',
+      ],
     ],
     [
       'wise-broker-test-admin',

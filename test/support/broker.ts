@@ -9,6 +9,7 @@ import type { ConnectionRecord } from '#shared/domain/records.ts';
 import { createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
 import { type AuthorizationResult, completeAuthorization } from '#shared/use-cases/complete-authorization.ts';
 import { createConnectSession } from '#shared/use-cases/connect-session.ts';
+import { startAuthorization } from '#shared/use-cases/start-authorization.ts';
 import { TEST_KEY_ALIAS, type TestDynamoDb, type TestLocalAws, testDynamoDb, testLocalAws } from './aws.ts';
 
 /**
@@ -71,9 +72,13 @@ export interface BrokerHarness {
   control(path: string, body?: unknown): Promise<unknown>;
   /** The simulator's default user (a personal and a business profile). */
   defaultUser(): Promise<SimulatedUserView>;
-  /** Answers Wise's authorization page for a state, as the user would; returns where Wise sends the browser. */
+  /**
+   * Answers Wise's authorization page, as the user would; returns where Wise sends the browser. Give the
+   * `authorizeUrl` the start URL redirected to (its state and PKCE challenge are read from it), or a state.
+   */
   authorize(options: {
-    state: string;
+    state?: string;
+    authorizeUrl?: string;
     userId?: number;
     profileId?: number;
     decision?: 'approve' | 'deny';
@@ -136,10 +141,16 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
     const config = parseBrokerConfig(
       {
         stage: 'test',
-        wise: { apiUrl: simulator.url, authorizeUrl: simulator.authorizeUrl },
+        wise: {
+          apiUrl: simulator.url,
+          authorizeUrl: simulator.authorizeUrl,
+          pkce: options.simulator?.pkce ?? false,
+        },
         redirectUri: TEST_REDIRECT_URI,
         callers: TEST_CALLERS,
         returnUrls: TEST_RETURN_URLS,
+        // Most tests connect without a partner app to confirm; the confirmation has tests of its own.
+        connectWithoutConfirmation: true,
         ...options.config,
       },
       'the integration test harness',
@@ -175,10 +186,18 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
     };
     const authorize: BrokerHarness['authorize'] = async (request) => {
       const userId = request.userId ?? (await defaultUser()).id;
+      const query = request.authorizeUrl ? new URL(request.authorizeUrl).searchParams : undefined;
+      const pkce = query?.get('code_challenge')
+        ? {
+            codeChallenge: query.get('code_challenge'),
+            codeChallengeMethod: query.get('code_challenge_method'),
+          }
+        : {};
       const { location } = (await control('authorize', {
         clientId: TEST_CLIENT_ID,
         redirectUri: TEST_REDIRECT_URI,
-        state: request.state,
+        state: query?.get('state') ?? request.state,
+        ...pkce,
         userId,
         ...(request.profileId === undefined ? {} : { profileId: request.profileId }),
         decision: request.decision ?? 'approve',
@@ -201,19 +220,22 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
           callerArn: connectOptions.caller ?? PARTNER_ARN,
           connectionId,
         });
+        const state = new URL(session.startUrl).searchParams.get('state') ?? '';
+        const started = await startAuthorization(runtime, state);
+        if (started.kind !== 'started') throw new Error('The start URL was refused.');
         const location = await authorize({
-          state: session.state,
+          authorizeUrl: started.authorizeUrl,
           ...(connectOptions.userId === undefined ? {} : { userId: connectOptions.userId }),
           ...(connectOptions.profileId === undefined ? {} : { profileId: connectOptions.profileId }),
         });
         const code = location.searchParams.get('code');
         const profileId = location.searchParams.get('profileId');
         if (code === null) throw new Error('The simulator sent no code back.');
-        const result: AuthorizationResult = await completeAuthorization(runtime, {
-          state: session.state,
-          code,
-          ...(profileId === null ? {} : { profileId: Number(profileId) }),
-        });
+        const result: AuthorizationResult = await completeAuthorization(
+          runtime,
+          { state, code, ...(profileId === null ? {} : { profileId: Number(profileId) }) },
+          { browserSecret: started.cookie.value },
+        );
         if (result.kind !== 'connected')
           throw new Error(`Connecting ${connectionId} ended ${JSON.stringify(result)}.`);
         return result.connection;
@@ -250,6 +272,8 @@ export interface TestRequest {
   body?: unknown;
   /** The IAM principal API Gateway verified; absent for a public route or an unsigned request. */
   caller?: string;
+  /** The cookies the browser sends, `name=value` each. */
+  cookies?: string[];
 }
 
 /** The event API Gateway hands a Lambda function for a request. */
@@ -270,6 +294,7 @@ export function apiEvent(request: TestRequest): APIGatewayProxyEventV2 {
     routeKey,
     rawPath,
     rawQueryString: new URLSearchParams(request.query ?? {}).toString(),
+    ...(request.cookies ? { cookies: request.cookies } : {}),
     headers: {
       host: 'broker.example.com',
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
@@ -324,6 +349,8 @@ export interface TestResponse {
   headers: Record<string, string>;
   body: string;
   json: unknown;
+  /** The `Set-Cookie` values of the result. */
+  cookies: string[];
 }
 
 /** Invokes a handler as API Gateway would and reads its structured result. */
@@ -338,5 +365,5 @@ export async function invoke(
   const body = result.body ?? '';
   const json =
     headers['content-type']?.startsWith('application/json') && body !== '' ? JSON.parse(body) : undefined;
-  return { statusCode: result.statusCode ?? 200, headers, body, json };
+  return { statusCode: result.statusCode ?? 200, headers, body, json, cookies: result.cookies ?? [] };
 }

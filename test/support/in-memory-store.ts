@@ -14,6 +14,7 @@ import type {
   ListConnectionsResult,
   ListedConnection,
   NewConnection,
+  PendingCompletion,
   TokenStore,
   TokenUpdate,
 } from '#shared/ports/token-store.ts';
@@ -30,6 +31,7 @@ type Stored = TokenState & Partial<ConnectionRecord>;
 export class InMemoryTokenStore implements TokenStore {
   readonly #connections = new Map<string, ConnectionRecord>();
   readonly #sessions = new Map<string, ConnectSessionRecord>();
+  readonly #completions = new Map<string, PendingCompletion>();
   #client: ClientTokenRecord | undefined;
 
   /** Puts a record as it is, bypassing every condition: the arrange step of a test. */
@@ -42,14 +44,39 @@ export class InMemoryTokenStore implements TokenStore {
   }
 
   async putConnectSession(session: ConnectSessionRecord): Promise<void> {
-    if (this.#sessions.has(session.state)) throw new Error('A connect session with this state exists.');
-    this.#sessions.set(session.state, structuredClone(session));
+    if (this.#sessions.has(session.stateHash)) throw new Error('A connect session with this state exists.');
+    this.#sessions.set(session.stateHash, structuredClone(session));
   }
 
-  async consumeConnectSession(state: string): Promise<ConnectSessionRecord | undefined> {
-    const session = this.#sessions.get(state);
-    this.#sessions.delete(state);
+  async startConnectSession(
+    stateHash: string,
+    options: { browserHash: string; now: number },
+  ): Promise<ConnectSessionRecord | undefined> {
+    const session = this.#sessions.get(stateHash);
+    if (!session || session.browserHash !== undefined || session.expiresAt <= options.now) return undefined;
+    session.browserHash = options.browserHash;
+    return structuredClone(session);
+  }
+
+  async consumeConnectSession(
+    stateHash: string,
+    options: { browserHash: string },
+  ): Promise<ConnectSessionRecord | undefined> {
+    const session = this.#sessions.get(stateHash);
+    if (!session || session.browserHash !== options.browserHash) return undefined;
+    this.#sessions.delete(stateHash);
     return session;
+  }
+
+  async putPendingCompletion(pending: PendingCompletion): Promise<void> {
+    if (this.#completions.has(pending.codeHash)) throw new Error('A completion with this code exists.');
+    this.#completions.set(pending.codeHash, structuredClone(pending));
+  }
+
+  async consumePendingCompletion(codeHash: string): Promise<PendingCompletion | undefined> {
+    const pending = this.#completions.get(codeHash);
+    this.#completions.delete(codeHash);
+    return pending;
   }
 
   async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {

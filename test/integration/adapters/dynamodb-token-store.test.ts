@@ -91,42 +91,105 @@ async function markNeedsReauth(store: DynamoDbTokenStore, connectionId: string):
 
 describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
   describe('connect sessions', () => {
-    it('hands a session to exactly one of two concurrent consumers', async () => {
+    const session = {
+      stateHash: 'state-hash-abc',
+      connectionId: 'acme-1',
+      returnUrl: 'https://partner.example/done',
+      createdBy: 'arn:aws:iam::123456789012:role/app',
+      expiresAt: NOW + 10 * MINUTE,
+      createdAt: NOW,
+    };
+
+    it('hands a session to exactly one of two concurrent consumers from its browser', async () => {
       const store = await newStore();
-      const session = {
-        state: 'state-abc',
-        connectionId: 'acme-1',
-        returnUrl: 'https://partner.example/done',
-        createdBy: 'arn:aws:iam::123456789012:role/app',
-        expiresAt: NOW + 10 * MINUTE,
-        createdAt: NOW,
-      };
       await store.putConnectSession(session);
+      await store.startConnectSession('state-hash-abc', { browserHash: 'browser-1', now: NOW });
 
       const results = await Promise.all([
-        store.consumeConnectSession('state-abc'),
-        store.consumeConnectSession('state-abc'),
+        store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
+        store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
       ]);
 
-      expect(results.filter((result) => result !== undefined)).toEqual([session]);
-      await expect(store.consumeConnectSession('state-abc')).resolves.toBeUndefined();
+      expect(results.filter((result) => result !== undefined)).toEqual([
+        { ...session, browserHash: 'browser-1' },
+      ]);
+      await expect(
+        store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
+      ).resolves.toBeUndefined();
+    });
+
+    it('binds a session to the first browser only, and only before it expires', async () => {
+      const store = await newStore();
+      await store.putConnectSession(session);
+      await store.putConnectSession({ ...session, stateHash: 'state-hash-late' });
+
+      const first = await store.startConnectSession('state-hash-abc', { browserHash: 'browser-1', now: NOW });
+      const second = await store.startConnectSession('state-hash-abc', {
+        browserHash: 'browser-2',
+        now: NOW,
+      });
+      const late = await store.startConnectSession('state-hash-late', {
+        browserHash: 'browser-1',
+        now: session.expiresAt,
+      });
+
+      expect(first).toMatchObject({ connectionId: 'acme-1', browserHash: 'browser-1' });
+      expect(second).toBeUndefined();
+      expect(late).toBeUndefined();
+    });
+
+    it('leaves a session alone when another browser, or none, tries to consume it', async () => {
+      const store = await newStore();
+      await store.putConnectSession(session);
+      await store.putConnectSession({ ...session, stateHash: 'state-hash-unbound' });
+      await store.startConnectSession('state-hash-abc', { browserHash: 'browser-1', now: NOW });
+
+      const stranger = await store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-2' });
+      const unbound = await store.consumeConnectSession('state-hash-unbound', { browserHash: 'browser-2' });
+
+      expect(stranger).toBeUndefined();
+      expect(unbound).toBeUndefined();
+      await expect(
+        store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
+      ).resolves.toMatchObject({ connectionId: 'acme-1' });
     });
 
     it('refuses to overwrite a session that is still waiting', async () => {
       const store = await newStore();
-      const session = {
-        state: 's-1',
-        connectionId: 'a',
-        createdBy: 'p',
-        expiresAt: NOW + MINUTE,
-        createdAt: NOW,
-      };
       await store.putConnectSession(session);
+      await store.startConnectSession(session.stateHash, { browserHash: 'b', now: NOW });
 
       await expect(store.putConnectSession({ ...session, connectionId: 'b' })).rejects.toThrow(
         /already exists/,
       );
-      await expect(store.consumeConnectSession('s-1')).resolves.toMatchObject({ connectionId: 'a' });
+      await expect(
+        store.consumeConnectSession(session.stateHash, { browserHash: 'b' }),
+      ).resolves.toMatchObject({ connectionId: 'acme-1' });
+    });
+  });
+
+  describe('pending completions', () => {
+    it('hands a pending connection out exactly once, with its ciphertexts intact', async () => {
+      const store = await newStore();
+      const pending = {
+        codeHash: 'code-hash-1',
+        connection: grant('acme-1', { profileId: 7 }),
+        expiresAt: NOW + 10 * MINUTE,
+        createdAt: NOW,
+      };
+      await store.putPendingCompletion(pending);
+
+      const results = await Promise.all([
+        store.consumePendingCompletion('code-hash-1'),
+        store.consumePendingCompletion('code-hash-1'),
+      ]);
+
+      const taken = results.filter((result) => result !== undefined);
+      expect(taken).toHaveLength(1);
+      expect(taken[0]).toMatchObject({ codeHash: 'code-hash-1', expiresAt: pending.expiresAt });
+      expect(text(taken[0]?.connection.accessToken)).toBe(text(pending.connection.accessToken));
+      expect(taken[0]?.connection.profileId).toBe(7);
+      await expect(store.getConnection('acme-1')).resolves.toBeUndefined();
     });
   });
 

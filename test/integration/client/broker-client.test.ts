@@ -29,7 +29,7 @@ function clientFor(credentials: typeof PAYMENTS_KEYS): BrokerClient {
 /** Connects a Wise user the way a browser would, through the simulator's control interface. */
 async function connect(client: BrokerClient, connectionId: string): Promise<void> {
   const session = await client.createConnectSession({ connectionId });
-  const callback = await approveAtSimulator(broker, session.state);
+  const { callback } = await approveAtSimulator(broker, session.startUrl);
   expect(callback.status).toBe(200);
 }
 
@@ -51,6 +51,7 @@ beforeAll(async () => {
       broker: parseBrokerConfig(
         {
           stage: 'client-test',
+          connectWithoutConfirmation: true,
           // The README's local roles: payments uses connections, the operator administers them.
           callers: readBrokerConfigFile(fileURLToPath(new URL('../../../broker.local.json', import.meta.url)))
             .callers,

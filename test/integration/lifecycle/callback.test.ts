@@ -3,6 +3,7 @@ import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts
 import { MetricName, metrics } from '#shared/observability.ts';
 import type { TokenStore } from '#shared/ports/token-store.ts';
 import type { WiseOAuth } from '#shared/ports/wise-oauth.ts';
+import { browserCookieName } from '#shared/use-cases/start-authorization.ts';
 import { WiseUnavailableError } from '#shared/wise/errors.ts';
 import { type BrokerHarness, invoke, startBroker, TEST_CLIENT_SECRET } from '../../support/broker.ts';
 import { connectRoutes } from './connect-support.ts';
@@ -34,11 +35,16 @@ function pageOf(body: string) {
 
 describe('the OAuth callback refuses', () => {
   it('a state no session has, with a page that says so and no link', async () => {
-    const response = await routes.callback({ state: 'x'.repeat(43), code: 'some-code' });
+    const state = 'x'.repeat(43);
+
+    const response = await routes.callback(
+      { state, code: 'some-code' },
+      { cookies: [`${browserCookieName(state)}=${'b'.repeat(43)}`] },
+    );
 
     expect(response.statusCode).toBe(400);
     expect(pageOf(response.body)).toEqual({ status: 'error', link: undefined });
-    expect(response.body).toContain('already been used or was never issued');
+    expect(response.body).toContain('or was never issued');
   });
 
   it('a state used twice: the second callback is refused and Wise sees one exchange', async () => {
@@ -191,6 +197,7 @@ describe('the OAuth callback when Wise refuses the broker or its lookups', () =>
       method: 'GET',
       route: '/oauth/callback',
       query: routes.queryOf(location),
+      cookies: [session.cookie],
     });
 
     expect(response.statusCode).toBe(200);
@@ -218,6 +225,8 @@ describe('the OAuth callback pages', () => {
       expect(response.body).not.toContain(secret);
     }
     expect(response.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(response.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(response.headers['x-frame-options']).toBe('DENY');
     expect(response.headers['cache-control']).toBe('no-store');
     expect(response.body).not.toMatch(/<script/i);
   });
@@ -233,6 +242,7 @@ describe('the OAuth callback pages', () => {
       method: 'GET',
       route: '/oauth/callback',
       query: { state: 'z'.repeat(43), code: 'some-code' },
+      cookies: [`${browserCookieName('z'.repeat(43))}=${'b'.repeat(43)}`],
     });
 
     expect(response.statusCode).toBe(500);

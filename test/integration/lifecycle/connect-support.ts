@@ -15,10 +15,45 @@ export function connectRoutes(broker: BrokerHarness) {
     connections: createConnectionsHandler(runtime),
   };
 
+  /** The browser's cookies: what the start URL set, sent with every callback unless a test says otherwise. */
+  const cookieJar = new Map<string, string>();
+  const keepCookies = (setCookies: readonly string[]) => {
+    for (const setCookie of setCookies) {
+      const [pair = '', ...attributes] = setCookie.split(';');
+      const [name = '', value = ''] = pair.split('=');
+      if (value === '' || attributes.some((attribute) => attribute.trim() === 'Max-Age=0')) {
+        cookieJar.delete(name);
+      } else {
+        cookieJar.set(name, value);
+      }
+    }
+  };
+
+  /** Opens a start URL in the browser: keeps its cookie and answers where it redirected. */
+  const openStartUrl = async (startUrl: string): Promise<TestResponse> => {
+    const response = await invoke(handlers.callback, {
+      method: 'GET',
+      route: '/oauth/start',
+      query: Object.fromEntries(new URL(startUrl).searchParams),
+    });
+    keepCookies(response.cookies);
+    return response;
+  };
+
+  /**
+   * A connect session created by the partner's service and opened by the browser at its start URL:
+   * `authorizeUrl` is Wise's page the start URL redirected to, `cookie` the binding it set.
+   */
   const startSession = async (
     connectionId: string,
     options: { returnUrl?: string; caller?: string } = {},
-  ): Promise<{ state: string; authorizeUrl: string; expiresAt: string }> => {
+  ): Promise<{
+    state: string;
+    startUrl: string;
+    authorizeUrl: string;
+    cookie: string;
+    expiresAt: string;
+  }> => {
     const response = await invoke(handlers.connectSessions, {
       method: 'POST',
       route: '/connect-sessions',
@@ -26,12 +61,37 @@ export function connectRoutes(broker: BrokerHarness) {
       body: { connectionId, ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}) },
     });
     if (response.statusCode !== 201) throw new Error(`POST /connect-sessions answered ${response.body}`);
-    return response.json as { state: string; authorizeUrl: string; expiresAt: string };
+    const { startUrl, expiresAt } = response.json as { startUrl: string; expiresAt: string };
+    const state = new URL(startUrl).searchParams.get('state') ?? '';
+    const start = await openStartUrl(startUrl);
+    if (start.statusCode !== 303) throw new Error(`GET /oauth/start answered ${start.statusCode}`);
+    return {
+      state,
+      startUrl,
+      expiresAt,
+      authorizeUrl: start.headers.location ?? '',
+      cookie: start.cookies[0]?.split(';')[0] ?? '',
+    };
   };
 
-  /** The callback with the query Wise put on the redirect. */
-  const callback = (query: Record<string, string>): Promise<TestResponse> =>
-    invoke(handlers.callback, { method: 'GET', route: '/oauth/callback', query });
+  /**
+   * The callback with the query Wise put on the redirect, from the browser holding the jar's cookies, or
+   * with exactly `cookies` (`[]`: a browser without any).
+   */
+  const callback = async (
+    query: Record<string, string>,
+    options: { cookies?: string[] } = {},
+  ): Promise<TestResponse> => {
+    const cookies = options.cookies ?? [...cookieJar].map(([name, value]) => `${name}=${value}`);
+    const response = await invoke(handlers.callback, {
+      method: 'GET',
+      route: '/oauth/callback',
+      query,
+      ...(cookies.length > 0 ? { cookies } : {}),
+    });
+    if (options.cookies === undefined) keepCookies(response.cookies);
+    return response;
+  };
 
   const queryOf = (location: URL): Record<string, string> => Object.fromEntries(location.searchParams);
 
@@ -45,7 +105,7 @@ export function connectRoutes(broker: BrokerHarness) {
       options.returnUrl ? { returnUrl: options.returnUrl } : {},
     );
     const location = await broker.authorize({
-      state: session.state,
+      authorizeUrl: session.authorizeUrl,
       ...(options.profileId === undefined ? {} : { profileId: options.profileId }),
       ...(options.userId === undefined ? {} : { userId: options.userId }),
     });
@@ -69,7 +129,16 @@ export function connectRoutes(broker: BrokerHarness) {
     };
   };
 
-  return { handlers, startSession, callback, queryOf, connectThroughCallback, plaintextTokens };
+  return {
+    handlers,
+    startSession,
+    openStartUrl,
+    callback,
+    queryOf,
+    connectThroughCallback,
+    plaintextTokens,
+    cookieJar,
+  };
 }
 
 /** Every way a secret could sit in a table item: as text, or inside binary as UTF-8 or base64. */

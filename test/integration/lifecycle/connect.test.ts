@@ -16,9 +16,12 @@ afterAll(async () => {
 });
 
 describe('connecting a Wise user through the authorization page', () => {
-  it('answers a connect session with the authorize URL of Wise carrying the state', async () => {
+  it('answers a connect session with a start URL that redirects to Wise carrying the state', async () => {
     const session = await routes.startSession('acme-url');
 
+    expect(session.startUrl).toBe(
+      `http://127.0.0.1:3000/oauth/start?state=${encodeURIComponent(session.state)}`,
+    );
     const url = new URL(session.authorizeUrl);
     expect(`${url.origin}${url.pathname}`).toBe(broker.simulator.authorizeUrl);
     expect(url.searchParams.get('state')).toBe(session.state);
@@ -83,15 +86,21 @@ describe('connecting a Wise user through the authorization page', () => {
     expect((await broker.runtime.store.getConnection('acme-business'))?.profileId).toBe(business?.id);
   });
 
-  it('redirects to the return URL with status and connectionId after connecting', async () => {
+  it('redirects to the return URL with status approved and a completion code, connecting nothing yet', async () => {
     const { response } = await routes.connectThroughCallback('acme-3', {
       returnUrl: 'https://app.example.com/return/acme-3?step=2',
     });
 
     expect(response.statusCode).toBe(303);
-    expect(response.headers.location).toBe(
-      'https://app.example.com/return/acme-3?step=2&status=connected&connectionId=acme-3',
-    );
+    const location = new URL(response.headers.location ?? '');
+    expect(`${location.origin}${location.pathname}`).toBe('https://app.example.com/return/acme-3');
+    expect(Object.fromEntries(location.searchParams)).toEqual({
+      step: '2',
+      status: 'approved',
+      connectionId: 'acme-3',
+      completion: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+    });
+    await expect(broker.runtime.store.getConnection('acme-3')).resolves.toBeUndefined();
   });
 
   it('replaces the tokens on a reconnect: the old refresh token is dead at Wise and the generation grew', async () => {

@@ -33,7 +33,7 @@ function simulatorUrl(running: LocalBroker): string {
 /** Connects a Wise user the way a browser would, through the simulator's control interface. */
 async function connect(running: LocalBroker, connectionId: string): Promise<void> {
   const session = await clientFor(running).createConnectSession({ connectionId });
-  const callback = await approveAtSimulator(running, session.state);
+  const { callback } = await approveAtSimulator(running, session.startUrl);
   expect(callback.status).toBe(200);
 }
 
@@ -50,6 +50,7 @@ beforeAll(async () => {
     broker: parseBrokerConfig(
       {
         stage: 'restart',
+        connectWithoutConfirmation: true,
         callers: [{ principal: PRINCIPAL, use: ['shop-*'], clientToken: false }],
       },
       'the restart test',

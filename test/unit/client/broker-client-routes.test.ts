@@ -23,8 +23,7 @@ describe('BrokerClient connection routes', () => {
 
   it('creates a connect session with a signed POST /connect-sessions', async () => {
     const session = {
-      authorizeUrl: 'https://wise.example/authorize?state=s1',
-      state: 's1',
+      startUrl: 'https://broker.example/oauth/start?state=s1',
       expiresAt: '2026-11-26T12:10:00.000Z',
     };
     env.broker.reply('POST /connect-sessions', () => json(201, session));
@@ -39,6 +38,23 @@ describe('BrokerClient connection routes', () => {
       expect.objectContaining({
         routeKey: 'POST /connect-sessions',
         body: { connectionId, returnUrl: 'https://partner.example/done' },
+      }),
+    ]);
+  });
+
+  it('confirms a connection with its completion code on the connection’s own path', async () => {
+    env.broker.reply('POST /connections/{id}/completion', ({ pathParameters }) =>
+      json(200, status(pathParameters.id ?? '')),
+    );
+
+    const confirmed = await env.client.completeConnection(connectionId, 'completion-code-1234');
+
+    expect(confirmed.connectionId).toBe(connectionId);
+    expect(env.broker.seen).toEqual([
+      expect.objectContaining({
+        routeKey: 'POST /connections/{id}/completion',
+        pathParameters: { id: connectionId },
+        body: { completionCode: 'completion-code-1234' },
       }),
     ]);
   });

@@ -84,6 +84,7 @@ export async function startFakeBroker(start = Date.parse('2026-11-26T12:00:00Z')
     routes: [
       route('POST', '/tokens'),
       route('POST', '/connect-sessions'),
+      route('POST', '/connections/{id}/completion'),
       route('POST', '/connections/{id}/registration-code'),
       route('GET', '/connections'),
       route('GET', '/connections/{id}'),

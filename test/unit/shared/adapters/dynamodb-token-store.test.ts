@@ -72,7 +72,7 @@ describe('DynamoDbTokenStore', () => {
       documents.on(PutCommand).resolves({});
 
       await store().putConnectSession({
-        state: 'state-1',
+        stateHash: 'state-hash-1',
         connectionId: 'acme-1',
         returnUrl: 'https://partner.example/done',
         createdBy: 'arn:aws:iam::123456789012:role/app',
@@ -85,9 +85,8 @@ describe('DynamoDbTokenStore', () => {
       expect(calls[0]?.args[0].input).toEqual({
         TableName: TABLE,
         Item: {
-          pk: 'SESSION#state-1',
+          pk: 'SESSION#state-hash-1',
           sk: 'SESSION',
-          state: 'state-1',
           connectionId: 'acme-1',
           returnUrl: 'https://partner.example/done',
           createdBy: 'arn:aws:iam::123456789012:role/app',
@@ -103,7 +102,7 @@ describe('DynamoDbTokenStore', () => {
       documents.on(PutCommand).rejects(lostCondition());
 
       const put = store().putConnectSession({
-        state: 'state-1',
+        stateHash: 'state-hash-1',
         connectionId: 'acme-1',
         createdBy: 'arn:aws:iam::123456789012:role/app',
         expiresAt: 2,
@@ -111,18 +110,18 @@ describe('DynamoDbTokenStore', () => {
       });
 
       await expect(put).rejects.toThrow('A connect session with the same state already exists');
-      await expect(put).rejects.not.toThrow(/state-1/);
+      await expect(put).rejects.not.toThrow(/state-hash-1/);
     });
   });
 
   describe('consumeConnectSession', () => {
-    it('deletes the session only if it exists and returns what was stored', async () => {
+    it('deletes the session only if it is bound to the browser and returns what was stored', async () => {
       documents.on(DeleteCommand).resolves({
         Attributes: {
-          pk: 'SESSION#state-1',
+          pk: 'SESSION#state-hash-1',
           sk: 'SESSION',
-          state: 'state-1',
           connectionId: 'acme-1',
+          browserHash: 'browser-hash-1',
           createdBy: 'arn:aws:iam::123456789012:role/app',
           expiresAt: 2_000,
           createdAt: 1_000,
@@ -130,16 +129,18 @@ describe('DynamoDbTokenStore', () => {
         },
       });
 
-      const session = await store().consumeConnectSession('state-1');
+      const session = await store().consumeConnectSession('state-hash-1', { browserHash: 'browser-hash-1' });
 
       expect(documents.commandCalls(DeleteCommand)[0]?.args[0].input).toEqual({
         TableName: TABLE,
-        Key: { pk: 'SESSION#state-1', sk: 'SESSION' },
-        ConditionExpression: 'attribute_exists(pk)',
+        Key: { pk: 'SESSION#state-hash-1', sk: 'SESSION' },
+        ConditionExpression: 'attribute_exists(pk) AND browserHash = :browserHash',
+        ExpressionAttributeValues: { ':browserHash': 'browser-hash-1' },
         ReturnValues: 'ALL_OLD',
       });
       expect(session).toEqual({
-        state: 'state-1',
+        stateHash: 'state-hash-1',
+        browserHash: 'browser-hash-1',
         connectionId: 'acme-1',
         createdBy: 'arn:aws:iam::123456789012:role/app',
         expiresAt: 2_000,
@@ -150,13 +151,17 @@ describe('DynamoDbTokenStore', () => {
     it('returns undefined when the session is unknown or was already consumed', async () => {
       documents.on(DeleteCommand).rejects(lostCondition());
 
-      await expect(store().consumeConnectSession('state-1')).resolves.toBeUndefined();
+      await expect(
+        store().consumeConnectSession('state-hash-1', { browserHash: 'b' }),
+      ).resolves.toBeUndefined();
     });
 
     it('passes on any error other than a lost condition', async () => {
       documents.on(DeleteCommand).rejects(new Error('throttled'));
 
-      await expect(store().consumeConnectSession('state-1')).rejects.toThrow('throttled');
+      await expect(store().consumeConnectSession('state-hash-1', { browserHash: 'b' })).rejects.toThrow(
+        'throttled',
+      );
     });
   });
 

@@ -1,7 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
+import { hashSecret } from '#shared/domain/secret-hash.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
-import { completeAuthorization } from '#shared/use-cases/complete-authorization.ts';
+import {
+  type AuthorizationCallback,
+  completeAuthorization,
+} from '#shared/use-cases/complete-authorization.ts';
 import {
   WiseInvalidClientError,
   WiseInvalidGrantError,
@@ -13,10 +17,14 @@ import {
 import { type FakeRuntime, fakeRuntime, START, storedConnection } from './connect-fakes.ts';
 
 const STATE = 'S'.repeat(43);
+/** The secret of the browser that opened the start URL, as its cookie holds it. */
+const BROWSER = 'B'.repeat(43);
 
+/** A session already opened at its start URL by the browser whose secret is {@link BROWSER}. */
 async function session(runtime: FakeRuntime, options: { connectionId?: string; returnUrl?: string } = {}) {
   await runtime.store.putConnectSession({
-    state: STATE,
+    stateHash: hashSecret('state', STATE),
+    browserHash: hashSecret('browser', BROWSER),
     connectionId: options.connectionId ?? 'acme-1',
     createdBy: 'arn:aws:iam::111122223333:role/partner-app',
     createdAt: START,
@@ -27,6 +35,11 @@ async function session(runtime: FakeRuntime, options: { connectionId?: string; r
 
 function decode(bytes: Uint8Array | undefined): string {
   return new TextDecoder().decode(bytes);
+}
+
+/** The callback as the browser that started the flow brings it, with its cookie. */
+function fromBrowser(runtime: FakeRuntime, callback: AuthorizationCallback) {
+  return completeAuthorization(runtime, callback, { browserSecret: BROWSER });
 }
 
 afterEach(() => {
@@ -49,7 +62,7 @@ describe('completeAuthorization', () => {
     const runtime = fakeRuntime();
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toMatchObject({ kind: 'connected', connectionId: 'acme-1' });
     expect(runtime.wise.calls[0]).toEqual({ method: 'exchangeCode', args: [{ code: 'the-code' }] });
@@ -80,7 +93,7 @@ describe('completeAuthorization', () => {
     const runtime = fakeRuntime();
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     const stored = await runtime.store.getConnection('acme-1');
     expect(stored?.nextRefreshAt).toBe(nextRefreshAt(START, START + 43_199_000, 0.8, () => 0.5));
@@ -90,7 +103,7 @@ describe('completeAuthorization', () => {
     const runtime = fakeRuntime();
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code', profileId: 16550002 });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code', profileId: 16550002 });
 
     expect((await runtime.store.getConnection('acme-1'))?.profileId).toBe(16550002);
   });
@@ -99,7 +112,7 @@ describe('completeAuthorization', () => {
     const runtime = fakeRuntime();
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code', profileId: 999 });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code', profileId: 999 });
 
     expect(result).toEqual({ kind: 'refused', reason: 'profile_not_owned', connectionId: 'acme-1' });
     expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
@@ -110,7 +123,7 @@ describe('completeAuthorization', () => {
     runtime.wise.profiles = [{ id: 77, type: 'BUSINESS' }];
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect((await runtime.store.getConnection('acme-1'))?.profileId).toBe(77);
   });
@@ -118,9 +131,9 @@ describe('completeAuthorization', () => {
   it('consumes the state: the same state works only once', async () => {
     const runtime = fakeRuntime();
     await session(runtime);
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
-    const second = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const second = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(second).toEqual({ kind: 'refused', reason: 'unknown_state' });
     expect(runtime.wise.called('exchangeCode')).toBe(1);
@@ -129,7 +142,7 @@ describe('completeAuthorization', () => {
   it('refuses an unknown state without calling Wise', async () => {
     const runtime = fakeRuntime();
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toEqual({ kind: 'refused', reason: 'unknown_state' });
     expect(runtime.wise.calls).toEqual([]);
@@ -140,7 +153,7 @@ describe('completeAuthorization', () => {
     await session(runtime, { returnUrl: 'https://app.example.com/return/' });
     runtime.advance(600_000);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toEqual({
       kind: 'refused',
@@ -156,7 +169,7 @@ describe('completeAuthorization', () => {
     await session(runtime);
     runtime.advance(599_999);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result.kind).toBe('connected');
   });
@@ -165,8 +178,8 @@ describe('completeAuthorization', () => {
     const runtime = fakeRuntime();
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, error: 'access_denied' });
-    const again = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, error: 'access_denied' });
+    const again = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toEqual({ kind: 'refused', reason: 'denied', connectionId: 'acme-1' });
     expect(again.kind).toBe('refused');
@@ -177,7 +190,7 @@ describe('completeAuthorization', () => {
     const runtime = fakeRuntime();
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, error: 'server_error' });
+    const result = await fromBrowser(runtime, { state: STATE, error: 'server_error' });
 
     expect(result).toMatchObject({ kind: 'refused', reason: 'authorization_failed' });
   });
@@ -190,7 +203,7 @@ describe('completeAuthorization', () => {
     });
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toMatchObject({ kind: 'refused', reason: 'code_rejected', connectionId: 'acme-1' });
     expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
@@ -209,7 +222,7 @@ describe('completeAuthorization', () => {
     runtime.wise.exchangeFailure = failure;
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toEqual({ kind: 'unavailable', retryAfterSeconds: seconds, connectionId: 'acme-1' });
   });
@@ -222,7 +235,7 @@ describe('completeAuthorization', () => {
     runtime.wise.exchangeFailure = failure;
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toEqual({ kind: 'failed', reason, connectionId: 'acme-1' });
   });
@@ -233,7 +246,7 @@ describe('completeAuthorization', () => {
     runtime.wise.exchangeFailure = new WiseInvalidClientError('bad secret', { status: 401 });
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(addMetric).toHaveBeenCalledWith(MetricName.invalidClient, 'Count', 1);
     expect(error).toHaveBeenCalledWith(
@@ -248,7 +261,7 @@ describe('completeAuthorization', () => {
     runtime.wise.exchangeFailure = down();
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(addMetric).not.toHaveBeenCalledWith(
       MetricName.invalidClient,
@@ -266,7 +279,7 @@ describe('completeAuthorization', () => {
     );
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, {
+    const result = await fromBrowser(runtime, {
       state: STATE,
       code: 'the-code',
       profileId: 424242,
@@ -295,7 +308,11 @@ describe('completeAuthorization', () => {
     const profiles = vi.spyOn(runtime.wise, 'listProfiles');
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' }, { endsAt: START + 12_000 });
+    await completeAuthorization(
+      runtime,
+      { state: STATE, code: 'the-code' },
+      { endsAt: START + 12_000, browserSecret: BROWSER },
+    );
 
     // 12 s left: 3 s kept for storing, 6 s for the lookups, the exchange gets the rest.
     expect(exchange).toHaveBeenCalledWith({ code: 'the-code' }, { deadlineMs: START + 3_000 });
@@ -309,7 +326,7 @@ describe('completeAuthorization', () => {
     vi.spyOn(runtime.wise, 'listProfiles').mockRejectedValue(down());
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result.kind).toBe('connected');
     const stored = await runtime.store.getConnection('acme-1');
@@ -323,7 +340,7 @@ describe('completeAuthorization', () => {
     vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(down());
     await session(runtime);
 
-    const connected = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const connected = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(connected.kind).toBe('connected');
     const stored = await runtime.store.getConnection('acme-1');
@@ -337,7 +354,7 @@ describe('completeAuthorization', () => {
     vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(down());
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code', profileId: 999 });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code', profileId: 999 });
 
     expect(result).toEqual({ kind: 'refused', reason: 'profile_not_owned', connectionId: 'acme-1' });
     expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
@@ -351,7 +368,7 @@ describe('completeAuthorization', () => {
     );
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result).toEqual({ kind: 'failed', reason: 'wise_error', connectionId: 'acme-1' });
     expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
@@ -362,9 +379,7 @@ describe('completeAuthorization', () => {
     vi.spyOn(runtime.store, 'saveConnection').mockRejectedValue(new Error('table gone'));
     await session(runtime);
 
-    await expect(completeAuthorization(runtime, { state: STATE, code: 'the-code' })).rejects.toThrow(
-      'table gone',
-    );
+    await expect(fromBrowser(runtime, { state: STATE, code: 'the-code' })).rejects.toThrow('table gone');
   });
 
   it('replaces the tokens of an earlier connection and grows its generation', async () => {
@@ -378,7 +393,7 @@ describe('completeAuthorization', () => {
     );
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     const stored = await runtime.store.getConnection('acme-1');
     expect(stored).toMatchObject({ generation: 6, version: 10, status: 'active' });
@@ -393,7 +408,7 @@ describe('completeAuthorization', () => {
     );
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result.kind).toBe('connected');
     expect(await runtime.store.getConnection('acme-1')).toMatchObject({ status: 'active', generation: 3 });
@@ -404,7 +419,7 @@ describe('completeAuthorization', () => {
     const save = vi.spyOn(runtime.store, 'saveConnection').mockResolvedValueOnce(undefined);
     await session(runtime);
 
-    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(result.kind).toBe('connected');
     expect(save).toHaveBeenCalledTimes(2);
@@ -415,8 +430,6 @@ describe('completeAuthorization', () => {
     vi.spyOn(runtime.store, 'saveConnection').mockResolvedValue(undefined);
     await session(runtime);
 
-    await expect(completeAuthorization(runtime, { state: STATE, code: 'the-code' })).rejects.toThrow(
-      /kept changing/,
-    );
+    await expect(fromBrowser(runtime, { state: STATE, code: 'the-code' })).rejects.toThrow(/kept changing/);
   });
 });

@@ -143,12 +143,16 @@ export interface FakeRuntime extends Runtime {
 }
 
 /** A runtime of fakes: the partner may use `acme-*`, the admin administers `acme-*`, the other admin `beta-*`. */
-export function fakeRuntime(options: { returnUrls?: string[] } = {}): FakeRuntime {
+export function fakeRuntime(
+  options: { returnUrls?: string[]; connectWithoutConfirmation?: boolean; pkce?: boolean } = {},
+): FakeRuntime {
   let now = START;
   const clock = { now: () => now };
   const config = parseBrokerConfig(
     {
       stage: 'test',
+      wise: { pkce: options.pkce ?? false },
+      connectWithoutConfirmation: options.connectWithoutConfirmation ?? true,
       returnUrls: options.returnUrls ?? [
         'https://app.example.com/wise/done',
         'https://app.example.com/return/',

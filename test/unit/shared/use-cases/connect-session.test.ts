@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ForbiddenError, InvalidRequestError } from '#shared/domain/errors.ts';
+import { hashSecret } from '#shared/domain/secret-hash.ts';
 import { parseValue } from '#shared/http/request.ts';
 import {
   allowedReturnUrl,
@@ -7,6 +8,7 @@ import {
   ConnectSessionRequest,
   createConnectSession,
   matchReturnUrl,
+  startUrlFor,
 } from '#shared/use-cases/connect-session.ts';
 import { fakeRuntime, PARTNER, PARTNER_SESSION, START, STRANGER } from './connect-fakes.ts';
 
@@ -118,22 +120,26 @@ describe('ConnectSessionRequest', () => {
 });
 
 describe('createConnectSession', () => {
-  it('stores a one-time state bound to the connection and returns the authorize URL carrying it', async () => {
+  const stateOf = (startUrl: string) => new URL(startUrl).searchParams.get('state') ?? '';
+
+  it('stores only the hash of a one-time state and returns the start URL carrying the state', async () => {
     const runtime = fakeRuntime();
+    const put = vi.spyOn(runtime.store, 'putConnectSession');
 
     const session = await createConnectSession(runtime, { callerArn: PARTNER, connectionId: 'acme-1' });
 
-    expect(session.state).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const state = stateOf(session.startUrl);
+    expect(state).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(session.startUrl).toBe(`https://broker.example.com/oauth/start?state=${state}`);
     expect(session.expiresAt).toBe(START + CONNECT_SESSION_TTL_MS);
-    expect(session.authorizeUrl).toContain(`state=${session.state}`);
-    const stored = await runtime.store.consumeConnectSession(session.state);
-    expect(stored).toEqual({
-      state: session.state,
+    expect(put).toHaveBeenCalledWith({
+      stateHash: hashSecret('state', state),
       connectionId: 'acme-1',
       createdBy: PARTNER,
       createdAt: START,
       expiresAt: START + 10 * 60 * 1000,
     });
+    expect(JSON.stringify(put.mock.calls)).not.toContain(state);
   });
 
   it('makes a different state every time', async () => {
@@ -141,7 +147,8 @@ describe('createConnectSession', () => {
     const states = new Set<string>();
 
     for (let i = 0; i < 20; i++) {
-      states.add((await createConnectSession(runtime, { callerArn: PARTNER, connectionId: 'acme-1' })).state);
+      const session = await createConnectSession(runtime, { callerArn: PARTNER, connectionId: 'acme-1' });
+      states.add(stateOf(session.startUrl));
     }
 
     expect(states.size).toBe(20);
@@ -149,15 +156,32 @@ describe('createConnectSession', () => {
 
   it('keeps the allowed return URL, normalised, with the session', async () => {
     const runtime = fakeRuntime();
+    const put = vi.spyOn(runtime.store, 'putConnectSession');
 
-    const session = await createConnectSession(runtime, {
+    await createConnectSession(runtime, {
       callerArn: PARTNER_SESSION,
       connectionId: 'acme-2',
       returnUrl: 'https://APP.example.com/return/acme-2',
     });
 
-    const stored = await runtime.store.consumeConnectSession(session.state);
-    expect(stored?.returnUrl).toBe('https://app.example.com/return/acme-2');
+    expect(put.mock.calls[0]?.[0].returnUrl).toBe('https://app.example.com/return/acme-2');
+  });
+
+  it('requires a return URL unless the configuration connects without confirmation, storing nothing', async () => {
+    const runtime = fakeRuntime({ connectWithoutConfirmation: false });
+    const put = vi.spyOn(runtime.store, 'putConnectSession');
+
+    const refusal = createConnectSession(runtime, { callerArn: PARTNER, connectionId: 'acme-1' });
+
+    await expect(refusal).rejects.toThrow(InvalidRequestError);
+    await expect(refusal).rejects.toThrow(/Field "returnUrl": is required/);
+    expect(put).not.toHaveBeenCalled();
+  });
+
+  it('places the start URL beside a redirect URI under a base path, without its query', () => {
+    expect(startUrlFor('https://broker.example.com/wise/oauth/callback?x=1', 'abc')).toBe(
+      'https://broker.example.com/wise/oauth/start?state=abc',
+    );
   });
 
   it('refuses a caller whose patterns do not cover the connection, storing nothing', async () => {
