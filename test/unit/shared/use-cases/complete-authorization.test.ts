@@ -139,6 +139,34 @@ describe('completeAuthorization', () => {
     expect(runtime.wise.called('exchangeCode')).toBe(1);
   });
 
+  it('refuses a callback without the browser cookie before reading the session or calling Wise', async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+    const consume = vi.spyOn(runtime.store, 'consumeConnectSession');
+
+    const result = await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(result).toEqual({ kind: 'refused', reason: 'other_browser' });
+    expect(consume).not.toHaveBeenCalled();
+    expect(runtime.wise.calls).toEqual([]);
+  });
+
+  it("refuses another browser's cookie and leaves the session to the browser that opened it", async () => {
+    const runtime = fakeRuntime();
+    await session(runtime);
+
+    const stranger = await completeAuthorization(
+      runtime,
+      { state: STATE, code: 'the-code' },
+      { browserSecret: 'C'.repeat(43) },
+    );
+    const owner = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
+
+    expect(stranger).toEqual({ kind: 'refused', reason: 'unknown_state' });
+    expect(owner.kind).toBe('connected');
+    expect(runtime.wise.called('exchangeCode')).toBe(1);
+  });
+
   it('refuses an unknown state without calling Wise', async () => {
     const runtime = fakeRuntime();
 

@@ -84,7 +84,7 @@ export class FakeWise implements WiseOAuth {
     };
   }
 
-  async authorizationUrl(params: { state: string }): Promise<string> {
+  async authorizationUrl(params: { state: string; codeChallenge?: string }): Promise<string> {
     this.calls.push({ method: 'authorizationUrl', args: [params] });
     return `https://wise.example/oauth/authorize/?client_id=c&state=${params.state}`;
   }
@@ -93,7 +93,7 @@ export class FakeWise implements WiseOAuth {
     throw new Error('not scripted');
   }
 
-  async exchangeCode(params: { code: string }): Promise<TokenGrant> {
+  async exchangeCode(params: { code: string; codeVerifier?: string }): Promise<TokenGrant> {
     this.calls.push({ method: 'exchangeCode', args: [params] });
     if (this.exchangeFailure) throw this.exchangeFailure;
     return this.nextGrant();
