@@ -208,9 +208,15 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       await createBrokerTable(dynamo.client, tableName);
       const store = new DynamoDbTokenStore({ client: dynamo.client, tableName });
       await store.putConnectSession({
-        state: 'state-for-keys',
+        stateHash: 'state-hash-for-keys',
         connectionId: 'acme:eu-1',
         createdBy: 'arn:aws:iam::123456789012:role/app',
+        expiresAt: NOW + MINUTE,
+        createdAt: NOW,
+      });
+      await store.putPendingCompletion({
+        codeHash: 'code-hash-for-keys',
+        connection: grant('acme:eu-1'),
         expiresAt: NOW + MINUTE,
         createdAt: NOW,
       });
@@ -222,8 +228,9 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       );
       const keys = Items.map((item) => String(item.pk));
 
-      expect(keys).toHaveLength(3);
+      expect(keys).toHaveLength(4);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connectSession, key))).toHaveLength(1);
+      expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.pendingCompletion, key))).toHaveLength(1);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connection, key))).toEqual([
         'CONNECTION#acme:eu-1',
       ]);
