@@ -500,13 +500,14 @@ describe('least privilege', () => {
     expect(actual).toEqual(expect.arrayContaining(expected[name] ?? []));
   });
 
-  it('limits the OAuth callback to connect sessions and connections: it deletes only sessions', () => {
+  it('limits the OAuth callback to connect sessions, pending completions and connections: it deletes only sessions', () => {
     const callback = policyStatementsOf('oauth-callback').filter((statement) =>
       statement.actions.some((action) => action.startsWith('dynamodb:')),
     );
 
     expect(callback).toEqual([
-      items(['SESSION#*'], 'dynamodb:DeleteItem'),
+      items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
+      items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
     ]);
   });
