@@ -8,7 +8,11 @@ import {
   type AuthorizationCallback,
   completeAuthorization,
 } from '#shared/use-cases/complete-authorization.ts';
-import { browserCookieName, startAuthorization } from '#shared/use-cases/start-authorization.ts';
+import {
+  browserCookieName,
+  type StartResult,
+  startAuthorization,
+} from '#shared/use-cases/start-authorization.ts';
 
 // A state is 32 random bytes in base64url (43 characters); anything far from that is no state of ours.
 const STATE = /^[A-Za-z0-9_-]{16,128}$/;
@@ -69,7 +73,13 @@ async function start(runtime: RuntimeSource, event: APIGatewayProxyEventV2) {
     logger.info('Start refused: the query carries no state');
     return callbackResponse({ kind: 'malformed' });
   }
-  const started = await startAuthorization(runtime(), state);
+  let started: StartResult;
+  try {
+    started = await startAuthorization(runtime(), state);
+  } catch (error) {
+    logger.error('Starting the authorization failed', error as Error);
+    return callbackResponse({ kind: 'crashed' });
+  }
   if (started.kind === 'refused') {
     logger.info('Start refused: the state is unknown, expired or already opened');
     return callbackResponse({ kind: 'refused', reason: 'unknown_state' });

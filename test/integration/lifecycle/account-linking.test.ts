@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
 import { hashSecret } from '#shared/domain/secret-hash.ts';
+import type { TokenStore } from '#shared/ports/token-store.ts';
 import { COMPLETION_TTL_MS } from '#shared/use-cases/complete-authorization.ts';
 import { browserCookieName } from '#shared/use-cases/start-authorization.ts';
 import {
@@ -153,6 +155,26 @@ describe('account linking without PKCE (Wise as documented)', () => {
 
     expect(second.statusCode).toBe(400);
     expect(second.cookies).toEqual([]);
+  });
+
+  it('answers a start it cannot make with a 500 page that says nothing of the cause, and sets no cookie', async () => {
+    const startUrl = await linking.createSession('acme-start-fails');
+    const store: TokenStore = Object.create(broker.runtime.store);
+    store.startConnectSession = async () => {
+      throw new Error('table unavailable at dynamodb.internal:8000');
+    };
+    const handler = createOauthCallbackHandler(() => ({ ...broker.runtime, store }));
+
+    const response = await invoke(handler, {
+      method: 'GET',
+      route: '/oauth/start',
+      query: Object.fromEntries(new URL(startUrl).searchParams),
+    });
+
+    expect(response.statusCode).toBe(500);
+    expect(response.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(response.body).not.toContain('dynamodb');
+    expect(response.cookies).toEqual([]);
   });
 
   it('sets a __Host- cookie that is Secure, HttpOnly, SameSite=Lax on / and refuses framing of the start', async () => {
