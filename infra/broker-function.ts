@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
@@ -77,6 +77,25 @@ export function commonEnvironment(deployment: BrokerDeployment): Record<string, 
   };
 }
 
+/**
+ * How every broker function is bundled: minified ESM for Node.js 24 with source maps, the AWS SDK included
+ * (the functions then run the versions the tests ran), and the names of classes and functions kept through
+ * minification, so an error in a log line or a metric is `InvalidRequestError`, not a mangled name.
+ */
+export const BUNDLING: BundlingOptions = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  mainFields: ['module', 'main'],
+  minify: true,
+  keepNames: true,
+  sourceMap: true,
+  sourcesContent: false,
+  externalModules: [],
+  // Some CommonJS dependencies call require() for Node's built-ins, which ESM output lacks.
+  banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
+  forceDockerBundling: false,
+};
+
 export interface BrokerFunctionProps {
   /** The handler file relative to the project root, such as `functions/tokens/handler.ts`; it exports `handler`. */
   readonly entry: string;
@@ -95,8 +114,9 @@ export interface BrokerFunctionProps {
 
 /**
  * One broker Lambda function with the project's defaults: Node.js 24 on arm64, bundled locally by esbuild
- * as minified ESM with source maps, its own role (no managed policies; callers add exactly what the function
- * uses), its own log group with a retention, and active X-Ray tracing.
+ * as minified ESM with source maps and the source's names ({@link BUNDLING}), its own role (no managed
+ * policies; callers add exactly what the function uses), its own log group with a retention, and active
+ * X-Ray tracing.
  */
 export class BrokerFunction extends Construct {
   readonly function: NodejsFunction;
@@ -142,19 +162,7 @@ export class BrokerFunction extends Construct {
         ? {}
         : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
       environment: { ...props.environment, ...common },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node24',
-        mainFields: ['module', 'main'],
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        // Bundle the AWS SDK too: the functions then run the versions the tests ran.
-        externalModules: [],
-        // Some CommonJS dependencies call require() for Node's built-ins, which ESM output lacks.
-        banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
-        forceDockerBundling: false,
-      },
+      bundling: BUNDLING,
     });
 
     Validations.of(this.role).acknowledge({

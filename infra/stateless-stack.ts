@@ -210,7 +210,7 @@ export class StatelessStack extends Stack {
             time: '$context.requestTime',
             routeKey: '$context.routeKey',
             status: '$context.status',
-            caller: '$context.identity.userArn',
+            callerArn: '$context.identity.userArn',
             sourceIp: '$context.identity.sourceIp',
             latencyMs: '$context.responseLatency',
             integrationError: '$context.integrationErrorMessage',

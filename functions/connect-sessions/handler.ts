@@ -17,21 +17,28 @@ export const COMPLETION_ROUTE_KEY = 'POST /connections/{id}/completion';
  *   callback added to the return URL, and answers 200 with the connection's status.
  */
 export function createConnectSessionsHandler(runtime: RuntimeSource) {
-  return apiHandler(async (event) => {
-    const caller = callerArn(event);
-    if (event.routeKey === COMPLETION_ROUTE_KEY) {
-      const connectionId = connectionIdFromPath(event.pathParameters);
-      const body = parseJsonBody(event, CompletionRequest);
-      const status = await completeConnection(runtime(), { ...body, connectionId, callerArn: caller });
-      return jsonResponse(200, status);
-    }
-    const body = parseJsonBody(event, ConnectSessionRequest);
-    const session = await createConnectSession(runtime(), { ...body, callerArn: caller });
-    return jsonResponse(201, {
-      startUrl: session.startUrl,
-      expiresAt: new Date(session.expiresAt).toISOString(),
-    });
-  });
+  return apiHandler(
+    () => runtime().audit,
+    async (event, _context, request) => {
+      const caller = callerArn(event);
+      if (event.routeKey === COMPLETION_ROUTE_KEY) {
+        request.note({ action: 'connect_completion' });
+        const connectionId = connectionIdFromPath(event.pathParameters);
+        request.note({ connectionId });
+        const body = parseJsonBody(event, CompletionRequest);
+        const status = await completeConnection(runtime(), { ...body, connectionId, callerArn: caller });
+        return jsonResponse(200, status);
+      }
+      request.note({ action: 'connect_session' });
+      const body = parseJsonBody(event, ConnectSessionRequest);
+      request.note({ connectionId: body.connectionId });
+      const session = await createConnectSession(runtime(), { ...body, callerArn: caller });
+      return jsonResponse(201, {
+        startUrl: session.startUrl,
+        expiresAt: new Date(session.expiresAt).toISOString(),
+      });
+    },
+  );
 }
 
 export const handler = createConnectSessionsHandler(lazyRuntime());

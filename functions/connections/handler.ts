@@ -15,25 +15,35 @@ import {
  * `GET /connections/{id}` and `DELETE /connections/{id}`.
  */
 export function createConnectionsHandler(runtime: RuntimeSource) {
-  return apiHandler(async (event) => {
-    const caller = callerArn(event);
-    const method = event.requestContext.http.method;
-    const hasId = event.pathParameters?.id !== undefined;
-    if (method === 'GET' && !hasId) {
-      const query = parseValue(event.queryStringParameters ?? {}, ListConnectionsQuery);
-      return jsonResponse(200, await listConnections(runtime(), { ...query, callerArn: caller }));
-    }
-    if (!hasId) return methodNotAllowed('GET');
-    const connectionId = connectionIdFromPath(event.pathParameters);
-    if (method === 'GET') {
-      return jsonResponse(200, await getConnectionStatus(runtime(), { callerArn: caller, connectionId }));
-    }
-    if (method === 'DELETE') {
-      await disconnectConnection(runtime(), { callerArn: caller, connectionId });
-      return emptyResponse(204);
-    }
-    return methodNotAllowed('GET, DELETE');
-  });
+  return apiHandler(
+    () => runtime().audit,
+    async (event, _context, request) => {
+      const caller = callerArn(event);
+      const method = event.requestContext.http.method;
+      const hasId = event.pathParameters?.id !== undefined;
+      if (method === 'GET' && !hasId) {
+        request.note({ action: 'list' });
+        const query = parseValue(event.queryStringParameters ?? {}, ListConnectionsQuery);
+        if (query.status !== undefined) request.note({ listedStatus: query.status });
+        const page = await listConnections(runtime(), { ...query, callerArn: caller });
+        request.note({ count: page.connections.length });
+        return jsonResponse(200, page);
+      }
+      if (!hasId) return methodNotAllowed('GET');
+      if (method === 'GET' || method === 'DELETE')
+        request.note({ action: method === 'GET' ? 'status' : 'delete' });
+      const connectionId = connectionIdFromPath(event.pathParameters);
+      request.note({ connectionId });
+      if (method === 'GET') {
+        return jsonResponse(200, await getConnectionStatus(runtime(), { callerArn: caller, connectionId }));
+      }
+      if (method === 'DELETE') {
+        await disconnectConnection(runtime(), { callerArn: caller, connectionId });
+        return emptyResponse(204);
+      }
+      return methodNotAllowed('GET, DELETE');
+    },
+  );
 }
 
 function methodNotAllowed(allow: string) {

@@ -33,38 +33,51 @@ export const START_ROUTE_KEY = 'GET /oauth/start';
  * A query that is not a usable answer changes nothing stored.
  */
 export function createOauthCallbackHandler(runtime: RuntimeSource) {
-  return apiHandler(async (event, context) => {
-    if (event.routeKey === START_ROUTE_KEY) return start(runtime, event);
-    const callback = readCallback(event);
-    if (!callback) {
-      logger.info('Callback refused: the query is not an answer from Wise');
-      return callbackResponse({ kind: 'malformed' });
-    }
-    const cookieName = browserCookieName(callback.state);
-    const browserSecret = readCookie(event, cookieName);
-    let outcome: CallbackOutcome;
-    try {
-      const deps = runtime();
-      outcome = await completeAuthorization(deps, callback, {
-        endsAt: requestEndsAt(deps.clock.now(), context),
-        ...(browserSecret === undefined ? {} : { browserSecret }),
-      });
-    } catch (error) {
-      logger.error('Completing the authorization failed', error as Error);
-      outcome = { kind: 'crashed' };
-    }
-    if (outcome.kind !== 'connected' && outcome.kind !== 'approved') {
-      logger.info('Callback refused', {
-        outcome: outcome.kind,
-        reason: 'reason' in outcome ? outcome.reason : undefined,
-      });
-    }
-    const response = callbackResponse(outcome);
-    // The binding is spent once the session is consumed; leave it in place when the state was refused
-    // before (no cookie at all), so nothing here helps a forged request.
-    if (browserSecret !== undefined) response.cookies = [expiredCookie(cookieName)];
-    return response;
-  });
+  return apiHandler(
+    () => runtime().audit,
+    async (event, context, request) => {
+      if (event.routeKey === START_ROUTE_KEY) {
+        request.note({ action: 'connect_start' });
+        return start(runtime, event);
+      }
+      request.note({ action: 'connect' });
+      const callback = readCallback(event);
+      if (!callback) {
+        request.note({ error: 'malformed' });
+        logger.info('Callback refused: the query is not an answer from Wise', { outcome: 'refused' });
+        return callbackResponse({ kind: 'malformed' });
+      }
+      const cookieName = browserCookieName(callback.state);
+      const browserSecret = readCookie(event, cookieName);
+      let outcome: CallbackOutcome;
+      try {
+        const deps = runtime();
+        outcome = await completeAuthorization(deps, callback, {
+          endsAt: requestEndsAt(deps.clock.now(), context),
+          ...(browserSecret === undefined ? {} : { browserSecret }),
+        });
+      } catch (error) {
+        logger.error('Completing the authorization failed', error as Error);
+        outcome = { kind: 'crashed' };
+      }
+      if ('connectionId' in outcome) request.note({ connectionId: outcome.connectionId });
+      if (outcome.kind === 'connected') {
+        request.note({ generation: outcome.connection.generation });
+      } else if (outcome.kind !== 'approved') {
+        const reason = 'reason' in outcome ? outcome.reason : undefined;
+        request.note({
+          outcome: outcome.kind === 'refused' ? 'refused' : 'failed',
+          ...(reason === undefined ? {} : { error: reason }),
+        });
+        logger.info('Callback refused', { outcome: outcome.kind, reason });
+      }
+      const response = callbackResponse(outcome);
+      // The binding is spent once the session is consumed; leave it in place when the state was refused
+      // before (no cookie at all), so nothing here helps a forged request.
+      if (browserSecret !== undefined) response.cookies = [expiredCookie(cookieName)];
+      return response;
+    },
+  );
 }
 
 async function start(runtime: RuntimeSource, event: APIGatewayProxyEventV2) {

@@ -10,13 +10,18 @@ import { RegistrationRequest, registerWithCode } from '#shared/use-cases/registe
  * connects a partner-created Wise user and answers 201 with the connection's status.
  */
 export function createRegistrationHandler(runtime: RuntimeSource) {
-  return apiHandler(async (event) => {
-    const caller = callerArn(event);
-    const connectionId = connectionIdFromPath(event.pathParameters);
-    const body = parseJsonBody(event, RegistrationRequest);
-    const status = await registerWithCode(runtime(), { ...body, connectionId, callerArn: caller });
-    return jsonResponse(201, status);
-  });
+  return apiHandler(
+    () => runtime().audit,
+    async (event, _context, request) => {
+      request.note({ action: 'registration' });
+      const caller = callerArn(event);
+      const connectionId = connectionIdFromPath(event.pathParameters);
+      request.note({ connectionId });
+      const body = parseJsonBody(event, RegistrationRequest);
+      const status = await registerWithCode(runtime(), { ...body, connectionId, callerArn: caller });
+      return jsonResponse(201, status);
+    },
+  );
 }
 
 export const handler = createRegistrationHandler(lazyRuntime());

@@ -40,26 +40,38 @@ export function createTokensHandler(
   options: Omit<VendOptions, 'cache' | 'endsAt'> = {},
 ) {
   const cache = new VendCache();
-  return apiHandler(async (event, context) => {
-    const caller = callerArn(event);
-    const body = parseJsonBody(event, TokenRequest);
-    const deps = runtime();
-    const endsAt = requestEndsAt(deps.clock.now(), context);
-    const token = await vendToken(
-      deps,
-      {
-        callerArn: caller,
-        target:
-          body.connectionId === undefined
-            ? { kind: 'client' }
-            : { kind: 'connection', connectionId: body.connectionId },
-        ...(body.minValiditySeconds === undefined ? {} : { minValiditySeconds: body.minValiditySeconds }),
-        ...(body.rejectedGeneration === undefined ? {} : { rejectedGeneration: body.rejectedGeneration }),
-      },
-      { ...options, cache, endsAt },
-    );
-    return jsonResponse(200, token);
-  });
+  return apiHandler(
+    () => runtime().audit,
+    async (event, context, request) => {
+      request.note({ action: 'vend' });
+      const caller = callerArn(event);
+      const body = parseJsonBody(event, TokenRequest);
+      request.note(
+        body.connectionId === undefined ? { clientToken: true } : { connectionId: body.connectionId },
+      );
+      const deps = runtime();
+      const endsAt = requestEndsAt(deps.clock.now(), context);
+      const token = await vendToken(
+        deps,
+        {
+          callerArn: caller,
+          target:
+            body.connectionId === undefined
+              ? { kind: 'client' }
+              : { kind: 'connection', connectionId: body.connectionId },
+          ...(body.minValiditySeconds === undefined ? {} : { minValiditySeconds: body.minValiditySeconds }),
+          ...(body.rejectedGeneration === undefined ? {} : { rejectedGeneration: body.rejectedGeneration }),
+        },
+        {
+          ...options,
+          cache,
+          endsAt,
+          onVended: (vend) => request.note({ generation: vend.generation, source: vend.source }),
+        },
+      );
+      return jsonResponse(200, token);
+    },
+  );
 }
 
 export const handler = createTokensHandler(lazyRuntime());

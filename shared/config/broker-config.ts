@@ -175,7 +175,22 @@ const refreshSchema = z
     tokenCallsPerMinute: wholeNumber(10, 100_000, ' of token calls a minute', {
       max: 'ask Wise to confirm a limit this high',
     }).default(1000),
+    atRiskShare: z
+      .number(must('be a number between 0.01 and 0.5'))
+      .min(0.01, { error: 'must be at least 0.01' })
+      .max(0.5, { error: 'must be at most 0.5' })
+      .optional(),
   })
+  .refine((refresh) => refresh.atRiskShare === undefined || refresh.atRiskShare < 1 - refresh.fraction, {
+    error:
+      'must be below 1 - fraction: a token is refreshed with that share of its life left, so a connection is at risk only once it has less',
+    path: ['atRiskShare'],
+  })
+  // 0.1 unless the refresh fraction leaves less than twice that: then half of what it leaves.
+  .transform((refresh) => ({
+    ...refresh,
+    atRiskShare: refresh.atRiskShare ?? Math.min(0.1, Math.round((1 - refresh.fraction) * 500) / 1000),
+  }))
   .prefault({});
 
 const apiSchema = z
@@ -217,6 +232,22 @@ const functionsSchema = z
   })
   .prefault({});
 
+/** The retention periods CloudWatch Logs offers, in days. */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+const auditSchema = z
+  .strictObject({
+    retentionDays: z
+      .number(must('be a whole number of days'))
+      .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), {
+        error: `must be one of the retention periods CloudWatch Logs offers: ${LOG_RETENTION_DAYS.join(', ')}`,
+      })
+      .default(365),
+  })
+  .prefault({});
+
 const envSchema = z.strictObject({
   account: z
     .string(must('be a 12-digit AWS account id'))
@@ -248,6 +279,7 @@ export const brokerConfigSchema = z
     api: apiSchema,
     /** The functions' memory sizes: one for all, and per function by name (deployment only). */
     functions: functionsSchema,
+    audit: auditSchema,
     alarmEmail: z
       .email({ error: 'must be an e-mail address such as "ops@example.com", or be left out' })
       .optional(),

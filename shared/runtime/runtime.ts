@@ -7,10 +7,12 @@ import { DynamoDbTokenStore } from '#shared/adapters/dynamodb-token-store.ts';
 import { EventBridgeEvents } from '#shared/adapters/eventbridge-events.ts';
 import { KmsTokenCipher } from '#shared/adapters/kms-token-cipher.ts';
 import { SecretsManagerCredentials } from '#shared/adapters/secrets-manager-credentials.ts';
+import { StdoutAuditTrail } from '#shared/adapters/stdout-audit-trail.ts';
 import { type BrokerConfig, parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { CallerPolicy } from '#shared/domain/caller-policy.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
 import { logger } from '#shared/observability.ts';
+import type { AuditTrail } from '#shared/ports/audit-trail.ts';
 import { type Clock, systemClock } from '#shared/ports/clock.ts';
 import type { BrokerEvents } from '#shared/ports/events.ts';
 import type { TokenCipher } from '#shared/ports/token-cipher.ts';
@@ -32,6 +34,8 @@ export interface Runtime {
   random: () => number;
   /** Names this instance as a lease owner. */
   instanceId: string;
+  /** Where every access to a connection or token is recorded. */
+  audit: AuditTrail;
 }
 
 /** The AWS SDK clients the adapters use; locally they point at the embedded endpoints. */
@@ -54,6 +58,8 @@ export interface RuntimeSettings {
   random?: () => number;
   /** How long Wise credentials are cached before Secrets Manager is asked again. */
   credentialsMaxAgeSeconds?: number;
+  /** Standard output, marked for the audit forwarder, unless given. */
+  audit?: AuditTrail;
 }
 
 /** Builds the runtime from explicit settings: the composition root for Lambda, the local run and tests. */
@@ -96,6 +102,7 @@ export function createRuntime(settings: RuntimeSettings): Runtime {
     clock,
     random: settings.random ?? Math.random,
     instanceId: randomUUID(),
+    audit: settings.audit ?? new StdoutAuditTrail({ clock }),
   };
 }
 

@@ -262,5 +262,9 @@ export async function disconnectConnection(
   runtime.policy.assertMayAdminister(request.callerArn, request.connectionId);
   const disconnected = await runtime.store.disconnect(request.connectionId, { now: runtime.clock.now() });
   if (!disconnected) throw new ConnectionNotFoundError(request.connectionId);
-  logger.info('Connection disconnected', { connectionId: request.connectionId, by: request.callerArn });
+  logger.info('Connection disconnected', {
+    connectionId: request.connectionId,
+    callerArn: request.callerArn,
+    outcome: 'disconnected',
+  });
 }

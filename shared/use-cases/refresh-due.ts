@@ -1,13 +1,15 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
-import { logger } from '#shared/observability.ts';
+import { isAtRisk } from '#shared/domain/refresh-slo.ts';
+import { logger, MetricName, metrics, recordKeys } from '#shared/observability.ts';
 import type { Clock } from '#shared/ports/clock.ts';
 import type { DueRecord } from '#shared/ports/token-store.ts';
 import {
-  describe,
   type RefreshDeps,
   type RefreshOptions,
   type RefreshOutcome,
+  readRecord,
   refreshRecord,
   STORE_RESERVE_MS,
 } from './refresh-record.ts';
@@ -51,6 +53,8 @@ export interface SweepSummary {
   refreshed: number;
   /** Transient failures, rejected client credentials and unexpected errors. */
   failed: number;
+  /** The failures by class: Wise's 429, other transient failures (5xx, timeouts, back-off), invalid_client, unexpected errors. */
+  failedBy: { rateLimited: number; transient: number; invalidClient: number; error: number };
   /** Another attempt held the lease. */
   busy: number;
   needsReauth: number;
@@ -58,6 +62,11 @@ export interface SweepSummary {
   skipped: number;
   /** Listed but not started; they stay due for the next sweep. */
   notStarted: number;
+  /**
+   * Records listed but not refreshed (failed, busy or not started) whose token has less than
+   * `refresh.atRiskShare` of its lifetime left: the `ConnectionsAtRisk` metric.
+   */
+  atRisk: number;
   /**
    * Why the sweep stopped starting refreshes before the end of its list: Wise answered 429, or the
    * invocation was running out of time. Absent when every listed record was started.
@@ -69,7 +78,7 @@ export type SweepDeps = RefreshDeps & {
   config: {
     refresh: Pick<
       BrokerConfig['refresh'],
-      'fraction' | 'leaseSeconds' | 'concurrency' | 'sweepSeconds' | 'tokenCallsPerMinute'
+      'fraction' | 'leaseSeconds' | 'concurrency' | 'sweepSeconds' | 'tokenCallsPerMinute' | 'atRiskShare'
     >;
   };
 };
@@ -133,11 +142,14 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
     due: due.length,
     refreshed: 0,
     failed: 0,
+    failedBy: { rateLimited: 0, transient: 0, invalidClient: 0, error: 0 },
     busy: 0,
     needsReauth: 0,
     skipped: 0,
     notStarted: 0,
+    atRisk: 0,
   };
+  const unrefreshed: DueRecord[] = [];
   const pace = pacer(startsPerSecond, deps.clock, deps.sleep ?? ((ms) => delay(ms)));
   const state: { stop?: SweepSummary['stoppedBecause'] } = {};
   const rateLimits = {
@@ -159,16 +171,80 @@ export async function refreshDue(deps: SweepDeps, options: SweepOptions = {}): P
       const outcome = await refreshOne(deps, item, { invocationEndsAt: deps.clock.now() + left, rateLimits });
       // Also when the 429 came from a Wise port that does not call onRateLimited.
       if (outcome.outcome === 'failed_transient' && outcome.rateLimited) state.stop ??= 'rate_limited';
-      tally(summary, outcome.outcome);
+      tally(summary, outcome);
+      if (STILL_DUE.has(outcome.outcome)) unrefreshed.push(item);
     }
   };
   const workers = Math.max(1, Math.min(deps.config.refresh.concurrency, due.length));
   await Promise.all(Array.from({ length: workers }, worker));
   summary.notStarted = due.length - next;
   if (summary.notStarted > 0 && state.stop !== undefined) summary.stoppedBecause = state.stop;
+  unrefreshed.push(...due.slice(next));
+  summary.atRisk = await countAtRisk(deps, unrefreshed, remaining);
+  metrics.addMetric(MetricName.connectionsAtRisk, MetricUnit.Count, summary.atRisk);
 
   logger.info('Refresh sweep finished', { ...summary });
   return summary;
+}
+
+/** The outcomes after which a listed record is still due: nobody refreshed it. */
+const STILL_DUE = new Set<RefreshOutcome['outcome'] | 'error'>([
+  'failed_transient',
+  'invalid_client',
+  'busy',
+  'error',
+]);
+
+/** No record is read for the at-risk count with less time than this left in the invocation. */
+const AT_RISK_READ_MARGIN_MS = 2_000;
+
+/**
+ * How many of the records the sweep left due are at risk (see {@link isAtRisk}): each is read again, a
+ * few at a time, while the invocation has time. The ones at risk are logged by connection id.
+ */
+async function countAtRisk(
+  deps: SweepDeps,
+  records: readonly DueRecord[],
+  remaining: () => number,
+): Promise<number> {
+  const atRisk: string[] = [];
+  let next = 0;
+  let unread = 0;
+  const reader = async (): Promise<void> => {
+    while (next < records.length) {
+      const item = records[next];
+      next += 1;
+      if (item === undefined) return;
+      if (remaining() < AT_RISK_READ_MARGIN_MS) {
+        unread += 1;
+        continue;
+      }
+      try {
+        const record = await readRecord(deps, item.key);
+        const refreshable = record && record.status !== 'disconnected' && record.status !== 'needs_reauth';
+        if (refreshable && isAtRisk(record, deps.clock.now(), deps.config.refresh.atRiskShare)) {
+          atRisk.push(item.key.kind === 'connection' ? item.key.connectionId : 'client');
+        }
+      } catch (error) {
+        unread += 1;
+        logger.warn('Could not read a record to see whether it is at risk', {
+          ...recordKeys(item.key),
+          error: error instanceof Error ? error.name : typeof error,
+        });
+      }
+    }
+  };
+  const readers = Math.max(1, Math.min(deps.config.refresh.concurrency, records.length));
+  await Promise.all(Array.from({ length: readers }, reader));
+  if (atRisk.length > 0 || unread > 0) {
+    logger.warn('Connections at risk: due, not refreshed, and running out of token life', {
+      outcome: 'at_risk',
+      atRisk: atRisk.length,
+      connectionIds: atRisk.slice(0, 50),
+      notChecked: unread,
+    });
+  }
+  return atRisk.length;
 }
 
 async function refreshOne(
@@ -180,13 +256,13 @@ async function refreshOne(
     return await refreshRecord(deps, item.key, options);
   } catch (error) {
     // One record's trouble (a ciphertext that does not decrypt, a store that keeps failing) never stops the sweep.
-    logger.error('Refresh failed unexpectedly', { record: describe(item.key), error: error as Error });
+    logger.error('Refresh failed unexpectedly', { ...recordKeys(item.key), error: error as Error });
     return { outcome: 'error' };
   }
 }
 
-function tally(summary: SweepSummary, outcome: RefreshOutcome['outcome'] | 'error'): void {
-  switch (outcome) {
+function tally(summary: SweepSummary, result: RefreshOutcome | { outcome: 'error' }): void {
+  switch (result.outcome) {
     case 'refreshed':
       summary.refreshed += 1;
       break;
@@ -201,9 +277,17 @@ function tally(summary: SweepSummary, outcome: RefreshOutcome['outcome'] | 'erro
       summary.skipped += 1;
       break;
     case 'failed_transient':
+      summary.failed += 1;
+      if (result.rateLimited) summary.failedBy.rateLimited += 1;
+      else summary.failedBy.transient += 1;
+      break;
     case 'invalid_client':
+      summary.failed += 1;
+      summary.failedBy.invalidClient += 1;
+      break;
     case 'error':
       summary.failed += 1;
+      summary.failedBy.error += 1;
       break;
   }
 }

@@ -11,7 +11,15 @@ import {
   type RefreshDemand,
   refreshNeeded,
 } from '#shared/domain/refresh-rule.ts';
-import { logger, MetricName, metrics } from '#shared/observability.ts';
+import { lifeLeftMs, refreshLatenessMs } from '#shared/domain/refresh-slo.ts';
+import {
+  countByDimension,
+  logger,
+  MetricName,
+  metrics,
+  type RefusalClass,
+  recordKeys,
+} from '#shared/observability.ts';
 import type { FailureUpdate, TokenUpdate } from '#shared/ports/token-store.ts';
 import type { TokenGrant, WiseCallOptions } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
@@ -136,6 +144,7 @@ export async function refreshRecord(
     key,
     owner,
     leased,
+    startedAt,
     // Writes stop a tenth of the lease before it ends, so a write never lands after a takeover, and a
     // second before the invocation ends, so none is cut off halfway.
     writeDeadline: Math.min(
@@ -147,7 +156,7 @@ export async function refreshRecord(
   if (!refreshNeeded(leased, startedAt, options.demand)) {
     await releaseQuietly(attempt);
     logger.debug('Refresh not needed under the lease', {
-      record: describe(key),
+      ...recordKeys(key),
       generation: leased.generation,
     });
     return { outcome: 'not_needed', record: leased };
@@ -183,6 +192,8 @@ interface Attempt {
   key: RecordKey;
   owner: string;
   leased: StoredRecord;
+  /** Epoch ms when the lease was taken. */
+  startedAt: number;
   /** Epoch ms after which no write is started. */
   writeDeadline: number;
   sleep: (ms: number) => Promise<void>;
@@ -198,7 +209,7 @@ async function withoutLease(deps: RefreshDeps, key: RecordKey): Promise<RefreshO
   const current = await readRecord(deps, key);
   if (!current || current.status === 'disconnected') return { outcome: 'gone' };
   if (current.status === 'needs_reauth') return { outcome: 'needs_reauth' };
-  logger.debug('Refresh busy: another attempt holds the lease', { record: describe(key) });
+  logger.debug('Refresh busy: another attempt holds the lease', { ...recordKeys(key) });
   return { outcome: 'busy', record: current };
 }
 
@@ -218,7 +229,7 @@ async function askWise(attempt: Attempt, call: WiseCallOptions): Promise<Granted
     } catch (error) {
       if (!(error instanceof WiseInvalidGrantError) || !regrantable) throw error;
       logger.warn('Wise refused the refresh token; granting again with the stored registration code', {
-        record: describe(key),
+        ...recordKeys(key),
         traceId: error.traceId,
       });
     }
@@ -244,13 +255,14 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
   const now = deps.clock.now();
   const failureCount = leased.failureCount + 1;
   const attrs = {
-    record: describe(key),
+    ...recordKeys(key),
     traceId: error.traceId,
     correlationId: error.correlationId,
     status: error.status,
     failureCount,
   };
   metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
+  countByDimension(MetricName.refreshRefused, 'class', refusalClass(error));
 
   if (error instanceof WiseInvalidGrantError && key.kind === 'connection') {
     metrics.addMetric(MetricName.reauthorizationRequired, MetricUnit.Count, 1);
@@ -341,7 +353,7 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
 async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<RefreshOutcome> {
   const { deps, key, owner } = attempt;
   const issuedAt = deps.clock.now();
-  const attrs = { record: describe(key), grant: via, traceId: grant.traceId };
+  const attrs = { ...recordKeys(key), grant: via, traceId: grant.traceId };
   let ambiguous = false;
   let update: TokenUpdate | undefined;
   try {
@@ -373,11 +385,11 @@ async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<Re
         ambiguous = true;
       },
     );
-    if (stored) return refreshed(stored, grant, attrs);
+    if (stored) return refreshed(attempt, stored, grant, attrs);
   } catch (error) {
     const landed =
       update && ambiguous ? await landedRecord(deps, key, update).catch(() => undefined) : undefined;
-    if (landed) return refreshed(landed, grant, attrs);
+    if (landed) return refreshed(attempt, landed, grant, attrs);
     await releaseQuietly(attempt);
     metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
     logger.error('Wise granted a new token but it could not be stored', {
@@ -392,7 +404,7 @@ async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<Re
   // The write's condition failed: either an earlier try landed and only its answer was lost, or the lease
   // is gone (taken over after it expired, or the connection was disconnected and is a tombstone now).
   const landed = ambiguous && update ? await landedRecord(deps, key, update) : undefined;
-  if (landed) return refreshed(landed, grant, attrs);
+  if (landed) return refreshed(attempt, landed, grant, attrs);
   metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
   logger.warn('The refreshed token was not stored: the lease was lost or the connection was disconnected', {
     ...attrs,
@@ -401,9 +413,28 @@ async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<Re
   return { outcome: 'gone' };
 }
 
-function refreshed(record: StoredRecord, grant: TokenGrant, attrs: Record<string, unknown>): RefreshOutcome {
+/**
+ * A stored refresh: counted, with how late it ran past its due time and how much life the replaced token
+ * had left, the two measures of the refresh SLO.
+ */
+function refreshed(
+  attempt: Attempt,
+  record: StoredRecord,
+  grant: TokenGrant,
+  attrs: Record<string, unknown>,
+): RefreshOutcome {
+  const latenessSeconds = Math.round(refreshLatenessMs(attempt.leased, attempt.startedAt) / 1000);
+  const lifeLeftSeconds = Math.round(lifeLeftMs(attempt.leased, attempt.startedAt) / 1000);
   metrics.addMetric(MetricName.refreshSucceeded, MetricUnit.Count, 1);
-  logger.info('Refreshed', { ...attrs, outcome: 'refreshed', generation: record.generation });
+  metrics.addMetric(MetricName.refreshLateness, MetricUnit.Seconds, latenessSeconds);
+  metrics.addMetric(MetricName.tokenLifeLeftAtRefresh, MetricUnit.Seconds, lifeLeftSeconds);
+  logger.info('Refreshed', {
+    ...attrs,
+    outcome: 'refreshed',
+    generation: record.generation,
+    latenessSeconds,
+    lifeLeftSeconds,
+  });
   return { outcome: 'refreshed', record, accessToken: grant.accessToken };
 }
 
@@ -436,7 +467,7 @@ async function persisting<T>(
       const waitMs = WRITE_RETRY_BASE_MS * 2 ** (tries - 1);
       if (tries >= WRITE_ATTEMPTS || attempt.deps.clock.now() + waitMs >= attempt.writeDeadline) throw error;
       logger.warn(`Failed to ${what}; retrying while the lease and the invocation last`, {
-        record: describe(attempt.key),
+        ...recordKeys(attempt.key),
         tries,
         error: errorName(error),
       });
@@ -456,7 +487,7 @@ async function recordFailure(
     return written ? 'written' : 'lost';
   } catch (error) {
     // The lease runs out on its own and the next attempt meets the same failure again.
-    logger.warn('Failed to record the refresh failure', { record: describe(key), error: errorName(error) });
+    logger.warn('Failed to record the refresh failure', { ...recordKeys(key), error: errorName(error) });
     return 'failed';
   }
 }
@@ -466,7 +497,7 @@ async function releaseQuietly(attempt: Attempt): Promise<void> {
     await attempt.deps.store.releaseLease(attempt.key, { owner: attempt.owner });
   } catch (error) {
     logger.warn('Failed to release the refresh lease; it runs out on its own', {
-      record: describe(attempt.key),
+      ...recordKeys(attempt.key),
       error: errorName(error),
     });
   }
@@ -512,6 +543,15 @@ function wiseRetryAfter(error: WiseError): number | undefined {
   if (error instanceof WiseRateLimitedError || error instanceof WiseUnavailableError)
     return error.retryAfterSeconds;
   return undefined;
+}
+
+/** The class a refused refresh is counted under; Wise's other OAuth errors are `invalid_request`. */
+function refusalClass(error: WiseError): RefusalClass {
+  if (error instanceof WiseInvalidGrantError) return 'invalid_grant';
+  if (error instanceof WiseInvalidClientError) return 'invalid_client';
+  if (error instanceof WiseRateLimitedError) return 'rate_limited';
+  if (error instanceof WiseUnavailableError) return 'provider_unavailable';
+  return 'invalid_request';
 }
 
 function failureCode(error: WiseError): string {

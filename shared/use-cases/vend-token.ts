@@ -14,7 +14,8 @@ import {
   refreshNeeded,
   validUntil,
 } from '#shared/domain/refresh-rule.ts';
-import { logger, MetricName, metrics } from '#shared/observability.ts';
+import { logger, MetricName, metrics, recordKeys } from '#shared/observability.ts';
+import type { VendSource } from '#shared/ports/audit-trail.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import {
   describe,
@@ -55,6 +56,8 @@ export interface CurrentToken {
   scope?: string;
   connectionId?: string;
   profileId?: number;
+  /** Set when a refresh made for this vend issued the token. */
+  refreshed?: true;
 }
 
 /** The `POST /tokens` request, after the handler validated it. */
@@ -93,6 +96,8 @@ export interface VendOptions {
   endsAt?: number;
   /** How a vend waits between looks at a record another instance is refreshing. */
   sleep?: (ms: number) => Promise<void>;
+  /** Hears of each vend: the token's generation and where it came from, for the audit trail. */
+  onVended?: (vend: { generation: number; source: VendSource }) => void;
 }
 
 /**
@@ -170,20 +175,23 @@ export async function vendToken(
   if (request.rejectedGeneration !== undefined) demand.rejectedGeneration = request.rejectedGeneration;
 
   let token = options.cache?.get(target, deps.clock.now(), demand);
-  const fromCache = token !== undefined;
+  let source: VendSource = 'cache';
   if (!token) {
     token = await currentToken(deps, target, demand, {
       ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
       ...(options.endsAt === undefined ? {} : { endsAt: options.endsAt }),
     });
+    source = token.refreshed === true ? 'refresh' : 'store';
     options.cache?.set(target, token, deps.clock.now());
   }
   metrics.addMetric(MetricName.tokenVended, MetricUnit.Count, 1);
+  options.onVended?.({ generation: token.generation, source });
   logger.info('Token vended', {
-    record: describe(target),
-    caller: request.callerArn,
+    ...recordKeys(target),
+    callerArn: request.callerArn,
+    outcome: 'vended',
     generation: token.generation,
-    fromCache,
+    source,
     ...(request.minValiditySeconds !== undefined &&
     token.expiresAt - deps.clock.now() < request.minValiditySeconds * 1000
       ? { shortOfMinValiditySeconds: request.minValiditySeconds }
@@ -251,14 +259,14 @@ export async function currentToken(
         );
       }
       logger.error('The on-demand refresh failed; falling back to the stored token', {
-        record: describe(key),
+        ...recordKeys(key),
         error: error as Error,
       });
       return fallback(deps, key, basis, demand, retryAfterSeconds);
     }
     switch (outcome.outcome) {
       case 'refreshed':
-        return tokenOf(key, outcome.record, outcome.accessToken, deps.clock.now());
+        return { ...tokenOf(key, outcome.record, outcome.accessToken, deps.clock.now()), refreshed: true };
       case 'not_needed':
         return decryptStored(deps, key, outcome.record);
       case 'needs_reauth':
@@ -331,7 +339,7 @@ async function fallback(
   const now = deps.clock.now();
   if (record && !isExpired(record, now) && demand.rejectedGeneration !== record.generation) {
     logger.warn('Vending the stored token: it could not be refreshed but is still valid', {
-      record: describe(key),
+      ...recordKeys(key),
       generation: record.generation,
     });
     return decryptStored(deps, key, record);

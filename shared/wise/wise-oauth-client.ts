@@ -293,7 +293,8 @@ export class WiseOAuthClient implements WiseOAuth {
     if (this.#clientId !== undefined && cached.clientId !== this.#clientId) {
       // Codes issued to the configured client would not exchange under the secret's.
       this.#logger.error('The configured wise.clientId is not the client id in the Wise credentials secret', {
-        operation: call,
+        operation,
+        correlationId: call.correlationId,
       });
     }
     let rejection: WiseInvalidClientError;

@@ -351,7 +351,9 @@ describe('the broker functions', () => {
         concurrency: 8,
         leaseSeconds: 120,
         tokenCallsPerMinute: 1000,
+        atRiskShare: 0.1,
       },
+      audit: { retentionDays: 365 },
       alarmEmail: 'ops@example.com',
       removalPolicy: 'retain',
     });
@@ -586,7 +588,7 @@ describe('the HTTP API', () => {
     expect(JSON.stringify(stage.AccessLogSettings.DestinationArn)).toContain('ApiAccessLogs');
     expect(JSON.parse(stage.AccessLogSettings.Format)).toMatchObject({
       requestId: '$context.requestId',
-      caller: '$context.identity.userArn',
+      callerArn: '$context.identity.userArn',
       status: '$context.status',
     });
   });

@@ -50,9 +50,11 @@ describe('parseBrokerConfig', () => {
         concurrency: 8,
         leaseSeconds: 120,
         tokenCallsPerMinute: 1000,
+        atRiskShare: 0.1,
       },
       api: { throttle: { rateLimit: 100, burstLimit: 200 } },
       functions: { memorySize: 512, memorySizes: {} },
+      audit: { retentionDays: 365 },
       removalPolicy: 'retain',
     });
   });
@@ -79,9 +81,11 @@ describe('parseBrokerConfig', () => {
         concurrency: 50,
         leaseSeconds: 900,
         tokenCallsPerMinute: 3000,
+        atRiskShare: 0.2,
       },
       api: { throttle: { rateLimit: 1000, burstLimit: 2000 } },
       functions: { memorySize: 1024, memorySizes: { tokens: 2048 } },
+      audit: { retentionDays: 731 },
       alarmEmail: 'ops@example.com',
       removalPolicy: 'destroy',
       env: { account: '123456789012', region: 'eu-west-1' },
@@ -308,6 +312,9 @@ describe('parseBrokerConfig', () => {
       ['leaseSeconds', 29, /at least 30/],
       ['leaseSeconds', 901, /at most 900/],
       ['leaseSeconds', '120', /whole number of seconds/],
+      ['atRiskShare', 0.005, /at least 0\.01/],
+      ['atRiskShare', 0.6, /at most 0\.5/],
+      ['atRiskShare', 0.2, /below 1 - fraction/],
     ])('rejects %s = %j', (field, value, message) => {
       expect(problemsOf({ refresh: { [field]: value } })[`refresh.${field}`]).toMatch(message);
     });
@@ -323,6 +330,8 @@ describe('parseBrokerConfig', () => {
       ['concurrency', 50],
       ['leaseSeconds', 30],
       ['leaseSeconds', 900],
+      ['atRiskShare', 0.01],
+      ['atRiskShare', 0.19],
     ])('accepts %s = %j at the edge of its range', (field, value) => {
       expect(parseBrokerConfig({ refresh: { [field]: value } }, 'x').refresh).toMatchObject({
         [field]: value,
@@ -350,6 +359,20 @@ describe('parseBrokerConfig', () => {
         ),
       ).toBe(true);
     });
+  });
+
+  it('puts the at-risk share below what a high refresh fraction leaves', () => {
+    expect(parseBrokerConfig({ refresh: { fraction: 0.95 } }, 'x').refresh.atRiskShare).toBe(0.025);
+  });
+
+  it.each([30, 365, 3653])('accepts audit.retentionDays = %j, a period CloudWatch Logs offers', (days) => {
+    expect(parseBrokerConfig({ audit: { retentionDays: days } }, 'x').audit.retentionDays).toBe(days);
+  });
+
+  it('rejects an audit.retentionDays CloudWatch Logs does not offer', () => {
+    expect(problemsOf({ audit: { retentionDays: 100 } })['audit.retentionDays']).toMatch(
+      /one of the retention periods CloudWatch Logs offers/,
+    );
   });
 
   describe('other fields', () => {

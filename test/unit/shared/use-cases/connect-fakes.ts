@@ -177,6 +177,7 @@ export function fakeRuntime(
     clock,
     random: () => 0.5,
     instanceId: 'unit-test',
+    audit: { record: () => {} },
     advance: (ms) => {
       now += ms;
     },

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { logger, MetricName, metrics } from '#shared/observability.ts';
 import { obtainClientAccessToken } from '#shared/use-cases/client-token.ts';
 import {
   MIN_TIME_TO_START_MS,
@@ -70,6 +71,8 @@ describe('refreshDue', () => {
       needsReauth: 0,
       skipped: 0,
       notStarted: 0,
+      failedBy: { rateLimited: 0, transient: 0, invalidClient: 0, error: 0 },
+      atRisk: 0,
     });
     expect(broker.wise.count('refresh')).toBe(3);
     expect((await broker.store.getConnection('acme-fresh'))?.generation).toBe(1);
@@ -95,6 +98,8 @@ describe('refreshDue', () => {
       needsReauth: 1,
       skipped: 0,
       notStarted: 0,
+      failedBy: { rateLimited: 0, transient: 1, invalidClient: 0, error: 0 },
+      atRisk: 0,
     });
   });
 
@@ -187,6 +192,39 @@ describe('refreshDue', () => {
     expect((startedAt.at(-1) ?? 0) - T0).toBeLessThan((89 * 1_000) / SWEEP_STARTS_PER_SECOND);
   });
 
+  it('counts as at risk the records it could not refresh that have less than atRiskShare of their life left', async () => {
+    const broker = fakeBroker({ concurrency: 1 });
+    await seedConnection(broker, { connectionId: 'acme-late', issuedAt: T0 - 0.95 * TTL });
+    await seedConnection(broker, { connectionId: 'acme-due', issuedAt: T0 - 0.85 * TTL });
+    await seedConnection(broker, { connectionId: 'acme-fine', issuedAt: T0 - 0.96 * TTL });
+    await broker.store.acquireLease(
+      { kind: 'connection', connectionId: 'acme-fine' },
+      { owner: 'other', now: T0, leaseMs: 60_000 },
+    );
+    broker.wise.script('refresh', new WiseUnavailableError('down'), new WiseUnavailableError('down'));
+    const addMetric = vi.mocked(metrics.addMetric);
+
+    const summary = await refreshDue(broker.deps);
+
+    // acme-fine is busy (another attempt holds its lease) with 4 % left: at risk too; acme-due has 15 %.
+    expect(summary).toMatchObject({ due: 3, failed: 2, busy: 1, atRisk: 2 });
+    expect(addMetric).toHaveBeenCalledWith(MetricName.connectionsAtRisk, 'Count', 2);
+    expect(logger.warn).toHaveBeenCalledWith(
+      expect.stringContaining('at risk'),
+      expect.objectContaining({ connectionIds: ['acme-fine', 'acme-late'] }),
+    );
+  });
+
+  it('counts none at risk when it refreshed every due record', async () => {
+    const broker = await withDueConnections(2);
+    const addMetric = vi.mocked(metrics.addMetric);
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary.atRisk).toBe(0);
+    expect(addMetric).toHaveBeenCalledWith(MetricName.connectionsAtRisk, 'Count', 0);
+  });
+
   it('stops starting refreshes at the first one Wise rate limits, and says so', async () => {
     const broker = await withDueConnections(5, { concurrency: 1 });
     broker.wise.script(
@@ -207,6 +245,8 @@ describe('refreshDue', () => {
       skipped: 0,
       notStarted: 3,
       stoppedBecause: 'rate_limited',
+      failedBy: { rateLimited: 1, transient: 0, invalidClient: 0, error: 0 },
+      atRisk: 0,
     });
     expect(broker.wise.count('refresh')).toBe(2);
     const stillDue = await broker.store.listDue({ now: broker.clock.now(), limit: 10 });

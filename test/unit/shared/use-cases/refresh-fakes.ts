@@ -203,6 +203,7 @@ export function fakeBroker(
         concurrency: options.concurrency ?? 4,
         sweepSeconds: 60,
         tokenCallsPerMinute: 1000,
+        atRiskShare: 0.1,
       },
     },
     store,

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } fr
 import { TokenDecryptionError } from '#shared/domain/errors.ts';
 import type { RecordKey } from '#shared/domain/records.ts';
 import { BACKOFF_BASE_MS } from '#shared/domain/refresh-rule.ts';
-import { logger, MetricName, type metrics } from '#shared/observability.ts';
+import { logger, MetricName, type metrics, publishMetrics, setMetricsSink } from '#shared/observability.ts';
 import {
   RefreshNotStoredError,
   refreshRecord,
@@ -68,7 +68,25 @@ describe('refreshRecord', () => {
         'access-1',
       );
       expect(broker.wise.calls).toMatchObject([{ method: 'refresh', refreshToken: 'refresh-stored' }]);
-      expect(metricNames()).toEqual([MetricName.refreshSucceeded]);
+      expect(metricNames()).toEqual([
+        MetricName.refreshSucceeded,
+        MetricName.refreshLateness,
+        MetricName.tokenLifeLeftAtRefresh,
+      ]);
+    });
+
+    it('measures how late past its due time it ran and how much life the replaced token had left', async () => {
+      const broker = await dueConnection({ issuedAt: T0 - 0.9 * TTL });
+
+      await refreshRecord(broker.deps, acme);
+
+      const tenthOfLifeSeconds = (0.1 * TTL) / 1000;
+      expect(metricSpy).toHaveBeenCalledWith(MetricName.refreshLateness, 'Seconds', tenthOfLifeSeconds);
+      expect(metricSpy).toHaveBeenCalledWith(
+        MetricName.tokenLifeLeftAtRefresh,
+        'Seconds',
+        tenthOfLifeSeconds,
+      );
     });
 
     it('plans the next refresh at the configured fraction of the new lifetime', async () => {
@@ -353,7 +371,7 @@ describe('refreshRecord', () => {
       expect((await broker.store.getConnection('acme-1'))?.status).toBe('needs_reauth');
       expect(logger.error).toHaveBeenCalledWith(
         expect.stringContaining('reauthorization event'),
-        expect.objectContaining({ record: 'acme-1' }),
+        expect.objectContaining({ connectionId: 'acme-1' }),
       );
     });
 
@@ -395,10 +413,48 @@ describe('refreshRecord', () => {
       expect(stored?.lease).toBeUndefined();
       expect(logger.error).toHaveBeenCalledWith(
         expect.stringContaining('client credentials'),
-        expect.objectContaining({ record: 'acme-1' }),
+        expect.objectContaining({ connectionId: 'acme-1' }),
       );
       expect(metricNames()).toEqual([MetricName.refreshFailed, MetricName.invalidClient]);
       expect(broker.events.published).toEqual([]);
+    });
+  });
+
+  describe('refusals by class', () => {
+    let published: string[];
+
+    beforeEach(() => {
+      // Drop what earlier tests counted.
+      setMetricsSink(() => {});
+      publishMetrics();
+      published = [];
+      setMetricsSink((line) => published.push(line));
+    });
+
+    afterEach(() => setMetricsSink(undefined));
+
+    /** The `class` dimension of every published RefreshRefused count. */
+    function refusedClasses(): string[] {
+      publishMetrics();
+      return published
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((emf) => emf.RefreshRefused !== undefined)
+        .map((emf) => String(emf.class));
+    }
+
+    it.each([
+      ['invalid_grant', () => new WiseInvalidGrantError('revoked')],
+      ['invalid_client', () => new WiseInvalidClientError('bad secret', { status: 401 })],
+      ['rate_limited', () => new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 5 })],
+      ['provider_unavailable', () => new WiseUnavailableError('down', { status: 503 })],
+      ['invalid_request', () => new WiseInvalidRequestError('bad request', { status: 400 })],
+    ])('counts a refresh Wise refuses as %s under that class', async (refusal, error) => {
+      const broker = await dueConnection();
+      broker.wise.script('refresh', error());
+
+      await refreshRecord(broker.deps, acme);
+
+      expect(refusedClasses()).toEqual([refusal]);
     });
   });
 

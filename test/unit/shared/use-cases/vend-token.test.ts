@@ -541,7 +541,7 @@ describe('vendToken', () => {
       expect(vended).toMatchObject({ accessToken: 'access-stored', generation: 1 });
       expect(logger.error).toHaveBeenCalledWith(
         expect.stringContaining('failed'),
-        expect.objectContaining({ record: 'acme-1' }),
+        expect.objectContaining({ connectionId: 'acme-1' }),
       );
     });
 
