@@ -95,7 +95,7 @@ export function createBrokerApp(props: AppProps = {}): {
     config,
     tokenKeyUsers: tokenKeyUsers(config.stage),
     env,
-    description: `Wise token broker (${config.stage}): keys, table and Wise credentials (retained)`,
+    description: `Wise token broker (${config.stage}): keys, table, Wise credentials and audit trail (retained)`,
   });
   const stateless = new StatelessStack(app, names.stateless, {
     config,
@@ -105,6 +105,7 @@ export function createBrokerApp(props: AppProps = {}): {
     key: stateful.key,
     tokenKey: stateful.tokenKey,
     secret: stateful.secret,
+    auditLogGroup: stateful.auditLogGroup,
   });
   return { app, config, stateful, stateless };
 }

@@ -7,6 +7,7 @@ import {
   Dashboard,
   GraphWidget,
   type IMetric,
+  MathExpression,
   Metric,
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
@@ -18,7 +19,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { MetricName } from '#shared/observability.ts';
+import { MetricName, REFUSAL_CLASSES } from '#shared/observability.ts';
 import { METRICS_NAMESPACE, serviceName } from './broker-function.ts';
 
 export interface MonitoringProps {
@@ -26,11 +27,28 @@ export interface MonitoringProps {
   readonly functions: Readonly<Record<string, IFunction>>;
   readonly api: HttpApi;
   readonly deadLetterQueue: IQueue;
+  /** Where the audit forwarder keeps the deliveries it could not write. */
+  readonly auditDeadLetterQueue: IQueue;
   /** Subscribed to the alarm topic by e-mail when given. */
   readonly alarmEmail?: string | undefined;
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
+
+/**
+ * The refresh success ratio the `RefreshSuccessRatio` alarm holds the broker to: at least this share of
+ * refresh attempts succeed in each of three consecutive 5-minute periods.
+ */
+export const REFRESH_SUCCESS_RATIO_TARGET = 0.9;
+
+/** The error codes of the broker's 4xx answers: the `error` dimension of `RequestRefused`. */
+export const REFUSED_REQUEST_CODES = [
+  'invalid_request',
+  'forbidden',
+  'connection_not_found',
+  'reauthorization_required',
+  'method_not_allowed',
+] as const;
 
 /**
  * The broker's alarms, all sent to one encrypted SNS topic (with an optional e-mail subscription), and a
@@ -67,11 +85,11 @@ export class Monitoring extends Construct {
     });
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
 
-    const broker = (metricName: string) =>
+    const broker = (metricName: string, dimensions: Record<string, string> = {}) =>
       new Metric({
         namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: { service: serviceName(props.stage) },
+        dimensionsMap: { service: serviceName(props.stage), ...dimensions },
         statistic: 'Sum',
         period: FIVE_MINUTES,
       });
@@ -91,6 +109,31 @@ export class Monitoring extends Construct {
     this.alarm('InvalidClient', invalidClient, {
       description:
         'Wise rejected the client credentials (invalid_client): check the Wise credentials secret against the Developer Hub. No connection was marked.',
+    });
+    const atRisk = broker(MetricName.connectionsAtRisk).with({ statistic: 'Maximum' });
+    this.alarm('ConnectionsAtRisk', atRisk, {
+      description:
+        'A refresh sweep left connections due and unrefreshed with less than refresh.atRiskShare of their token life left; their tokens expire soon. The refresh log line "Connections at risk" names them.',
+    });
+    const refreshSuccessRatio = new MathExpression({
+      label: 'Refresh success ratio',
+      expression: 'IF((FILL(s, 0) + FILL(f, 0)) > 0, FILL(s, 0) / (FILL(s, 0) + FILL(f, 0)), 1)',
+      usingMetrics: { s: broker(MetricName.refreshSucceeded), f: refreshFailed },
+      period: FIVE_MINUTES,
+    });
+    this.alarm('RefreshSuccessRatio', refreshSuccessRatio, {
+      description: `Fewer than ${REFRESH_SUCCESS_RATIO_TARGET * 100} % of refreshes succeeded in each of the last 15 minutes. The RefreshRefused metric and the refresh logs say which class of failure dominates.`,
+      evaluationPeriods: 3,
+      threshold: REFRESH_SUCCESS_RATIO_TARGET,
+      comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+    });
+    const auditDeadLetters = props.auditDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+      period: FIVE_MINUTES,
+      statistic: 'Maximum',
+    });
+    this.alarm('AuditDeliveryFailed', auditDeadLetters, {
+      description:
+        "The audit forwarder could not write some audit lines to the audit log group; they wait in its dead-letter queue (and stay in the functions' own log groups).",
     });
     for (const [name, fn] of Object.entries(props.functions)) {
       this.alarm(`${name}-errors`, fn.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }), {
@@ -135,6 +178,52 @@ export class Monitoring extends Construct {
           }),
         ],
         [
+          new GraphWidget({
+            title: 'Refresh lateness and token life left (seconds)',
+            width: 12,
+            left: [
+              broker(MetricName.refreshLateness).with({ statistic: 'p99', label: 'Late past due (p99)' }),
+              broker(MetricName.refreshLateness).with({ statistic: 'Maximum', label: 'Late past due (max)' }),
+            ],
+            right: [
+              broker(MetricName.tokenLifeLeftAtRefresh).with({
+                statistic: 'Minimum',
+                label: 'Life left at refresh (min)',
+              }),
+            ],
+          }),
+          new GraphWidget({
+            title: 'Connections at risk and lost',
+            width: 12,
+            left: [
+              atRisk.with({ label: 'At risk (max per sweep)' }),
+              broker(MetricName.connectionLostToCrash).with({ label: 'Lost to crashes' }),
+            ],
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: 'Refresh success ratio',
+            width: 8,
+            left: [refreshSuccessRatio],
+            leftYAxis: { min: 0, max: 1 },
+          }),
+          new GraphWidget({
+            title: 'Refreshes refused, by class',
+            width: 8,
+            left: REFUSAL_CLASSES.map((refusal) =>
+              broker(MetricName.refreshRefused, { class: refusal }).with({ label: refusal }),
+            ),
+          }),
+          new GraphWidget({
+            title: 'Requests refused, by error',
+            width: 8,
+            left: REFUSED_REQUEST_CODES.map((code) =>
+              broker(MetricName.requestRefused, { error: code }).with({ label: code }),
+            ),
+          }),
+        ],
+        [
           this.perFunction('Invocations', props.functions, (fn) => fn.metricInvocations()),
           this.perFunction('Errors', props.functions, (fn) => fn.metricErrors()),
         ],
@@ -163,13 +252,18 @@ export class Monitoring extends Construct {
   private alarm(
     id: string,
     metric: IMetric,
-    options: { description: string; evaluationPeriods?: number },
+    options: {
+      description: string;
+      evaluationPeriods?: number;
+      threshold?: number;
+      comparisonOperator?: ComparisonOperator;
+    },
   ): void {
     const evaluationPeriods = options.evaluationPeriods ?? 1;
     const alarm = new Alarm(this, id, {
       metric,
-      threshold: 1,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      threshold: options.threshold ?? 1,
+      comparisonOperator: options.comparisonOperator ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods,
       datapointsToAlarm: evaluationPeriods,
       treatMissingData: TreatMissingData.NOT_BREACHING,

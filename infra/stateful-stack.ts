@@ -9,6 +9,7 @@ import {
 } from 'aws-cdk-lib';
 import { AttributeType, Billing, ProjectionType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import {
@@ -37,8 +38,8 @@ export interface StatefulStackProps extends StackProps {
 }
 
 /**
- * The broker's data, kept when the stack is deleted: two customer-managed keys, the table, and the secret
- * holding the Wise client credentials.
+ * The broker's data, kept when the stack is deleted: two customer-managed keys, the table, the secret
+ * holding the Wise client credentials, and the audit log group.
  *
  * - The data key encrypts the table at rest and the secret. Its policy is the account's default (the
  *   account's IAM decides), since DynamoDB and Secrets Manager use it on behalf of whoever may read them.
@@ -54,6 +55,8 @@ export class StatefulStack extends Stack {
   readonly tokenKey: Key;
   readonly table: TableV2;
   readonly secret: Secret;
+  /** The audit trail of token access, kept `audit.retentionDays` (a year by default). */
+  readonly auditLogGroup: LogGroup;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps) {
     super(scope, id, props);
@@ -119,6 +122,12 @@ export class StatefulStack extends Stack {
         "The Wise client secret is rotated in Wise's Developer Hub, which no rotation Lambda can reach; the broker reads the secret with a short cache and accepts previousClientSecret during a rotation.",
     });
 
+    this.auditLogGroup = new LogGroup(this, 'AuditLogs', {
+      logGroupName: auditLogGroupName(stage),
+      retention: props.config.audit.retentionDays as RetentionDays,
+      removalPolicy,
+    });
+
     new CfnOutput(this, 'TableName', { value: this.table.tableName, description: 'The broker table' });
     new CfnOutput(this, 'KeyArn', {
       value: this.key.keyArn,
@@ -132,5 +141,14 @@ export class StatefulStack extends Stack {
       value: this.secret.secretArn,
       description: `Put the Wise credentials here: ${WISE_CREDENTIALS_SHAPE}`,
     });
+    new CfnOutput(this, 'AuditLogGroupName', {
+      value: this.auditLogGroup.logGroupName,
+      description: 'The audit trail of token access (Logs Insights queries in the README)',
+    });
   }
+}
+
+/** The audit log group's name: one per stage, kept with the table. */
+export function auditLogGroupName(stage: string): string {
+  return `/wise-broker/${stage}/audit`;
 }

@@ -8,7 +8,7 @@ import { EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Key } from 'aws-cdk-lib/aws-kms';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { type ILogGroup, LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
@@ -19,6 +19,7 @@ import {
 } from '#shared/adapters/dynamodb-token-store.ts';
 import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
 import type { CipherKind } from '#shared/domain/records.ts';
+import { AuditTrail } from './audit-trail.ts';
 import { type BrokerDeployment, BrokerFunction, functionRoleName } from './broker-function.ts';
 import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
 import { Monitoring } from './monitoring.ts';
@@ -167,6 +168,7 @@ export interface StatelessStackProps extends StackProps {
   /** The token key, which encrypts every token, registration code and listing cursor. */
   readonly tokenKey: Key;
   readonly secret: Secret;
+  readonly auditLogGroup: ILogGroup;
 }
 
 /**
@@ -180,6 +182,7 @@ export class StatelessStack extends Stack {
   readonly callerAccess: CallerAccess;
   readonly deadLetterQueue: Queue;
   readonly monitoring: Monitoring;
+  readonly auditTrail: AuditTrail;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
@@ -324,11 +327,22 @@ export class StatelessStack extends Stack {
       callers: config.callers,
     });
 
+    this.auditTrail = new AuditTrail(this, 'AuditTrail', {
+      deployment,
+      logGroup: props.auditLogGroup,
+      sources: this.functions,
+    });
+
     this.monitoring = new Monitoring(this, 'Monitoring', {
       stage,
-      functions: Object.fromEntries(Object.entries(this.functions).map(([name, fn]) => [name, fn.function])),
+      functions: Object.fromEntries(
+        Object.entries({ ...this.functions, 'audit-forwarder': this.auditTrail.forwarder }).map(
+          ([name, fn]) => [name, fn.function],
+        ),
+      ),
       api: this.api,
       deadLetterQueue: this.deadLetterQueue,
+      auditDeadLetterQueue: this.auditTrail.deadLetterQueue,
       alarmEmail: config.alarmEmail,
     });
 

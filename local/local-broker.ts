@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -16,8 +17,11 @@ import { buildContext } from '#local/gateway/event.ts';
 import { type GatewayRoute, startGateway } from '#local/gateway/index.ts';
 import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
 import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
+import { setMetricsSink } from '#shared/observability.ts';
 import { type Clock, systemClock } from '#shared/ports/clock.ts';
 import { type AwsClients, createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
+import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
+import { FileAuditTrail } from './audit-file.ts';
 import type { LocalConfig } from './local-config.ts';
 
 const TABLE_NAME = 'wise-broker-local';
@@ -29,6 +33,9 @@ const LOCAL_ACCOUNT = '000000000000';
  */
 const LOOPBACK = '127.0.0.1';
 const KEY_ALIAS = 'alias/wise-broker-local';
+/** In the data folder: the audit trail, and the metrics the functions would have published to CloudWatch. */
+export const AUDIT_FILE = 'audit.log';
+export const METRICS_FILE = 'metrics.jsonl';
 const EVENT_BUS_NAME = 'wise-broker-local';
 
 /** The local broker, up and serving. */
@@ -44,7 +51,9 @@ export interface LocalBroker {
   /** The AWS SDK clients the runtime's adapters use, and the table and key they reach (for benchmarks). */
   aws: { clients: AwsClients; tableName: string; keyId: string };
   /** Runs one refresh sweep now, as the schedule does. */
-  sweep(): Promise<unknown>;
+  sweep(): Promise<SweepSummary>;
+  /** The audit trail and metrics files, when the broker keeps its data in a folder. */
+  files?: { audit: string; metrics: string };
   close(): Promise<void>;
 }
 
@@ -58,6 +67,14 @@ export interface LocalBrokerOptions {
   clock?: Clock;
   /** Whether the refresh schedule ticks on its own; true by default. Tests call `sweep()` instead. */
   schedule?: boolean;
+  /** Hears of every sweep when it ends (`npm start` prints a line). */
+  onSweep?: (report: SweepReport) => void;
+}
+
+/** What one sweep did, and when the next refresh is due (epoch ms; absent when none is). */
+export interface SweepReport {
+  summary: SweepSummary;
+  nextDueAt?: number;
 }
 
 /**
@@ -185,7 +202,21 @@ export async function startLocalBroker(
       // A data folder from an earlier run already holds the table.
       if (!(error instanceof ResourceInUseException)) throw error;
     }
+    const clock = options.clock ?? systemClock;
+    const files =
+      dataDir === null
+        ? undefined
+        : { audit: join(dataDir, AUDIT_FILE), metrics: join(dataDir, METRICS_FILE) };
+    if (files) {
+      const metricsFile = files.metrics;
+      // EMF documents, one a line: what the deployed functions hand CloudWatch through their logs.
+      setMetricsSink((line) => appendFileSync(metricsFile, `${line}\n`, { mode: 0o600 }));
+      closers.push(async () => setMetricsSink(undefined));
+    }
     runtime = createRuntime({
+      ...(files
+        ? { audit: new FileAuditTrail({ file: files.audit, clock, service: `wise-broker-${broker.stage}` }) }
+        : {}),
       config: { ...broker, wise },
       redirectUri,
       tableName,
@@ -197,8 +228,7 @@ export async function startLocalBroker(
     });
 
     const refresh = createRefreshHandler(runtimeSource);
-    const clock = options.clock ?? systemClock;
-    let running: Promise<unknown> | undefined;
+    let running: Promise<SweepSummary> | undefined;
     const sweep = async () => {
       const context = buildContext({
         functionName: 'local-refresh',
@@ -208,9 +238,16 @@ export async function startLocalBroker(
         timeoutMs: broker.refresh.sweepSeconds * 1000,
         now: () => clock.now(),
       });
-      running ??= refresh(scheduledEvent(local.region, clock.now()), context).finally(() => {
-        running = undefined;
-      });
+      running ??= refresh(scheduledEvent(local.region, clock.now()), context)
+        .then(async (summary) => {
+          const [next] = await runtimeSource().store.listDue({ now: Number.MAX_SAFE_INTEGER, limit: 1 });
+          const report: SweepReport = next ? { summary, nextDueAt: next.nextRefreshAt } : { summary };
+          options.onSweep?.(report);
+          return summary;
+        })
+        .finally(() => {
+          running = undefined;
+        });
       return running;
     };
     if (options.schedule !== false) {
@@ -231,6 +268,7 @@ export async function startLocalBroker(
       runtime,
       aws: { clients, tableName, keyId: KEY_ALIAS },
       sweep,
+      ...(files ? { files } : {}),
       close,
     };
   } catch (error) {

@@ -3,6 +3,7 @@ import { SimulatorStateFileError } from '#local/simulator/index.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
 import { type LocalBroker, startLocalBroker } from './local-broker.ts';
 import { DEFAULT_CONFIG_FILE, type LocalConfig, loadLocalConfig } from './local-config.ts';
+import { sweepLine } from './sweep-report.ts';
 
 const USAGE = `Usage: npm start [-- --config FILE]
 
@@ -26,7 +27,10 @@ function banner(broker: LocalBroker, config: LocalConfig): string {
       : '  Wise               the sandbox configured in local.wiseCredentials',
     `  configuration      ${config.source}`,
     `  data               ${config.local.dataDir ?? 'in memory (lost on exit)'}`,
-    `  refresh sweep      every ${config.broker.refresh.sweepSeconds} s`,
+    `  refresh sweep      every ${config.broker.refresh.sweepSeconds} s (a line after each)`,
+    broker.files
+      ? `  audit trail        ${broker.files.audit}\n  metrics            ${broker.files.metrics}`
+      : '  audit trail        standard output (no data folder)',
     '',
     'Local caller credentials (sign requests with SigV4, service execute-api, region ' +
       config.local.region +
@@ -64,7 +68,9 @@ async function main(): Promise<void> {
     return;
   }
   const config = loadLocalConfig(values.config);
-  const broker = await startLocalBroker(config);
+  const broker = await startLocalBroker(config, {
+    onSweep: ({ summary, nextDueAt }) => console.log(sweepLine(summary, nextDueAt, Date.now())),
+  });
   console.log(banner(broker, config));
 
   let stopping = false;

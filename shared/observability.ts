@@ -32,6 +32,8 @@ export const MetricName = {
   refreshSucceeded: 'RefreshSucceeded',
   refreshFailed: 'RefreshFailed',
   reauthorizationRequired: 'ReauthorizationRequired',
+  /** A connection lost by the broker: Wise refused a refresh token an earlier attempt spent without storing the answer. */
+  connectionLostToCrash: 'ConnectionLostToCrash',
   invalidClient: 'InvalidClient',
   providerUnavailable: 'ProviderUnavailable',
   tokenVended: 'TokenVended',
@@ -44,11 +46,6 @@ export const MetricName = {
    * their token's lifetime left.
    */
   connectionsAtRisk: 'ConnectionsAtRisk',
-  /**
-   * Connections that needed reauthorization because a crash lost the refresh token Wise had just issued.
-   * The name is reserved for the alarm and dashboard; see the README for when the broker can tell.
-   */
-  connectionsLostToCrash: 'ConnectionsLostToCrash',
   /** Refreshes Wise refused, by {@link RefusalClass} in the `class` dimension. */
   refreshRefused: 'RefreshRefused',
   /** Requests the broker refused (4xx), by error code in the `error` dimension. */

@@ -102,6 +102,9 @@ function auditTrail(source: AuditTrailSource): middy.MiddlewareObj<ApiEvent, Api
       status,
       outcome: facts.outcome ?? (status >= 500 ? 'failed' : status >= 400 ? 'refused' : 'ok'),
     };
+    const error =
+      facts.error ?? (status >= 400 && typeof result === 'object' ? errorCode(result ?? {}) : undefined);
+    if (error !== undefined) entry.error = error;
     let trail: AuditTrail;
     try {
       trail = source();

@@ -293,7 +293,8 @@ describe('the broker functions', () => {
   it('keeps every function log for three months', () => {
     const groups = Object.values(resourcesOf(stateless, 'AWS::Logs::LogGroup'));
 
-    expect(groups).toHaveLength(FUNCTION_NAMES.length + 1);
+    // The six functions, the audit forwarder and the API's access log.
+    expect(groups).toHaveLength(FUNCTION_NAMES.length + 2);
     for (const group of groups) expect(group.Properties.RetentionInDays).toBe(90);
   });
 
@@ -724,7 +725,7 @@ describe('alarms', () => {
 
   it.each(FUNCTION_NAMES)('alarms on errors and throttles of %s', (name) => {
     const watched = alarms()
-      .filter((alarm) => JSON.stringify(alarm.Dimensions).includes(`"${lambdaOf(name).id}"`))
+      .filter((alarm) => JSON.stringify(alarm.Dimensions ?? []).includes(`"${lambdaOf(name).id}"`))
       .map((alarm) => alarm.MetricName);
 
     expect(watched.sort()).toEqual(['Errors', 'Throttles']);
@@ -738,7 +739,9 @@ describe('alarms', () => {
     const topicId = Object.keys(resourcesOf(stateless, 'AWS::SNS::Topic'))[0];
     const topic = only(resourcesOf(stateless, 'AWS::SNS::Topic')).Properties;
 
-    expect(alarms()).toHaveLength(3 + 2 * FUNCTION_NAMES.length + 1);
+    // The broker metrics, the refresh SLOs, errors and throttles of each function and of the audit
+    // forwarder, and the two dead-letter queues.
+    expect(alarms()).toHaveLength(3 + 2 + 2 * (FUNCTION_NAMES.length + 1) + 2);
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
     expect(JSON.stringify(topic.KmsMasterKeyId)).toContain('TopicKey');
     stateless.hasResourceProperties('AWS::SNS::TopicPolicy', {
@@ -771,8 +774,173 @@ describe('alarms', () => {
     });
   });
 
-  it('has a dashboard', () => {
-    stateless.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'wise-broker-test' });
+  it('alarms on any connection at risk, the most any sweep of the period counted', () => {
+    const alarm = alarms().find((candidate) => candidate.MetricName === 'ConnectionsAtRisk');
+
+    expect(alarm).toMatchObject({
+      Namespace: 'WiseTokenBroker',
+      Dimensions: [{ Name: 'service', Value: 'wise-broker-test' }],
+      Statistic: 'Maximum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+    });
+  });
+
+  it('alarms when fewer than 90 % of refreshes succeed for 15 minutes', () => {
+    const alarm = alarms().find((candidate) => JSON.stringify(candidate.Metrics ?? []).includes('FILL(s'));
+    const metrics = alarm?.Metrics as Array<Record<string, TemplateValue>>;
+    const named = (id: string) => metrics.find((metric) => metric.Id === id)?.MetricStat;
+
+    expect(alarm).toMatchObject({
+      Threshold: 0.9,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(metrics.find((metric) => metric.Expression)?.Expression).toBe(
+      'IF((FILL(s, 0) + FILL(f, 0)) > 0, FILL(s, 0) / (FILL(s, 0) + FILL(f, 0)), 1)',
+    );
+    expect(named('s')).toMatchObject({
+      Metric: { MetricName: 'RefreshSucceeded' },
+      Stat: 'Sum',
+      Period: 300,
+    });
+    expect(named('f')).toMatchObject({ Metric: { MetricName: 'RefreshFailed' }, Stat: 'Sum', Period: 300 });
+  });
+
+  it('alarms on audit deliveries the forwarder could not write', () => {
+    const queueId = built.stateless.getLogicalId(
+      built.stateless.auditTrail.deadLetterQueue.node.defaultChild as CfnElement,
+    );
+    const alarm = alarms().find((candidate) => JSON.stringify(candidate.Dimensions ?? []).includes(queueId));
+
+    expect(alarm).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 1 });
+  });
+
+  it('has a dashboard with a widget for each refresh SLO', () => {
+    const dashboard = only(resourcesOf(stateless, 'AWS::CloudWatch::Dashboard')).Properties;
+    const body = JSON.stringify(dashboard.DashboardBody);
+
+    expect(dashboard.DashboardName).toBe('wise-broker-test');
+    for (const title of [
+      'Refresh lateness and token life left (seconds)',
+      'Connections at risk and lost',
+      'Refresh success ratio',
+      'Refreshes refused, by class',
+      'Requests refused, by error',
+    ]) {
+      expect(body).toContain(title);
+    }
+    for (const metric of [
+      'RefreshLateness',
+      'TokenLifeLeftAtRefresh',
+      'ConnectionsAtRisk',
+      'ConnectionLostToCrash',
+    ]) {
+      expect(body).toContain(`\\"${metric}\\"`);
+    }
+    for (const refusal of ['invalid_grant', 'invalid_client', 'rate_limited', 'provider_unavailable']) {
+      expect(body).toContain(
+        `\\"RefreshRefused\\",\\"class\\",\\"${refusal}\\",\\"service\\",\\"wise-broker-test\\"`,
+      );
+    }
+  });
+});
+
+describe('the audit trail', () => {
+  it('keeps its own log group in the stateful stack, retained, for a year', () => {
+    const group = only(resourcesOf(stateful, 'AWS::Logs::LogGroup'));
+
+    expect(group.Properties).toEqual({ LogGroupName: '/wise-broker/test/audit', RetentionInDays: 365 });
+    expect(group.DeletionPolicy).toBe('Retain');
+    expect(stateful.findOutputs('AuditLogGroupName')).not.toEqual({});
+  });
+
+  it.each(FUNCTION_NAMES)('forwards the audit lines of %s, and only those, to the forwarder', (name) => {
+    const logGroupId = lambdaOf(name).properties.LoggingConfig.LogGroup.Ref;
+    const forwarderId = built.stateless.getLogicalId(
+      built.stateless.auditTrail.forwarder.function.node.defaultChild as CfnElement,
+    );
+    const filters = Object.values(resourcesOf(stateless, 'AWS::Logs::SubscriptionFilter')).filter(
+      (filter) => filter.Properties.LogGroupName.Ref === logGroupId,
+    );
+
+    expect(filters.map((filter) => filter.Properties)).toEqual([
+      {
+        LogGroupName: { Ref: logGroupId },
+        FilterPattern: '{ $.audit IS TRUE }',
+        FilterName: 'audit-trail',
+        DestinationArn: { 'Fn::GetAtt': [forwarderId, 'Arn'] },
+      },
+    ]);
+  });
+
+  it('lets CloudWatch Logs invoke the forwarder for those log groups only', () => {
+    const permissions = Object.values(resourcesOf(stateless, 'AWS::Lambda::Permission')).filter(
+      (permission) => permission.Properties.Principal === 'logs.amazonaws.com',
+    );
+
+    const sources = permissions.map((permission) => permission.Properties.SourceArn['Fn::GetAtt']);
+    expect(sources.sort()).toEqual(
+      FUNCTION_NAMES.map((name) => [lambdaOf(name).properties.LoggingConfig.LogGroup.Ref, 'Arn']).sort(),
+    );
+  });
+
+  it('gives the forwarder the audit log group to write to, and nothing else', () => {
+    const forwarder = built.stateless.auditTrail.forwarder;
+    const roleId = built.stateless.getLogicalId(forwarder.role.node.defaultChild as CfnElement);
+    const policy = Object.values(resourcesOf(stateless, 'AWS::IAM::Policy')).find((candidate) =>
+      JSON.stringify(candidate.Properties.Roles).includes(`"${roleId}"`),
+    );
+    const functionId = built.stateless.getLogicalId(forwarder.function.node.defaultChild as CfnElement);
+    const environment = resourcesOf(stateless, 'AWS::Lambda::Function')[functionId]?.Properties.Environment;
+
+    const document = policy?.Properties.PolicyDocument as { Statement: Array<Record<string, TemplateValue>> };
+    const writes = document.Statement.filter((statement) =>
+      JSON.stringify(statement.Action).includes('logs:'),
+    );
+    const logGroupId = built.stateless.getLogicalId(forwarder.logGroup.node.defaultChild as CfnElement);
+
+    // Its own log group, as every function, and the audit log group of the stateful stack.
+    expect(writes.map((statement) => [statement.Action].flat().sort())).toEqual([
+      ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    ]);
+    expect(writes.map((statement) => JSON.stringify(statement.Resource))).toEqual([
+      expect.stringContaining(logGroupId),
+      expect.stringMatching(/ImportValue.*AuditLogs/),
+    ]);
+    const others = document.Statement.filter(
+      (statement) => !JSON.stringify(statement.Action).includes('logs:'),
+    );
+    expect(others.flatMap((statement) => [statement.Action].flat()).sort()).toEqual([
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+      'xray:PutTelemetryRecords',
+      'xray:PutTraceSegments',
+    ]);
+    expect(JSON.stringify(environment.Variables.AUDIT_LOG_GROUP)).toContain('AuditLogs');
+  });
+
+  it('keeps a delivery the forwarder failed twice in an encrypted dead-letter queue', () => {
+    const forwarderId = built.stateless.getLogicalId(
+      built.stateless.auditTrail.forwarder.function.node.defaultChild as CfnElement,
+    );
+    const config = Object.values(resourcesOf(stateless, 'AWS::Lambda::EventInvokeConfig')).find(
+      (candidate) => candidate.Properties.FunctionName.Ref === forwarderId,
+    )?.Properties;
+    const queueId = built.stateless.getLogicalId(
+      built.stateless.auditTrail.deadLetterQueue.node.defaultChild as CfnElement,
+    );
+
+    expect(config).toMatchObject({
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+    expect(resourcesOf(stateless, 'AWS::SQS::Queue')[queueId]?.Properties.SqsManagedSseEnabled).toBe(true);
   });
 });
 
