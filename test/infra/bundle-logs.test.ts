@@ -26,7 +26,7 @@ beforeAll(() => {
     description: 'Vends tokens',
     deployment: {
       config: parseBrokerConfig(
-        { stage: 'test', callers: [{ principal: CALLER, connections: ['acme-*'] }] },
+        { stage: 'test', callers: [{ principal: CALLER, use: ['acme-*'] }] },
         'the test',
       ),
       redirectUri: 'https://broker.example.com/oauth/callback',

@@ -46,9 +46,9 @@ beforeAll(async () => {
       {
         stage: 'audit',
         callers: [
-          { principal: PAYMENTS, connections: ['acme-*'], clientToken: true },
-          { principal: OPERATOR, connections: ['acme-*'], admin: true },
-          { principal: STRANGER, connections: ['other-*'] },
+          { principal: PAYMENTS, use: ['acme-*'], clientToken: true },
+          { principal: OPERATOR, administer: ['acme-*'] },
+          { principal: STRANGER, use: ['other-*'] },
         ],
       },
       'the audit test',
