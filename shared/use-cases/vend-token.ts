@@ -186,17 +186,20 @@ export async function vendToken(
   }
   metrics.addMetric(MetricName.tokenVended, MetricUnit.Count, 1);
   options.onVended?.({ generation: token.generation, source });
-  logger.info('Token vended', {
+  const short =
+    request.minValiditySeconds !== undefined &&
+    token.expiresAt - deps.clock.now() < request.minValiditySeconds * 1000;
+  const attributes = {
     ...recordKeys(target),
     callerArn: request.callerArn,
     outcome: 'vended',
     generation: token.generation,
     source,
-    ...(request.minValiditySeconds !== undefined &&
-    token.expiresAt - deps.clock.now() < request.minValiditySeconds * 1000
-      ? { shortOfMinValiditySeconds: request.minValiditySeconds }
-      : {}),
-  });
+    ...(short ? { shortOfMinValiditySeconds: request.minValiditySeconds } : {}),
+  };
+  // Every vend has its audit line; a log line too only when the token lives less than the caller asked.
+  if (short) logger.info('Token vended', attributes);
+  else logger.debug('Token vended', attributes);
   return toVendedToken(token);
 }
 
