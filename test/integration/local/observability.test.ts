@@ -8,6 +8,7 @@ import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, type VendedToken } from '../../../client/index.ts';
 import { sdkSignedFetch } from '../../local/gateway/signing.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
+import { approveAtSimulator } from '../../support/local-broker.ts';
 
 const ACCOUNT = '000000000000';
 const PAYMENTS = `arn:aws:iam::${ACCOUNT}:role/payments`;
@@ -22,6 +23,7 @@ const KEYS = {
 };
 const REGISTRATION_CODE = 'an-audit-registration-code-of-32-chars!';
 const EMAIL = 'audit.user@example.com';
+const RETURN_URL = 'https://app.example.com/wise/done';
 
 type Line = Record<string, unknown>;
 
@@ -45,6 +47,7 @@ beforeAll(async () => {
     broker: parseBrokerConfig(
       {
         stage: 'audit',
+        returnUrls: [RETURN_URL],
         callers: [
           { principal: PAYMENTS, use: ['acme-*'], clientToken: true },
           { principal: OPERATOR, administer: ['acme-*'] },
@@ -69,25 +72,25 @@ beforeAll(async () => {
     onSweep: (report) => reports.push(report),
     ...localBrokerStorage('audit'),
   });
-  const simulator = broker.simulator?.url ?? '';
 
-  // connect: a session, then the browser's way back through the simulator's authorization page
-  const session = await client('payments').createConnectSession({ connectionId: 'acme-1' });
-  const users = (await (await fetch(`${simulator}/__control/users`)).json()) as Array<{ id: number }>;
-  const approval = await fetch(`${simulator}/__control/authorize`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      clientId: 'broker-local-client',
-      redirectUri: broker.redirectUri,
-      state: session.state,
-      userId: users[0]?.id,
-      decision: 'approve',
-    }),
+  // connect: a session, then the browser's way through the start URL, Wise's page and the callback
+  const session = await client('payments').createConnectSession({
+    connectionId: 'acme-1',
+    returnUrl: RETURN_URL,
   });
-  const { location } = (await approval.json()) as { location: string };
-  secrets.push(session.state, new URL(location).searchParams.get('code') ?? 'no code');
-  expect((await fetch(location)).status).toBe(200);
+  const journey = await approveAtSimulator(broker, session.startUrl);
+  const answer = new URL(journey.callbackUrl).searchParams;
+  expect(journey.callback.status).toBe(303);
+  const completionCode =
+    new URL(journey.callback.headers.get('location') ?? RETURN_URL).searchParams.get('completion') ?? '';
+  await client('payments').completeConnection('acme-1', completionCode);
+  secrets.push(
+    new URL(session.startUrl).searchParams.get('state') ?? 'no state',
+    answer.get('state') ?? 'no state',
+    answer.get('code') ?? 'no code',
+    journey.cookie.slice(journey.cookie.indexOf('=') + 1),
+    completionCode,
+  );
 
   // vend: from the store, from the instance's memory, after a refresh; the client token
   const payments = client('payments');
@@ -138,7 +141,9 @@ describe('the local audit trail', () => {
     expect(statSync(auditFile).mode & 0o777).toBe(0o600);
     expect(lines.map((line) => line.action)).toEqual([
       'connect_session',
+      'connect_start',
       'connect',
+      'connect_completion',
       'vend',
       'vend',
       'vend',
@@ -155,15 +160,22 @@ describe('the local audit trail', () => {
     }
   });
 
-  it('records who started a connect session for which connection, and the connection it completed', () => {
+  it('records the connect session, its start, the callback and the completion, with who asked', () => {
     expect(lines[0]).toMatchObject({
       callerArn: session('payments'),
       connectionId: 'acme-1',
       outcome: 'ok',
       status: 201,
     });
-    expect(lines[1]).toMatchObject({ connectionId: 'acme-1', outcome: 'ok', status: 200, generation: 1 });
-    expect(lines[1]).not.toHaveProperty('callerArn');
+    expect(lines[1]).toMatchObject({ outcome: 'ok', status: 303 });
+    expect(lines[2]).toMatchObject({ connectionId: 'acme-1', outcome: 'ok', status: 303 });
+    expect(lines[2]).not.toHaveProperty('callerArn');
+    expect(lines[3]).toMatchObject({
+      callerArn: session('payments'),
+      connectionId: 'acme-1',
+      outcome: 'ok',
+      status: 200,
+    });
   });
 
   it('records each vend with its caller, connection, generation and whether it came from the cache or a refresh', () => {
@@ -194,25 +206,25 @@ describe('the local audit trail', () => {
   });
 
   it('records registration, status read, listing and delete with the principal that asked', () => {
-    expect(lines[6]).toMatchObject({
+    expect(lines[8]).toMatchObject({
       callerArn: session('payments'),
       connectionId: 'acme-3',
       outcome: 'ok',
       status: 201,
     });
-    expect(lines[7]).toMatchObject({
+    expect(lines[9]).toMatchObject({
       callerArn: session('operator'),
       connectionId: 'acme-1',
       outcome: 'ok',
       status: 200,
     });
-    expect(lines[8]).toMatchObject({
+    expect(lines[10]).toMatchObject({
       callerArn: session('operator'),
       listedStatus: 'active',
       count: 2,
       outcome: 'ok',
     });
-    expect(lines[9]).toMatchObject({
+    expect(lines[11]).toMatchObject({
       callerArn: session('operator'),
       connectionId: 'acme-3',
       outcome: 'ok',
@@ -221,7 +233,7 @@ describe('the local audit trail', () => {
   });
 
   it('records a refused vend with the principal and the reason', () => {
-    expect(lines[10]).toMatchObject({
+    expect(lines[12]).toMatchObject({
       callerArn: session('stranger'),
       connectionId: 'acme-1',
       outcome: 'refused',
