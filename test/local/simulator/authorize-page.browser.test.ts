@@ -1,30 +1,39 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
 import { launchChromium } from '../../support/browser.ts';
-import { CLIENT_ID, REDIRECT_URI } from './support.ts';
+import { CLIENT_ID } from './support.ts';
 
 let simulator: RunningSimulator;
 let browser: Browser;
+let callbackServer: Server;
+let redirectUri: string;
 
 beforeAll(async () => {
-  simulator = await startSimulator();
+  // The callback is a real listener: redirects into a route the browser fulfils itself are not
+  // intercepted by every Chromium build.
+  callbackServer = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/plain' }).end('callback');
+  });
+  await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
+  redirectUri = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/oauth/callback`;
+  simulator = await startSimulator({ redirectUri: redirectUri });
   browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
   await simulator?.close();
+  await new Promise((resolve) => callbackServer?.close(resolve));
 });
 
-/** Opens the authorization page with the callback answered in the browser, so nothing need listen there. */
+/** Opens the authorization page. */
 async function openAuthorizePage() {
   const page = await browser.newPage();
-  await page.route(`${REDIRECT_URI}?**`, (route) =>
-    route.fulfill({ contentType: 'text/plain', body: 'callback' }),
-  );
   const query = new URLSearchParams({
     client_id: CLIENT_ID,
-    redirect_uri: REDIRECT_URI,
+    redirect_uri: redirectUri,
     state: 'browser-state',
   });
   await page.goto(`${simulator.authorizeUrl}?${query}`);
@@ -38,7 +47,7 @@ describe('the authorization page in a headless browser', { timeout: 60_000 }, ()
 
     await page.getByLabel(/Morgan Trading Ltd/).check();
     await page.getByRole('button', { name: 'Approve' }).click();
-    await page.waitForURL(`${REDIRECT_URI}?**`);
+    await page.waitForURL(`${redirectUri}?**`);
 
     const query = new URL(page.url()).searchParams;
     expect(query.get('code')).toEqual(expect.any(String));
@@ -51,7 +60,7 @@ describe('the authorization page in a headless browser', { timeout: 60_000 }, ()
     const page = await openAuthorizePage();
 
     await page.getByRole('button', { name: 'Deny' }).click();
-    await page.waitForURL(`${REDIRECT_URI}?**`);
+    await page.waitForURL(`${redirectUri}?**`);
 
     const query = new URL(page.url()).searchParams;
     expect(query.get('error')).toBe('access_denied');
