@@ -20,7 +20,7 @@ export interface BrokerClientOptions {
   baseUrl: string;
   /** The region the API is in; requests are signed for it. */
   region: string;
-  /** Whom to sign as; the AWS SDK's default chain (`fromNodeProviderChain()`) when absent. */
+  /** Whom to sign as; the AWS SDK's default credential chain when absent (environment, profile files, SSO, web identity, container and instance metadata). */
   credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
   fetch?: typeof fetch;
   /** The clock, in epoch milliseconds, for the token cache and the signing time. */
@@ -239,7 +239,7 @@ function parseRetryAfter(header: string | null, now: number): number | undefined
 function defaultCredentials(): AwsCredentialIdentityProvider {
   let provider: Promise<AwsCredentialIdentityProvider> | undefined;
   return async (properties) => {
-    provider ??= import('@aws-sdk/credential-providers').then((module) => module.fromNodeProviderChain());
+    provider ??= import('@aws-sdk/credential-provider-node').then((module) => module.defaultProvider());
     return (await provider)(properties);
   };
 }

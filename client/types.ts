@@ -1,12 +1,22 @@
 import { z } from 'zod';
-import type { ConnectionStatusView } from '#shared/use-cases/connection-status.ts';
-import type { VendedToken } from '#shared/use-cases/vend-token.ts';
 
 /**
- * A token from `POST /tokens`: the broker's own response type. Cache it until `validUntil`; after a 401
- * from Wise, send its `generation` back as `rejectedGeneration`.
+ * A token from `POST /tokens`. Cache it until `validUntil`; after a 401 from Wise, send its `generation`
+ * back as `rejectedGeneration`.
  */
-export type { VendedToken };
+export interface VendedToken {
+  accessToken: string;
+  tokenType: 'Bearer';
+  /** ISO-8601: when Wise stops accepting the token. */
+  expiresAt: string;
+  /** ISO-8601: the broker does not replace the token before then; cache it until then. */
+  validUntil: string;
+  /** Grows with every new access token of the connection. */
+  generation: number;
+  scope?: string;
+  connectionId?: string;
+  profileId?: number;
+}
 
 /** Whose token to vend: a connection of a Wise user, or the application's client-credentials token. */
 export type TokenTarget = { connectionId: string } | { kind: 'client' };
@@ -23,7 +33,17 @@ export interface GetTokenOptions {
 }
 
 /** A connection as the broker shows it: state and times (ISO-8601), never a secret; absent values are `null`. */
-export type ConnectionStatus = ConnectionStatusView;
+export interface ConnectionStatus {
+  connectionId: string;
+  /** `active`, `needs_reauth` (the Wise user must connect again) or `disconnected`. */
+  status: 'active' | 'needs_reauth' | 'disconnected';
+  profileId: number | null;
+  grant: 'authorization_code' | 'registration_code';
+  accessTokenExpiresAt: string | null;
+  nextRefreshAt: string | null;
+  lastRefreshAt: string | null;
+  lastError: { code: string; message: string; at: string } | null;
+}
 
 /**
  * The answer to `POST /connect-sessions`: send the Wise user's browser to `startUrl` (it works once, in
