@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
+    // Checks every response of a local broker against docs/openapi.json.
+    setupFiles: ['test/support/contract-setup.ts'],
     // The broker logs every request; the suite keeps warnings and errors only.
     env: { POWERTOOLS_LOG_LEVEL: 'WARN' },
     testTimeout: 30_000,

@@ -14,7 +14,7 @@ import { createTokensHandler } from '#functions/tokens/handler.ts';
 import { startEmbeddedDynamoDb } from '#local/aws/dynamodb.ts';
 import { startLocalAws } from '#local/aws/local-aws.ts';
 import { buildContext } from '#local/gateway/event.ts';
-import { type GatewayRoute, startGateway } from '#local/gateway/index.ts';
+import { type GatewayObserver, type GatewayRoute, startGateway } from '#local/gateway/index.ts';
 import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
 import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
 import { setMetricsSink } from '#shared/observability.ts';
@@ -23,6 +23,7 @@ import { type AwsClients, createRuntime, type Runtime } from '#shared/runtime/ru
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { FileAuditTrail } from './audit-file.ts';
 import type { LocalConfig } from './local-config.ts';
+import { openApiDocumentFor } from './openapi-document.ts';
 
 const TABLE_NAME = 'wise-broker-local';
 const LOCAL_ACCOUNT = '000000000000';
@@ -69,6 +70,8 @@ export interface LocalBrokerOptions {
   schedule?: boolean;
   /** Hears of every sweep when it ends (`npm start` prints a line). */
   onSweep?: (report: SweepReport) => void;
+  /** Told of every response the local gateway sends (tests check each against `docs/openapi.json`). */
+  observe?: GatewayObserver;
 }
 
 /** What one sweep did, and when the next refresh is due (epoch ms; absent when none is). */
@@ -103,6 +106,7 @@ export async function startLocalBroker(
     const oauth = createOauthCallbackHandler(runtimeSource);
     const routes: GatewayRoute[] = [
       { method: 'GET', path: '/health', auth: 'none', handler: async () => health() },
+      { method: 'GET', path: '/openapi.json', auth: 'none', handler: async () => openApiDocument() },
       { method: 'POST', path: '/connect-sessions', auth: 'iam', handler: connectSessions },
       ...(['/oauth/start', '/oauth/callback'] as const).map(
         (path) => ({ method: 'GET', path, auth: 'none', handler: oauth }) as const,
@@ -131,12 +135,19 @@ export async function startLocalBroker(
       body: JSON.stringify({ status: runtime ? 'ok' : 'starting' }),
     });
 
+    const openApiDocument = async () => ({
+      statusCode: 200,
+      headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+      body: JSON.stringify(await openApiDocumentFor(gateway.url)),
+    });
+
     const gateway = await startGateway({
       host: local.host,
       port: local.port,
       region: local.region,
       credentials: local.credentials,
       routes,
+      ...(options.observe ? { observe: options.observe } : {}),
     });
     closers.push(() => gateway.close());
     const redirectUri = broker.redirectUri ?? `${gateway.url}/oauth/callback`;

@@ -6,7 +6,13 @@ import { type IamIdentity, iamIdentity } from './principal.ts';
 import { MalformedResultError, toHttpResponse } from './result.ts';
 import { RouteTable } from './routes.ts';
 import { SigV4Verifier } from './sigv4.ts';
-import type { GatewayLogger, GatewayOptions, GatewayRoute, RunningGateway } from './types.ts';
+import type {
+  GatewayLogger,
+  GatewayObserver,
+  GatewayOptions,
+  GatewayRoute,
+  RunningGateway,
+} from './types.ts';
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 const DEFAULT_TIMEOUT_SECONDS = 29;
@@ -94,7 +100,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         result = await invoke(() => route.handler(buildEvent(incoming, settings), context));
       }
       const response = toHttpResponse(result);
-      send(res, response.statusCode, { ...response.headers, 'apigw-requestid': [requestId] }, response.body);
+      const sentHeaders = { ...response.headers, 'apigw-requestid': [requestId] };
+      send(res, response.statusCode, sentHeaders, response.body);
+      tell(options.observe, {
+        method,
+        routeKey,
+        status: response.statusCode,
+        headers: sentHeaders,
+        body: response.body,
+      });
       logger.info('Request', { requestId, routeKey, path: rawPath, status: response.statusCode });
     } catch (error) {
       const refusal = asRefusal(error);
@@ -109,7 +123,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
           reason: refusal.message,
         });
       }
-      sendError(res, refusal, requestId);
+      const sent = sendError(res, refusal, requestId);
+      if (sent) tell(options.observe, { method, routeKey, status: refusal.statusCode, ...sent });
     }
   };
 
@@ -256,22 +271,39 @@ function send(res: ServerResponse, statusCode: number, headers: Record<string, s
   res.end(body);
 }
 
-function sendError(res: ServerResponse, refusal: GatewayRefusal, requestId: string) {
+/** Tells the observer of a response sent; an observer's failure never reaches the caller. */
+function tell(
+  observe: GatewayObserver | undefined,
+  sent: { method: string; routeKey: string; status: number; headers: Record<string, string[]>; body: Buffer },
+) {
+  if (!observe) return;
+  const headers = Object.fromEntries(
+    Object.entries(sent.headers).map(([name, values]) => [name.toLowerCase(), values.join(', ')]),
+  );
+  try {
+    observe({ ...sent, headers });
+  } catch {
+    // The response is already sent.
+  }
+}
+
+function sendError(
+  res: ServerResponse,
+  refusal: GatewayRefusal,
+  requestId: string,
+): { headers: Record<string, string[]>; body: Buffer } | undefined {
   if (res.headersSent) {
     res.destroy();
-    return;
+    return undefined;
   }
   const headers: Record<string, string[]> = {
     'content-type': ['application/json'],
     'apigw-requestid': [requestId],
   };
   for (const [name, value] of Object.entries(refusal.headers)) headers[name] = [value];
-  send(
-    res,
-    refusal.statusCode,
-    headers,
-    Buffer.from(JSON.stringify({ error: refusal.code, message: refusal.message })),
-  );
+  const body = Buffer.from(JSON.stringify({ error: refusal.code, message: refusal.message }));
+  send(res, refusal.statusCode, headers, body);
+  return { headers, body };
 }
 
 function listen(server: Server, host: string, port: number): Promise<string> {

@@ -1,7 +1,9 @@
 export { startGateway } from './gateway.ts';
 export type {
+  GatewayExchange,
   GatewayLogger,
   GatewayMethod,
+  GatewayObserver,
   GatewayOptions,
   GatewayResult,
   GatewayRoute,

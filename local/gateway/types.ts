@@ -89,7 +89,23 @@ export interface GatewayOptions {
    * Only for paths without percent-escapes, so both forms name the same resource. True by default.
    */
   acceptAsSentCanonicalForm?: boolean;
+  /** Told of every response the gateway sends, after it is sent (tests check them against the API document). */
+  observe?: GatewayObserver;
 }
+
+/** One response as the gateway sent it. */
+export interface GatewayExchange {
+  method: string;
+  /** The matched route's key, such as `GET /connections/{id}`; `-` when no route matched. */
+  routeKey: string;
+  status: number;
+  /** Lower-case header names. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Sees each response; whatever it throws is ignored. */
+export type GatewayObserver = (exchange: GatewayExchange) => void;
 
 /** A running gateway. */
 export interface RunningGateway {

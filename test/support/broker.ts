@@ -11,6 +11,7 @@ import { type AuthorizationResult, completeAuthorization } from '#shared/use-cas
 import { createConnectSession } from '#shared/use-cases/connect-session.ts';
 import { startAuthorization } from '#shared/use-cases/start-authorization.ts';
 import { TEST_KEY_ALIAS, type TestDynamoDb, type TestLocalAws, testDynamoDb, testLocalAws } from './aws.ts';
+import { assertFitsContract } from './openapi.ts';
 
 /**
  * The broker wired end to end for integration tests: the Wise simulator, the embedded DynamoDB table,
@@ -274,6 +275,11 @@ export interface TestRequest {
   caller?: string;
   /** The cookies the browser sends, `name=value` each. */
   cookies?: string[];
+  /**
+   * A request API Gateway never routes to this handler, sent to test the handler's own guard: its answer
+   * is not checked against docs/openapi.json. Every other answer must fit the document.
+   */
+  offContract?: true;
 }
 
 /** The event API Gateway hands a Lambda function for a request. */
@@ -365,5 +371,9 @@ export async function invoke(
   const body = result.body ?? '';
   const json =
     headers['content-type']?.startsWith('application/json') && body !== '' ? JSON.parse(body) : undefined;
-  return { statusCode: result.statusCode ?? 200, headers, body, json, cookies: result.cookies ?? [] };
+  const statusCode = result.statusCode ?? 200;
+  if (!request.offContract) {
+    assertFitsContract({ method: request.method, route: request.route, status: statusCode, headers, body });
+  }
+  return { statusCode, headers, body, json, cookies: result.cookies ?? [] };
 }

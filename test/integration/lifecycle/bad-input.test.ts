@@ -413,7 +413,7 @@ const BAD_INPUTS: BadInput[] = [
   {
     name: 'a method the route does not serve',
     route: 'connections',
-    request: { method: 'POST', route: '/connections', caller: ADMIN_ARN, body: {} },
+    request: { method: 'POST', route: '/connections', caller: ADMIN_ARN, body: {}, offContract: true },
     status: 405,
     error: 'method_not_allowed',
     message: /accepts only GET/,
