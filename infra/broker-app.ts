@@ -3,9 +3,9 @@ import {
   type BrokerConfig,
   brokerConfigSchema,
   ConfigurationError,
-  parseBrokerConfig,
+  parseBrokerConfigWith,
 } from '#shared/config/broker-config.ts';
-import { readBrokerConfigFile } from '#shared/config/broker-config-file.ts';
+import { readConfigurationJson } from '#shared/config/broker-config-file.ts';
 import { StatefulStack } from './stateful-stack.ts';
 import { StatelessStack, tokenKeyUsers } from './stateless-stack.ts';
 
@@ -26,7 +26,7 @@ const CONFIG_KEYS = Object.keys(brokerConfigSchema.shape);
  */
 export function brokerConfigFromContext(app: App): DeployableConfig {
   const configFile = app.node.tryGetContext(CONFIG_FILE_CONTEXT_KEY);
-  let config: BrokerConfig;
+  let input: unknown;
   let source: string;
   if (configFile !== undefined) {
     if (typeof configFile !== 'string' || configFile === '') {
@@ -38,27 +38,29 @@ export function brokerConfigFromContext(app: App): DeployableConfig {
       ]);
     }
     source = configFile;
-    config = readBrokerConfigFile(configFile);
+    input = readConfigurationJson(configFile);
   } else {
     source = 'the CDK context (cdk.json and -c options)';
-    const input: Record<string, unknown> = {};
+    const keys: Record<string, unknown> = {};
     for (const key of CONFIG_KEYS) {
       const value = app.node.tryGetContext(key);
-      if (value !== undefined) input[key] = fromCommandLine(value);
+      if (value !== undefined) keys[key] = fromCommandLine(value);
     }
-    config = parseBrokerConfig(input, source);
+    input = keys;
   }
-  const { env } = config;
-  if (!env) {
-    throw new ConfigurationError(source, [
-      {
-        path: 'env',
-        message:
-          'is required to deploy: give the AWS account and region, as in "env": {"account": "123456789012", "region": "eu-west-1"}',
-      },
-    ]);
-  }
-  return { ...config, env };
+  // A missing env is reported with every other problem, not only once the rest is fixed.
+  const config = parseBrokerConfigWith(input, source, (raw) =>
+    typeof raw === 'object' && raw !== null && (raw as { env?: unknown }).env !== undefined
+      ? []
+      : [
+          {
+            path: 'env',
+            message:
+              'is required to deploy: give the AWS account and region, as in "env": {"account": "123456789012", "region": "eu-west-1"}',
+          },
+        ],
+  );
+  return config as DeployableConfig;
 }
 
 /** `-c key=value` gives text; a value that is JSON text for an object or list is parsed. */

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
-import { readBrokerConfigFile } from '#shared/config/broker-config-file.ts';
+import { type BrokerConfig, parseBrokerConfigWith } from '#shared/config/broker-config.ts';
+import { readConfigurationJson } from '#shared/config/broker-config-file.ts';
 
 /** The file `npm start` reads when no `--config` is given. */
 export const DEFAULT_CONFIG_FILE = 'broker.local.json';
@@ -56,16 +56,18 @@ export interface LocalConfig {
 /** Reads and validates a local configuration file: the CDK context schema plus its `local` section. */
 export function loadLocalConfig(file: string): LocalConfig {
   const source = resolve(file);
-  const broker = readBrokerConfigFile(source);
-  const section = LocalSettings.safeParse(broker.local ?? {});
-  if (!section.success) {
-    throw new ConfigurationError(
-      source,
-      section.error.issues.map((issue) => ({
-        path: ['local', ...issue.path.map(String)].join('.'),
-        message: issue.message,
-      })),
-    );
-  }
-  return { broker, local: section.data, source };
+  let local: LocalSettings | undefined;
+  // The `local` section's problems are listed with the rest of the file's, in one error.
+  const broker = parseBrokerConfigWith(readConfigurationJson(source), source, (raw) => {
+    const section = LocalSettings.safeParse((raw as { local?: unknown } | null)?.local ?? {});
+    if (section.success) {
+      local = section.data;
+      return [];
+    }
+    return section.error.issues.map((issue) => ({
+      path: ['local', ...issue.path.map(String)].join('.'),
+      message: issue.message,
+    }));
+  });
+  return { broker, local: local as LocalSettings, source };
 }

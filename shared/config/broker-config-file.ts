@@ -32,6 +32,15 @@ export function parseConfigurationJson(text: string, source: string): unknown {
  * @throws ConfigurationError when the file cannot be read, is not JSON or is not a valid configuration
  */
 export function readBrokerConfigFile(path: string): BrokerConfig {
+  return parseBrokerConfig(readConfigurationJson(path), path);
+}
+
+/**
+ * Reads a configuration file as JSON, without validating it.
+ *
+ * @throws ConfigurationError when the file cannot be read or is not JSON
+ */
+export function readConfigurationJson(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -48,5 +57,5 @@ export function readBrokerConfigFile(path: string): BrokerConfig {
       { cause: error },
     );
   }
-  return parseBrokerConfig(parseConfigurationJson(text, path), path);
+  return parseConfigurationJson(text, path);
 }

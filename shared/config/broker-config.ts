@@ -368,7 +368,27 @@ function describeIssue(issue: z.core.$ZodIssue): ConfigurationProblem[] {
  * @throws ConfigurationError listing every bad field
  */
 export function parseBrokerConfig(input: unknown, source: string): BrokerConfig {
+  return parseBrokerConfigWith(input, source, () => []);
+}
+
+/**
+ * Validates a configuration as {@link parseBrokerConfig} does, together with more checks of the raw input
+ * (a deployment's `env`, the local run's `local` section), so that one error lists every problem at once.
+ *
+ * @throws ConfigurationError listing every bad field, the schema's and the extra checks' alike
+ */
+export function parseBrokerConfigWith(
+  input: unknown,
+  source: string,
+  moreProblems: (input: unknown) => ConfigurationProblem[],
+): BrokerConfig {
   const result = brokerConfigSchema.safeParse(input);
-  if (result.success) return result.data;
-  throw new ConfigurationError(source, result.error.issues.flatMap(describeIssue), { cause: result.error });
+  const problems = [
+    ...(result.success ? [] : result.error.issues.flatMap(describeIssue)),
+    ...moreProblems(input),
+  ];
+  if (problems.length > 0) {
+    throw new ConfigurationError(source, problems, result.success ? undefined : { cause: result.error });
+  }
+  return result.data as BrokerConfig;
 }

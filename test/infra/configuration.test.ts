@@ -89,6 +89,12 @@ describe('the CDK app configuration', () => {
     expect(error.message).toContain('"env": {"account": "123456789012", "region": "eu-west-1"}');
   });
 
+  it('reports a missing account and region in the same pass as every other bad field', () => {
+    const error = configurationErrorOf(() => buildApp({ stage: 'Bad Stage', ...NO_BUNDLING }));
+
+    expect(error.problems.map((problem) => problem.path)).toEqual(['stage', 'env']);
+  });
+
   it('fails with every bad field of the context and its fix', () => {
     const error = configurationErrorOf(() =>
       buildApp({ stage: 'Prod', env, refresh: { sweepSeconds: 90 }, callers: [{ principal: 'payments' }] }),
