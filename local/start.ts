@@ -94,6 +94,13 @@ main().catch((error: unknown) => {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
     console.error(`${(error as Error).message}\n\n${USAGE}`);
+  } else if (code === 'EADDRINUSE') {
+    const { address, port } = error as { address?: string; port?: number };
+    console.error(
+      `${address ?? 'The address'}:${port ?? ''} is already in use: is another \`npm start\` running? ` +
+        'Stop it (Ctrl-C in its terminal), or give this one other ports with local.port, local.simulator.port ' +
+        'and local.awsPort in a configuration file of its own (npm start -- --config FILE).',
+    );
   } else if (error instanceof BrokerError || error instanceof SimulatorStateFileError) {
     // A sentence that says what to fix; a stack would only bury it.
     console.error(error.message);

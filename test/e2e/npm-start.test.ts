@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,8 +39,12 @@ afterAll(() => {
 });
 
 /** Starts `local/start.ts` as `npm start` does and resolves with its banner, within a bounded wait. */
-function start(args: string[]): Promise<{ child: ChildProcess; banner: string }> {
-  const child = spawn(process.execPath, ['local/start.ts', ...args], {
+function start(
+  args: string[],
+  command: readonly string[] = [process.execPath, 'local/start.ts'],
+): Promise<{ child: ChildProcess; banner: string }> {
+  const [program = '', ...programArgs] = command;
+  const child = spawn(program, [...programArgs, ...args], {
     env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -81,6 +87,40 @@ describe('npm start', { timeout: 60_000 }, () => {
     await expect(health.json()).resolves.toEqual({ status: 'ok' });
     await expect(exited).resolves.toBe(0);
     expect(banner).toContain('curl -s --aws-sigv4');
+  });
+
+  it('stops the broker when the npm process itself gets SIGINT', async () => {
+    const { child, banner } = await start(['--config', configFile], ['npm', 'start', '--']);
+    const url = /broker API\s+(\S+)/.exec(banner)?.[1];
+    const exited = exitCode(child);
+
+    child.kill('SIGINT');
+    await exited;
+
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+
+  it('says the port is taken, without a stack trace, when another broker already listens there', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    const config = join(folder, 'taken.json');
+    const settings = JSON.parse(readFileSync(configFile, 'utf8')) as { local: Record<string, unknown> };
+    writeFileSync(config, JSON.stringify({ ...settings, local: { ...settings.local, port } }));
+    const child = spawn(process.execPath, ['local/start.ts', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let errors = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      errors += chunk.toString();
+    });
+
+    const code = await exitCode(child);
+    taken.close();
+
+    expect(code).toBe(1);
+    expect(errors).toContain(`127.0.0.1:${port} is already in use: is another \`npm start\` running?`);
+    expect(errors).not.toContain('    at ');
   });
 
   it('refuses a configuration file with a bad field, naming the field', async () => {
