@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type BundlingOptions, LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
@@ -94,6 +94,9 @@ export const BUNDLING: BundlingOptions = {
   // Some CommonJS dependencies call require() for Node's built-ins, which ESM output lacks.
   banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
   forceDockerBundling: false,
+  // esbuild's per-file size summary marks every bundle over 1 MB with a warning sign, though nothing is
+  // wrong; its real warnings and errors still print.
+  logLevel: LogLevel.WARNING,
 };
 
 export interface BrokerFunctionProps {
