@@ -22,7 +22,7 @@ export async function startCallerBroker(source: string): Promise<LocalBroker> {
       broker: parseBrokerConfig(
         {
           stage: 'caller-test',
-          callers: [{ principal: CALLER_PRINCIPAL, connections: ['acme-*'], clientToken: true }],
+          callers: [{ principal: CALLER_PRINCIPAL, use: ['acme-*'], clientToken: true }],
         },
         source,
       ),
