@@ -17,6 +17,11 @@ let broker: LocalBroker;
 let home: string;
 
 beforeAll(async () => {
+  await run(DEBIAN_PYTHON, ['-c', 'import botocore']).catch(() => {
+    throw new Error(
+      `${DEBIAN_PYTHON} cannot import botocore: install Debian's python3-botocore (apt-get install -y python3-botocore, as .ci/run does).`,
+    );
+  });
   home = mkdtempSync(join(tmpdir(), 'broker-python-'));
   broker = await startCallerBroker('the Python client test');
   await connectAtSimulator(broker, 'acme-python');
