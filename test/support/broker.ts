@@ -373,7 +373,15 @@ export async function invoke(
     headers['content-type']?.startsWith('application/json') && body !== '' ? JSON.parse(body) : undefined;
   const statusCode = result.statusCode ?? 200;
   if (!request.offContract) {
-    assertFitsContract({ method: request.method, route: request.route, status: statusCode, headers, body });
+    // API Gateway sends the result's cookies as Set-Cookie headers.
+    const sent = result.cookies?.length ? { ...headers, 'set-cookie': result.cookies.join(', ') } : headers;
+    assertFitsContract({
+      method: request.method,
+      route: request.route,
+      status: statusCode,
+      headers: sent,
+      body,
+    });
   }
   return { statusCode, headers, body, json, cookies: result.cookies ?? [] };
 }

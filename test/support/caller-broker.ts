@@ -23,6 +23,8 @@ export async function startCallerBroker(source: string): Promise<LocalBroker> {
         {
           stage: 'caller-test',
           callers: [{ principal: CALLER_PRINCIPAL, use: ['acme-*'], clientToken: true }],
+          // Sessions without a return URL connect at the callback: no partner app confirms here.
+          connectWithoutConfirmation: true,
         },
         source,
       ),
@@ -41,6 +43,6 @@ export async function startCallerBroker(source: string): Promise<LocalBroker> {
 export async function connectAtSimulator(broker: LocalBroker, connectionId: string): Promise<void> {
   const client = new BrokerClient({ baseUrl: broker.url, region: 'us-east-1', credentials: CALLER_KEYS });
   const session = await client.createConnectSession({ connectionId });
-  const callback = await approveAtSimulator(broker, session.state);
+  const { callback } = await approveAtSimulator(broker, session.startUrl);
   if (callback.status !== 200) throw new Error(`The callback answered ${callback.status}.`);
 }
