@@ -166,7 +166,7 @@ class BrokerClient:
     # Connections
 
     def create_connect_session(self, connection_id: str, return_url: Optional[str] = None) -> Dict[str, Any]:
-        """Starts connecting a Wise user: send the user to the answer's ``authorizeUrl``."""
+        """Starts connecting a Wise user: send the user's browser to the answer's ``startUrl``."""
         body: Dict[str, Any] = {"connectionId": connection_id}
         if return_url is not None:
             body["returnUrl"] = return_url
