@@ -64,14 +64,20 @@ const { connection, client, connectSession, pendingCompletion } = ITEM_PARTITION
 
 /**
  * What a function that may refresh a token uses (the refresh-record use case, for connections and for the
- * client token): the record and its lease, Wise's credentials, the refresh and registration code to ask Wise
- * with, the new tokens to store, and the "re-authorization required" event.
+ * client token): the record, its fence (read with it in one Query) and its lease, Wise's credentials, the
+ * record's data key opened and a new one for each write (every token and registration code is sealed under
+ * the record's data key), and the "re-authorization required" event.
  */
 const REFRESHES_TOKENS: FunctionAccess = {
-  items: [{ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection, client] }],
+  items: [
+    {
+      actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      leadingKeys: [connection, client],
+    },
+  ],
   queryIndexes: [],
-  encrypts: ['access_token', 'refresh_token'],
-  decrypts: ['refresh_token', 'registration_code'],
+  encrypts: ['data_key'],
+  decrypts: ['data_key'],
   wiseCredentials: true,
   putEvents: true,
 };
@@ -86,11 +92,12 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
         { actions: ['dynamodb:PutItem'], leadingKeys: [connectSession] },
         // The completion exchange: takes the pending grant once and stores it as the connection.
         { actions: ['dynamodb:DeleteItem'], leadingKeys: [pendingCompletion] },
-        { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
       ],
       queryIndexes: [],
-      encrypts: [],
-      decrypts: [],
+      // Seals the pending grant again when its connection was refreshed or disconnected since the callback.
+      encrypts: ['data_key'],
+      decrypts: ['data_key'],
       wiseCredentials: 'client-id',
       putEvents: false,
     },
@@ -104,10 +111,11 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       items: [
         { actions: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'], leadingKeys: [connectSession] },
         { actions: ['dynamodb:PutItem'], leadingKeys: [pendingCompletion] },
-        { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
       ],
       queryIndexes: [],
-      encrypts: ['access_token', 'refresh_token'],
+      // A data key for the connection's write; it never opens a stored one.
+      encrypts: ['data_key'],
       decrypts: [],
       wiseCredentials: true,
       putEvents: false,
@@ -116,20 +124,20 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   registration: {
     description: 'Connects a partner-created Wise user with the registration_code grant',
     access: {
-      ...REFRESHES_TOKENS,
       // Stores the new connection with its code; reads (and mints) the client token for the signup.
-      encrypts: ['access_token', 'refresh_token', 'registration_code'],
-      decrypts: ['access_token'],
+      ...REFRESHES_TOKENS,
     },
   },
   tokens: {
     description: 'Vends the current access token of a connection or the client-credentials token',
-    access: { ...REFRESHES_TOKENS, decrypts: ['access_token', ...REFRESHES_TOKENS.decrypts] },
+    access: REFRESHES_TOKENS,
   },
   connections: {
     description: 'Lists, reads the status of and disconnects connections',
     access: {
-      items: [{ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] }],
+      items: [
+        { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+      ],
       queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],
       // Seals and opens the listing's nextToken, and nothing else: no stored token.
       encrypts: ['list_cursor'],

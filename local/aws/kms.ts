@@ -23,6 +23,10 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 const ALGORITHM = 'SYMMETRIC_DEFAULT';
+const DATA_KEY_SPECS = new Map([
+  ['AES_256', 32],
+  ['AES_128', 16],
+]);
 const ALIAS_NAME = /^alias\/[A-Za-z0-9/_-]{1,250}$/;
 const KEY_ID = /^[A-Za-z0-9-]{1,64}$/;
 
@@ -44,8 +48,8 @@ const KmsStateFile = z.object({
 });
 
 /**
- * A local stand-in for the symmetric-key part of AWS KMS: `Encrypt`, `Decrypt`, `DescribeKey` and
- * `GenerateRandom` (target prefix `TrentService`). Ciphertexts are AES-256-GCM under the key's own
+ * A local stand-in for the symmetric-key part of AWS KMS: `Encrypt`, `Decrypt`, `GenerateDataKey`,
+ * `DescribeKey` and `GenerateRandom` (target prefix `TrentService`). Ciphertexts are AES-256-GCM under the key's own
  * material, with the canonicalised encryption context as additional authenticated data. They are not
  * AWS's ciphertext format, and key material is kept in plain form in the state file.
  */
@@ -65,6 +69,7 @@ export class LocalKms implements LocalService {
     if (this.#stateFile !== undefined) this.#load(this.#stateFile);
     this.operations = new Map<string, Operation>([
       ['Encrypt', (input) => this.#encrypt(input)],
+      ['GenerateDataKey', (input) => this.#generateDataKey(input)],
       ['Decrypt', (input) => this.#decrypt(input)],
       ['DescribeKey', (input) => this.#describeKey(input)],
       ['GenerateRandom', (input) => this.#generateRandom(input)],
@@ -110,24 +115,48 @@ export class LocalKms implements LocalService {
     const plaintext = requiredBlob(input, 'Plaintext', { min: 1, max: 4096 });
     const context = optionalStringMap(input, 'EncryptionContext') ?? {};
     checkAlgorithm(input);
+    return {
+      CiphertextBlob: this.#seal(key, plaintext, context).toString('base64'),
+      KeyId: this.#keyArn(key.keyId),
+      EncryptionAlgorithm: ALGORITHM,
+    };
+  }
+
+  /**
+   * A data key of `KeySpec` (`AES_256`, `AES_128`) or `NumberOfBytes` (1 to 1024): its plaintext and the same
+   * key encrypted under the KMS key and the encryption context, as `Encrypt` would.
+   */
+  #generateDataKey(input: JsonObject): JsonObject {
+    const key = this.#resolve(requiredString(input, 'KeyId', { min: 1, max: 2048 }));
+    const context = optionalStringMap(input, 'EncryptionContext') ?? {};
+    const keySpec = optionalString(input, 'KeySpec');
+    const numberOfBytes = optionalInteger(input, 'NumberOfBytes', { min: 1, max: 1024 });
+    if ((keySpec === undefined) === (numberOfBytes === undefined)) {
+      throw new AwsServiceError('ValidationException', 'Please specify either number of bytes or key spec.');
+    }
+    let length = numberOfBytes ?? 0;
+    if (keySpec !== undefined) {
+      const bytes = DATA_KEY_SPECS.get(keySpec);
+      if (bytes === undefined) {
+        throw validationError('KeySpec', 'satisfy enum value set: [AES_256, AES_128]');
+      }
+      length = bytes;
+    }
+    const plaintext = randomBytes(length);
+    return {
+      CiphertextBlob: this.#seal(key, plaintext, context).toString('base64'),
+      Plaintext: plaintext.toString('base64'),
+      KeyId: this.#keyArn(key.keyId),
+    };
+  }
+
+  #seal(key: KmsKey, plaintext: Buffer, context: Record<string, string>): Buffer {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key.material, iv);
     cipher.setAAD(additionalData(key.keyId, context));
     const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
     const keyId = Buffer.from(key.keyId, 'ascii');
-    const blob = Buffer.concat([
-      BLOB_MAGIC,
-      Buffer.of(keyId.length),
-      keyId,
-      iv,
-      cipher.getAuthTag(),
-      ciphertext,
-    ]);
-    return {
-      CiphertextBlob: blob.toString('base64'),
-      KeyId: this.#keyArn(key.keyId),
-      EncryptionAlgorithm: ALGORITHM,
-    };
+    return Buffer.concat([BLOB_MAGIC, Buffer.of(keyId.length), keyId, iv, cipher.getAuthTag(), ciphertext]);
   }
 
   #decrypt(input: JsonObject): JsonObject {

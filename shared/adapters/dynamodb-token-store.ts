@@ -22,6 +22,7 @@ import {
   type ConnectionStatus,
   type ConnectSessionRecord,
   type RecordKey,
+  type RefreshSpending,
   type TokenState,
 } from '#shared/domain/records.ts';
 import type {
@@ -309,20 +310,21 @@ export class DynamoDbTokenStore implements TokenStore {
       update.setOrRemove(attribute, connection[attribute]);
     }
     this.#setDue(update, key, connection.nextRefreshAt);
-    update.setTo('generation', `if_not_exists(${update.name('generation')}, :zero) + :one`);
+    update.set('generation', connection.generation);
     update.setTo('version', `if_not_exists(${update.name('version')}, :zero) + :one`);
     update.set('failureCount', 0);
     update.setTo('createdAt', `if_not_exists(${update.name('createdAt')}, :now)`);
     update.setTo('updatedAt', ':now');
-    update.remove('leaseOwner', 'leaseExpiresAt', 'lastError', 'ttl');
+    update.remove('leaseOwner', 'leaseExpiresAt', 'lastError', 'spending', 'ttl');
     update.value('zero', 0);
     update.value('one', 1);
     update.value('now', options.now);
     if (options.expectedVersion === undefined) {
       update.condition('attribute_not_exists(pk)');
     } else {
+      // The generation only ever grows: ciphertexts are bound to it.
       update.condition(
-        `${update.name('version')} = ${update.value('expectedVersion', options.expectedVersion)}`,
+        `${update.name('version')} = ${update.value('expectedVersion', options.expectedVersion)} AND ${update.name('generation')} < :generation`,
       );
     }
     const attributes = await this.#update(key, update);
@@ -336,6 +338,7 @@ export class DynamoDbTokenStore implements TokenStore {
     update.set('updatedAt', options.now);
     update.set('ttl', Math.floor(options.now / 1000) + this.#tombstoneSeconds);
     update.remove(
+      'dataKey',
       'accessToken',
       'refreshToken',
       'registrationCode',
@@ -347,6 +350,7 @@ export class DynamoDbTokenStore implements TokenStore {
       'dueAt',
       'leaseOwner',
       'leaseExpiresAt',
+      'spending',
     );
     update.value('one', 1);
     update.condition(`attribute_exists(pk) AND ${update.name('status')} <> :disconnected`);
@@ -422,6 +426,7 @@ export class DynamoDbTokenStore implements TokenStore {
   ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined> {
     const tokens = options.update;
     const update = new ItemUpdate();
+    update.set('dataKey', tokens.dataKey);
     update.set('accessToken', tokens.accessToken);
     update.set('accessTokenExpiresAt', tokens.accessTokenExpiresAt);
     // Wise may leave out what did not change: keep the stored scope and refresh token then.
@@ -431,16 +436,32 @@ export class DynamoDbTokenStore implements TokenStore {
       update.set('refreshToken', tokens.refreshToken);
       update.setOrRemove('refreshTokenExpiresAt', tokens.refreshTokenExpiresAt);
     }
-    update.setTo('generation', `${update.name('generation')} + :one`);
+    // Sealed under the old data key, a registration code left behind would no longer open.
+    if (key.kind === 'connection') update.setOrRemove('registrationCode', tokens.registrationCode);
+    update.set('generation', tokens.generation);
     update.setTo('version', `${update.name('version')} + :one`);
     this.#setDue(update, itemKey(key), tokens.nextRefreshAt);
     update.set('failureCount', 0);
     update.set('updatedAt', options.now);
-    update.remove('leaseOwner', 'leaseExpiresAt', 'lastError');
+    update.remove('leaseOwner', 'leaseExpiresAt', 'lastError', 'spending');
     update.value('one', 1);
     this.#leaseHeldBy(update, key, options.owner);
+    update.condition(
+      `${update.name('generation')} = ${update.value('leasedGeneration', tokens.generation - 1)}`,
+    );
     const attributes = await this.#update(itemKey(key), update);
     return attributes ? toLeasedRecord(key, attributes) : undefined;
+  }
+
+  async markSpending(
+    key: RecordKey,
+    options: { owner: string; now: number; spending: RefreshSpending },
+  ): Promise<boolean> {
+    const update = new ItemUpdate();
+    update.set('spending', { ...options.spending });
+    update.set('updatedAt', options.now);
+    this.#leaseHeldBy(update, key, options.owner);
+    return (await this.#update(itemKey(key), update)) !== undefined;
   }
 
   async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {
@@ -472,6 +493,7 @@ export class DynamoDbTokenStore implements TokenStore {
       this.#setDue(update, itemKey(key), failure.nextRefreshAt);
     }
     update.remove('leaseOwner', 'leaseExpiresAt');
+    if (!failure.keepSpending) update.remove('spending');
     update.value('one', 1);
     this.#leaseHeldBy(update, key, options.owner);
     return (await this.#update(itemKey(key), update)) !== undefined;
@@ -517,6 +539,7 @@ export class DynamoDbTokenStore implements TokenStore {
 
 /** The optional connection fields a new grant writes, or removes when the grant has none. */
 const CONNECTION_OPTIONAL_FIELDS = [
+  'dataKey',
   'accessToken',
   'accessTokenExpiresAt',
   'scope',
@@ -665,12 +688,14 @@ function toTokenState(item: Item): TokenState {
     createdAt: item.createdAt as number,
     updatedAt: item.updatedAt as number,
   };
+  if (item.dataKey instanceof Uint8Array) state.dataKey = item.dataKey;
   if (item.accessToken instanceof Uint8Array) state.accessToken = item.accessToken;
   if (typeof item.accessTokenExpiresAt === 'number') state.accessTokenExpiresAt = item.accessTokenExpiresAt;
   if (typeof item.scope === 'string') state.scope = item.scope;
   if (typeof item.dueAt === 'number') state.nextRefreshAt = item.dueAt;
   if (typeof item.lastRefreshAt === 'number') state.lastRefreshAt = item.lastRefreshAt;
   if (isLastError(item.lastError)) state.lastError = { ...item.lastError };
+  if (isSpending(item.spending)) state.spending = { ...item.spending };
   if (typeof item.leaseOwner === 'string' && typeof item.leaseExpiresAt === 'number') {
     state.lease = { owner: item.leaseOwner, expiresAt: item.leaseExpiresAt };
   }
@@ -714,6 +739,12 @@ function toListedConnection(item: Item): ListedConnection {
 
 function toLeasedRecord(key: RecordKey, item: Item): TokenState & Partial<ConnectionRecord> {
   return key.kind === 'connection' ? toConnection(item) : toTokenState(item);
+}
+
+function isSpending(value: unknown): value is RefreshSpending {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Record<string, unknown>;
+  return typeof candidate.fingerprint === 'string' && typeof candidate.at === 'number';
 }
 
 function isLastError(value: unknown): value is { code: string; message: string; at: number } {

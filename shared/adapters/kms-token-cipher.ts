@@ -1,7 +1,14 @@
-import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { BrokerError, TokenDecryptionError } from '#shared/domain/errors.ts';
-import type { CipherRecord } from '#shared/domain/records.ts';
-import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
+import type { CipherKind, CipherRecord } from '#shared/domain/records.ts';
+import type {
+  CipherContext,
+  RecordOpener,
+  RecordSealer,
+  SealBinding,
+  TokenCipher,
+} from '#shared/ports/token-cipher.ts';
+import { DATA_KEY_BYTES, envelopeOpener, envelopeSealer } from './envelope.ts';
 
 /** What {@link KmsTokenCipher} is built from. */
 export interface KmsTokenCipherOptions {
@@ -16,11 +23,18 @@ export interface KmsTokenCipherOptions {
 /** KMS errors that mean "this ciphertext does not belong here", as opposed to KMS being unavailable. */
 const MISMATCH_ERRORS = new Set(['InvalidCiphertextException', 'IncorrectKeyException']);
 
+/** The encryption context's `kind` of a record's data key (stored tokens and registration codes). */
+export const DATA_KEY_KIND = 'data_key' satisfies CipherKind;
+
 /**
- * Encrypts every secret with one KMS call of its own, bound by the encryption context
- * `{ deployment, record, kind }`: each use is one CloudTrail entry that names the record, and a ciphertext
- * moved to another record or kind fails to decrypt. Tokens are far below KMS's 4 KiB plaintext limit, so
- * no envelope encryption is needed.
+ * Stored tokens and registration codes use envelope encryption: every write of a record gets a data key of
+ * its own from `GenerateDataKey` under the encryption context
+ * `{ deployment, record, kind: "data_key", generation }`, and each secret is sealed locally with AES-256-GCM
+ * under it, with the deployment, record, generation and secret kind as additional data. So one KMS call
+ * serves every secret of a write (and is made before Wise is called), one `Decrypt` opens them, each use
+ * is a CloudTrail entry naming the record and its generation, and a ciphertext (or data key) moved to
+ * another record, kind, deployment or generation fails to decrypt. The listing cursor is sealed by KMS
+ * itself with `{ deployment, record, kind }`.
  */
 export class KmsTokenCipher implements TokenCipher {
   readonly #client: KMSClient;
@@ -48,26 +62,69 @@ export class KmsTokenCipher implements TokenCipher {
   }
 
   async decrypt(ciphertext: Uint8Array, context: CipherContext): Promise<string> {
-    let plaintext: Uint8Array | undefined;
+    const plaintext = await this.#decrypt(
+      ciphertext,
+      this.#encryptionContext(context),
+      `The ${describe(context)} did not decrypt under its encryption context: it was altered, forged, or copied from another record or kind.`,
+    );
+    if (!plaintext) throw new BrokerError(`KMS returned no plaintext for the ${describe(context)}.`);
+    return new TextDecoder().decode(plaintext);
+  }
+
+  async prepare(binding: SealBinding): Promise<RecordSealer> {
+    const output = await this.#client.send(
+      new GenerateDataKeyCommand({
+        KeyId: this.#keyId,
+        KeySpec: 'AES_256',
+        EncryptionContext: this.#dataKeyContext(binding),
+      }),
+    );
+    if (!output.Plaintext || !output.CiphertextBlob || output.Plaintext.length !== DATA_KEY_BYTES) {
+      throw new BrokerError(`KMS returned no data key for ${recordName(binding.record)}.`);
+    }
+    return envelopeSealer(this.#deployment, binding, output.Plaintext, output.CiphertextBlob);
+  }
+
+  async open(dataKey: Uint8Array, binding: SealBinding): Promise<RecordOpener> {
+    const plaintext = await this.#decrypt(
+      dataKey,
+      this.#dataKeyContext(binding),
+      `The data key of ${recordName(binding.record)} did not decrypt at generation ${binding.generation}: it was altered, or copied from another record or generation.`,
+    );
+    if (!plaintext) throw new BrokerError(`KMS returned no data key for ${recordName(binding.record)}.`);
+    return envelopeOpener(this.#deployment, binding, plaintext);
+  }
+
+  /** KMS `Decrypt`; a ciphertext that does not belong under the context becomes `TokenDecryptionError`. */
+  async #decrypt(
+    ciphertext: Uint8Array,
+    encryptionContext: Record<string, string>,
+    mismatch: string,
+  ): Promise<Uint8Array | undefined> {
     try {
-      ({ Plaintext: plaintext } = await this.#client.send(
+      const output = await this.#client.send(
         new DecryptCommand({
           KeyId: this.#keyId,
           CiphertextBlob: ciphertext,
-          EncryptionContext: this.#encryptionContext(context),
+          EncryptionContext: encryptionContext,
         }),
-      ));
+      );
+      return output.Plaintext;
     } catch (error) {
       if (error instanceof Error && MISMATCH_ERRORS.has(error.name)) {
-        throw new TokenDecryptionError(
-          `The ${describe(context)} did not decrypt under its encryption context: it was altered, forged, or copied from another record or kind.`,
-          { cause: error },
-        );
+        throw new TokenDecryptionError(mismatch, { cause: error });
       }
       throw error;
     }
-    if (!plaintext) throw new BrokerError(`KMS returned no plaintext for the ${describe(context)}.`);
-    return new TextDecoder().decode(plaintext);
+  }
+
+  #dataKeyContext(binding: SealBinding): Record<string, string> {
+    return {
+      deployment: this.#deployment,
+      record: recordName(binding.record),
+      kind: DATA_KEY_KIND,
+      generation: String(binding.generation),
+    };
   }
 
   #encryptionContext(context: CipherContext): Record<string, string> {

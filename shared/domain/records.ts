@@ -21,10 +21,11 @@ export type SecretKind = 'access_token' | 'refresh_token' | 'registration_code';
 export type RecordKey = { kind: 'connection'; connectionId: string } | { kind: 'client' };
 
 /**
- * What else the broker encrypts: the admin listing's cursor (`nextToken`), sealed so it reveals no
- * connection id and cannot be forged.
+ * The `kind` of every encryption context the key service sees: a record's data key (`data_key`, under which
+ * its secrets are sealed), or the admin listing's cursor (`nextToken`), sealed so it reveals no connection
+ * id and cannot be forged. The secret kinds are bound in the sealed data, under the data key.
  */
-export type CipherKind = SecretKind | 'list_cursor';
+export type CipherKind = SecretKind | 'list_cursor' | 'data_key';
 
 /**
  * What a ciphertext is bound to: a record, or the admin listing of one IAM principal (its canonical ARN),
@@ -32,7 +33,7 @@ export type CipherKind = SecretKind | 'list_cursor';
  */
 export type CipherRecord = RecordKey | { kind: 'listing'; principal: string };
 
-/** KMS ciphertext as stored. */
+/** A sealed secret as stored (AES-256-GCM under the record's data key, or a KMS ciphertext). */
 export type Ciphertext = Uint8Array;
 
 /** A lease on a record's refresh: only its owner may write the refresh's outcome until it expires. */
@@ -40,6 +41,13 @@ export interface Lease {
   owner: string;
   /** Epoch ms. */
   expiresAt: number;
+}
+
+/** Which refresh token is being spent at Wise, by fingerprint (never the token), and since when. */
+export interface RefreshSpending {
+  fingerprint: string;
+  /** Epoch ms. */
+  at: number;
 }
 
 /** What went wrong last, without any secret: shown to admins and kept for operators. */
@@ -52,6 +60,11 @@ export interface LastError {
 
 /** The token state shared by connections and the client token; every time is epoch ms. */
 export interface TokenState {
+  /**
+   * The data key every secret of the record is sealed with, itself encrypted under the key-service key and
+   * bound to the record and its `generation`. A new one with every write of tokens.
+   */
+  dataKey?: Ciphertext;
   accessToken?: Ciphertext;
   accessTokenExpiresAt?: number;
   scope?: string;
@@ -66,6 +79,12 @@ export interface TokenState {
   /** Consecutive transient failures, for backoff; zero after a success. */
   failureCount: number;
   lease?: Lease;
+  /**
+   * The refresh token an attempt sent to Wise and has not yet resolved (recorded before the call, cleared
+   * when its answer is stored or Wise's refusal is final): how a later `invalid_grant` for the same token
+   * is known to be a token lost by the broker rather than revoked by the user.
+   */
+  spending?: RefreshSpending;
   createdAt: number;
   updatedAt: number;
 }

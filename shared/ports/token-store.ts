@@ -5,19 +5,28 @@ import type {
   ConnectSessionRecord,
   LastError,
   RecordKey,
+  RefreshSpending,
   TokenState,
 } from '#shared/domain/records.ts';
 
-/** The fields a successful grant or refresh writes. */
+/**
+ * The fields a successful grant or refresh writes. Every secret is sealed under the new `dataKey` for the
+ * new `generation`, so every secret the record keeps is in it.
+ */
 export interface TokenUpdate {
+  /** The leased generation + 1: the generation the ciphertexts are bound to. */
+  generation: number;
+  dataKey: Uint8Array;
   accessToken: Uint8Array;
   accessTokenExpiresAt: number;
   scope?: string;
   nextRefreshAt: number;
   lastRefreshAt: number;
-  /** Connections only. Absent: keep the stored refresh token (Wise returned none). */
+  /** Connections only: Wise's new refresh token, or the one spent when Wise returned none, sealed again. */
   refreshToken?: Uint8Array;
   refreshTokenExpiresAt?: number;
+  /** Registration-code connections: the stored registration code, sealed again under the new data key. */
+  registrationCode?: Uint8Array;
 }
 
 /** The fields a failed refresh writes when it gives its lease back. */
@@ -27,13 +36,18 @@ export interface FailureUpdate {
   /** When to try again; absent with `status: 'needs_reauth'` (the record leaves the due index). */
   nextRefreshAt?: number;
   status?: Extract<ConnectionStatus, 'needs_reauth'>;
+  /** Keep the record of the refresh token being spent: Wise's answer is unknown (5xx, timeout). */
+  keepSpending?: boolean;
 }
 
-/** A new or replacing connection written by a grant (authorization code or registration code). */
+/**
+ * A new or replacing connection written by a grant (authorization code or registration code). Its
+ * `generation` is the replaced record's + 1 (1 for a new one): its ciphertexts are bound to it.
+ */
 export type NewConnection = Omit<
   ConnectionRecord,
-  'version' | 'generation' | 'failureCount' | 'lease' | 'lastError' | 'createdAt' | 'updatedAt'
-> & { status: 'active' };
+  'version' | 'failureCount' | 'lease' | 'lastError' | 'createdAt' | 'updatedAt'
+> & { status: 'active'; dataKey: Uint8Array };
 
 /**
  * A connection Wise granted that waits for the partner's confirmation: it becomes the connection only
@@ -128,7 +142,8 @@ export interface TokenStore {
   listConnections(options: ListConnectionsOptions): Promise<ListConnectionsResult>;
   /**
    * Writes a connection's tokens from a new grant, replacing whatever was there (a tombstone included):
-   * generation becomes the old generation + 1, version the old version + 1, lease and errors cleared.
+   * generation becomes the given one (which must be above the stored one), version the old version + 1,
+   * lease and errors cleared.
    * Succeeds only if the stored version still equals `expectedVersion` (`undefined`: no record exists).
    */
   saveConnection(
@@ -155,11 +170,23 @@ export interface TokenStore {
     key: RecordKey,
     options: { owner: string; now: number; leaseMs: number },
   ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined>;
-  /** Writes a refresh's result and frees the lease; generation + 1. Only while `owner` holds the lease. */
+  /**
+   * Writes a refresh's result and frees the lease. Only while `owner` holds the lease and the stored
+   * generation is `update.generation - 1`.
+   */
   completeRefresh(
     key: RecordKey,
     options: { owner: string; now: number; update: TokenUpdate },
   ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined>;
+  /**
+   * Records, before a refresh calls Wise, which refresh token it is about to spend. Only while `owner`
+   * holds the lease on an active record; `false` otherwise. Cleared by `completeRefresh`, by `failRefresh`
+   * (unless `keepSpending`) and by a new grant.
+   */
+  markSpending(
+    key: RecordKey,
+    options: { owner: string; now: number; spending: RefreshSpending },
+  ): Promise<boolean>;
   /** Frees the lease without changing anything else (the refresh turned out not to be needed). */
   releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean>;
   /** Records a failed refresh and frees the lease. Only while `owner` holds the lease. */

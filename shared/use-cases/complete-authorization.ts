@@ -4,6 +4,7 @@ import type { ConnectionRecord, GrantType, RecordKey } from '#shared/domain/reco
 import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
 import { hashSecret, newSecret } from '#shared/domain/secret-hash.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
+import type { RecordSealer } from '#shared/ports/token-cipher.ts';
 import type { NewConnection } from '#shared/ports/token-store.ts';
 import type { TokenGrant, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
@@ -14,6 +15,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { raiseFenceQuietly } from './refresh-record.ts';
 import { pkceVerifier } from './start-authorization.ts';
 
 /** What came back on the callback, already checked for shape by the handler. */
@@ -111,6 +113,8 @@ export async function completeAuthorization(
     // Once Wise granted, the grant must be stored before the invocation ends: the exchange and the lookups
     // end early enough to leave time for that.
     const storeBy = options.endsAt === undefined ? undefined : options.endsAt - STORE_RESERVE_MS;
+    // The data key is made before the code is exchanged: once Wise granted, nothing but the write follows.
+    const prepared = await prepareConnectionWrite(runtime, session.connectionId);
     const grant = await runtime.wise.exchangeCode(
       {
         code: callback.code,
@@ -156,7 +160,10 @@ export async function completeAuthorization(
       ...(profileId === undefined ? {} : { profileId }),
     };
     if (session.returnUrl !== undefined) {
-      const completionCode = await keepForCompletion(runtime, await newConnectionFrom(runtime, granted));
+      const completionCode = await keepForCompletion(
+        runtime,
+        newConnectionFrom(runtime, granted, prepared.sealer),
+      );
       return {
         kind: 'approved',
         completionCode,
@@ -164,7 +171,7 @@ export async function completeAuthorization(
         returnUrl: session.returnUrl,
       };
     }
-    const connection = await storeGrantedConnection(runtime, granted);
+    const connection = await storeGrantedConnection(runtime, granted, prepared);
     return { kind: 'connected', connection, ...facts };
   } catch (error) {
     const failure = classifyWiseFailure(error);
@@ -219,10 +226,11 @@ export function classifyWiseFailure(error: unknown): WiseFailure | undefined {
 }
 
 /**
- * The Wise user and their profiles after a grant; either is `undefined` when Wise stayed unavailable for
- * it. Any other failure is thrown.
+ * The Wise user and their profiles after a grant; either is `undefined` when its lookup failed, whatever
+ * the reason: the grant has already ended the user's previous refresh token, so nothing may stop it from
+ * being stored.
  */
-async function lookUpAfterGrant(
+export async function lookUpAfterGrant(
   runtime: Pick<Runtime, 'wise'>,
   accessToken: string,
   connectionId: string,
@@ -238,29 +246,17 @@ async function lookUpAfterGrant(
     ['profiles', profiles],
   ] as const) {
     if (outcome.status === 'fulfilled') continue;
-    if (classifyWiseFailure(outcome.reason)?.kind !== 'unavailable') throw outcome.reason;
-    logger.warn('Wise stayed unavailable for a lookup after the grant; going on without it', {
+    logger.warn('A lookup after the grant failed; going on without it', {
       connectionId,
       lookup,
-      error: outcome.reason instanceof WiseError ? outcome.reason.name : undefined,
+      failure: classifyWiseFailure(outcome.reason)?.kind,
+      error: outcome.reason instanceof Error ? outcome.reason.name : typeof outcome.reason,
       traceId: outcome.reason instanceof WiseError ? outcome.reason.traceId : undefined,
     });
   }
   if (user.status === 'fulfilled') found.user = user.value;
   if (profiles.status === 'fulfilled') found.profiles = profiles.value;
   return found;
-}
-
-/** The Wise user behind a fresh access token and their profiles. */
-export async function learnUser(
-  runtime: Pick<Runtime, 'wise'>,
-  accessToken: string,
-): Promise<{ user: WiseUser; profiles: WiseProfile[] }> {
-  const [user, profiles] = await Promise.all([
-    runtime.wise.getCurrentUser(accessToken),
-    runtime.wise.listProfiles(accessToken),
-  ]);
-  return { user, profiles };
 }
 
 /**
@@ -291,19 +287,61 @@ export interface GrantedConnection {
 const SAVE_ATTEMPTS = 3;
 
 /**
- * Encrypts a grant's tokens for their record and stores the connection, replacing whatever was stored
- * (tokens of an earlier grant, a tombstone): the new grant has already made the old refresh token useless.
+ * What storing a grant needs, made before Wise is called: the version the grant will replace and a data
+ * key for the generation it will write. With it, nothing but the store's write follows Wise's answer.
+ */
+export interface PreparedConnectionWrite {
+  connectionId: string;
+  /** The stored record's version (`undefined`: none), the save's condition. */
+  expectedVersion: number | undefined;
+  /** The replaced record's status, for the log. */
+  replaces?: ConnectionRecord['status'];
+  sealer: RecordSealer;
+}
+
+/**
+ * Reads the connection a grant will replace and makes the data key of the generation after it: above the
+ * stored generation and at least the fence (which outlives a tombstone the table's TTL removed).
+ */
+export async function prepareConnectionWrite(
+  runtime: Pick<Runtime, 'store' | 'cipher'>,
+  connectionId: string,
+): Promise<PreparedConnectionWrite> {
+  const record: RecordKey = { kind: 'connection', connectionId };
+  const current = await runtime.store.getConnection(connectionId);
+  const fence = current ? current.minimumGeneration : await runtime.store.getFence(record);
+  const sealer = await runtime.cipher.prepare({
+    record,
+    generation: Math.max(current?.generation ?? 0, (fence ?? 0) - 1) + 1,
+  });
+  const prepared: PreparedConnectionWrite = { connectionId, expectedVersion: current?.version, sealer };
+  if (current) prepared.replaces = current.status;
+  return prepared;
+}
+
+/**
+ * Seals a grant's tokens with the prepared data key and stores the connection, replacing whatever was
+ * stored (tokens of an earlier grant, a tombstone): the new grant has already made the old refresh token
+ * useless. The first write follows at once; only when another writer changed the connection meanwhile is
+ * it sealed again for the generation after the new one and retried.
  */
 export async function storeGrantedConnection(
   runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random'>,
   granted: GrantedConnection,
+  prepared: PreparedConnectionWrite,
 ): Promise<ConnectionRecord> {
-  return saveNewConnection(runtime, await newConnectionFrom(runtime, granted));
+  const connection = newConnectionFrom(runtime, granted, prepared.sealer);
+  const saved = await runtime.store.saveConnection(connection, {
+    expectedVersion: prepared.expectedVersion,
+    now: runtime.clock.now(),
+  });
+  if (saved) return stored(runtime, saved, prepared.replaces);
+  return saveNewConnection(runtime, connection);
 }
 
 /**
- * Keeps a granted connection, its tokens already encrypted for the connection's record, until the
- * partner's service exchanges the completion code; returns the code. Only the code's hash is stored.
+ * Keeps a granted connection, its tokens already sealed for the connection's record, until the partner's
+ * service exchanges the completion code; returns the code. Only the code's hash is stored.
  */
 async function keepForCompletion(
   runtime: Pick<Runtime, 'store' | 'clock'>,
@@ -323,67 +361,103 @@ async function keepForCompletion(
   return completionCode;
 }
 
-/** A grant's tokens encrypted for their connection's record, as the connection they make. */
-async function newConnectionFrom(
-  runtime: Pick<Runtime, 'config' | 'cipher' | 'clock' | 'random'>,
+/** A grant's tokens sealed with a prepared data key, as the connection they make (no I/O). */
+function newConnectionFrom(
+  runtime: Pick<Runtime, 'config' | 'clock' | 'random'>,
   granted: GrantedConnection,
-): Promise<NewConnection> {
-  const record: RecordKey = { kind: 'connection', connectionId: granted.connectionId };
+  sealer: RecordSealer,
+): NewConnection {
   const { tokens } = granted;
   const issuedAt = runtime.clock.now();
   const connection: NewConnection = {
     connectionId: granted.connectionId,
     status: 'active',
     grant: granted.grant,
-    accessToken: await runtime.cipher.encrypt(tokens.accessToken, { record, kind: 'access_token' }),
+    generation: sealer.binding.generation,
+    dataKey: sealer.dataKey,
+    accessToken: sealer.seal(tokens.accessToken, 'access_token'),
     accessTokenExpiresAt: tokens.expiresAt,
     nextRefreshAt: nextRefreshAt(issuedAt, tokens.expiresAt, runtime.config.refresh.fraction, runtime.random),
     lastRefreshAt: issuedAt,
   };
   if (granted.user !== undefined) connection.userId = granted.user.id;
   if (tokens.scope !== undefined) connection.scope = tokens.scope;
-  if (tokens.refreshToken !== undefined) {
-    connection.refreshToken = await runtime.cipher.encrypt(tokens.refreshToken, {
-      record,
-      kind: 'refresh_token',
-    });
-  }
+  if (tokens.refreshToken !== undefined)
+    connection.refreshToken = sealer.seal(tokens.refreshToken, 'refresh_token');
   if (tokens.refreshTokenExpiresAt !== undefined)
     connection.refreshTokenExpiresAt = tokens.refreshTokenExpiresAt;
   if (granted.profileId !== undefined) connection.profileId = granted.profileId;
   if (granted.registration) {
     connection.email = granted.registration.email;
-    connection.registrationCode = await runtime.cipher.encrypt(granted.registration.registrationCode, {
-      record,
-      kind: 'registration_code',
-    });
+    connection.registrationCode = sealer.seal(granted.registration.registrationCode, 'registration_code');
   }
-
   return connection;
 }
 
-/** Stores a new connection, replacing whatever was stored under its id. */
+/**
+ * Stores a new connection, replacing whatever was stored under its id. When the stored generation or the
+ * fence has reached the connection's own (a refresh or a disconnect since it was sealed, as with a
+ * completion code exchanged later), its secrets are sealed again for the generation after the stored one.
+ */
 export async function saveNewConnection(
-  runtime: Pick<Runtime, 'store' | 'clock'>,
-  connection: NewConnection,
+  runtime: Pick<Runtime, 'store' | 'clock' | 'cipher'>,
+  sealed: NewConnection,
 ): Promise<ConnectionRecord> {
+  const record: RecordKey = { kind: 'connection', connectionId: sealed.connectionId };
+  let connection = sealed;
   for (let attempt = 1; attempt <= SAVE_ATTEMPTS; attempt++) {
     const current = await runtime.store.getConnection(connection.connectionId);
+    const fence = current ? current.minimumGeneration : await runtime.store.getFence(record);
+    const floor = Math.max(current?.generation ?? 0, (fence ?? 0) - 1) + 1;
+    if (connection.generation < floor) connection = await sealAgain(runtime, record, connection, floor);
     const saved = await runtime.store.saveConnection(connection, {
       expectedVersion: current?.version,
       now: runtime.clock.now(),
     });
-    if (saved) {
-      logger.info('Connection stored', {
-        connectionId: saved.connectionId,
-        grant: saved.grant,
-        generation: saved.generation,
-        replaced: current?.status,
-      });
-      return saved;
-    }
+    if (saved) return stored(runtime, saved, current?.status);
   }
   throw new BrokerError(
     `Connection "${connection.connectionId}" kept changing while its new tokens were being stored; connect it again.`,
   );
+}
+
+/** The connection's secrets opened under their generation and sealed under a new data key for another. */
+async function sealAgain(
+  runtime: Pick<Runtime, 'cipher'>,
+  record: RecordKey,
+  connection: NewConnection,
+  generation: number,
+): Promise<NewConnection> {
+  const opener = await runtime.cipher.open(connection.dataKey, { record, generation: connection.generation });
+  const sealer = await runtime.cipher.prepare({ record, generation });
+  const again: NewConnection = { ...connection, generation, dataKey: sealer.dataKey };
+  for (const [field, kind] of [
+    ['accessToken', 'access_token'],
+    ['refreshToken', 'refresh_token'],
+    ['registrationCode', 'registration_code'],
+  ] as const) {
+    const ciphertext = connection[field];
+    if (ciphertext) again[field] = sealer.seal(opener.open(ciphertext, kind), kind);
+  }
+  return again;
+}
+
+/** A connection just stored: its fence raised to its generation, and the log line. */
+async function stored(
+  runtime: Pick<Runtime, 'store'>,
+  saved: ConnectionRecord,
+  replaced: ConnectionRecord['status'] | undefined,
+): Promise<ConnectionRecord> {
+  await raiseFenceQuietly(
+    runtime,
+    { kind: 'connection', connectionId: saved.connectionId },
+    saved.generation,
+  );
+  logger.info('Connection stored', {
+    connectionId: saved.connectionId,
+    grant: saved.grant,
+    generation: saved.generation,
+    replaced,
+  });
+  return saved;
 }

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
-import { BrokerError } from '#shared/domain/errors.ts';
+import { BrokerError, RolledBackRecordError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord, RecordKey, TokenState } from '#shared/domain/records.ts';
 import {
   backoff,
@@ -20,6 +20,7 @@ import {
   type RefusalClass,
   recordKeys,
 } from '#shared/observability.ts';
+import type { RecordSealer } from '#shared/ports/token-cipher.ts';
 import type { FailureUpdate, TokenUpdate } from '#shared/ports/token-store.ts';
 import type { TokenGrant, WiseCallOptions } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
@@ -171,6 +172,18 @@ export async function refreshRecord(
     };
   }
 
+  // Everything the write of Wise's answer needs is made before Wise is called: the stored secrets opened,
+  // a new data key for the next generation, and the refresh token to be spent recorded on the record.
+  // Between Wise's answer and the durable write there is then nothing but that write.
+  let prepared: Prepared;
+  try {
+    prepared = await prepare(attempt);
+  } catch (error) {
+    await releaseQuietly(attempt);
+    throw error;
+  }
+  if (!prepared.spendingRecorded) return { outcome: 'gone' };
+
   const wiseDeadline = Math.min(
     startedAt + Math.floor(leaseMs / 2),
     options.deadlineMs ?? Number.POSITIVE_INFINITY,
@@ -178,13 +191,60 @@ export async function refreshRecord(
   );
   let granted: Granted;
   try {
-    granted = await askWise(attempt, { ...options.rateLimits, deadlineMs: wiseDeadline });
+    granted = await askWise(attempt, prepared, { ...options.rateLimits, deadlineMs: wiseDeadline });
   } catch (error) {
-    if (error instanceof WiseError) return failed(attempt, error);
+    if (error instanceof WiseError) return failed(attempt, prepared, error);
     await releaseQuietly(attempt);
     throw error;
   }
-  return storeGrant(attempt, granted);
+  return storeGrant(attempt, prepared, granted);
+}
+
+/** What a refresh readies before it calls Wise. */
+interface Prepared {
+  /** The stored refresh token and registration code, opened. */
+  refreshToken?: string;
+  registrationCode?: string;
+  /** A data key for the generation the write will produce. */
+  sealer: RecordSealer;
+  /** The fingerprint of the refresh token about to be spent, recorded on the record. */
+  fingerprint?: string;
+  /** `false` when the lease was lost before the refresh token could be recorded as spent. */
+  spendingRecorded: boolean;
+  /** Set when Wise refused the refresh token and the registration code was granted instead. */
+  regranted?: boolean;
+}
+
+/**
+ * A fingerprint of a refresh token: the first 128 bits of its SHA-256. It names the token on the record
+ * (which one is being spent) without revealing it; a token is far too long and random to be guessed back.
+ */
+export function refreshTokenFingerprint(refreshToken: string): string {
+  return createHash('sha256').update(refreshToken, 'utf8').digest('base64url').slice(0, 22);
+}
+
+async function prepare(attempt: Attempt): Promise<Prepared> {
+  const { deps, key, leased, owner } = attempt;
+  assertCurrent(key, leased);
+  const prepared: Prepared = {
+    sealer: await deps.cipher.prepare({ record: key, generation: leased.generation + 1 }),
+    spendingRecorded: true,
+  };
+  if (key.kind !== 'connection' || !leased.dataKey) return prepared;
+  if (!leased.refreshToken && !leased.registrationCode) return prepared;
+  const opener = await deps.cipher.open(leased.dataKey, { record: key, generation: leased.generation });
+  if (leased.refreshToken) {
+    prepared.refreshToken = opener.open(leased.refreshToken, 'refresh_token');
+    prepared.fingerprint = refreshTokenFingerprint(prepared.refreshToken);
+    prepared.spendingRecorded = await deps.store.markSpending(key, {
+      owner,
+      now: deps.clock.now(),
+      spending: { fingerprint: prepared.fingerprint, at: deps.clock.now() },
+    });
+  }
+  if (leased.registrationCode)
+    prepared.registrationCode = opener.open(leased.registrationCode, 'registration_code');
+  return prepared;
 }
 
 interface Attempt {
@@ -213,32 +273,26 @@ async function withoutLease(deps: RefreshDeps, key: RecordKey): Promise<RefreshO
   return { outcome: 'busy', record: current };
 }
 
-async function askWise(attempt: Attempt, call: WiseCallOptions): Promise<Granted> {
+async function askWise(attempt: Attempt, prepared: Prepared, call: WiseCallOptions): Promise<Granted> {
   const { deps, key, leased } = attempt;
   if (key.kind === 'client') {
     return { grant: await deps.wise.clientCredentials(call), via: 'client_credentials' };
   }
-  const regrantable = leased.grant === 'registration_code' && leased.registrationCode && leased.email;
-  if (leased.refreshToken) {
-    const refreshToken = await deps.cipher.decrypt(leased.refreshToken, {
-      record: key,
-      kind: 'refresh_token',
-    });
+  const { refreshToken, registrationCode } = prepared;
+  const regrantable = leased.grant === 'registration_code' && registrationCode !== undefined && leased.email;
+  if (refreshToken !== undefined) {
     try {
       return { grant: await deps.wise.refresh({ refreshToken }, call), via: 'refresh_token' };
     } catch (error) {
       if (!(error instanceof WiseInvalidGrantError) || !regrantable) throw error;
+      prepared.regranted = true;
       logger.warn('Wise refused the refresh token; granting again with the stored registration code', {
         ...recordKeys(key),
         traceId: error.traceId,
       });
     }
   }
-  if (regrantable && leased.registrationCode && leased.email) {
-    const registrationCode = await deps.cipher.decrypt(leased.registrationCode, {
-      record: key,
-      kind: 'registration_code',
-    });
+  if (regrantable && registrationCode !== undefined && leased.email) {
     const grant = await deps.wise.registrationCodeGrant({ email: leased.email, registrationCode }, call);
     return { grant, via: 'registration_code' };
   }
@@ -250,7 +304,7 @@ async function askWise(attempt: Attempt, call: WiseCallOptions): Promise<Granted
   );
 }
 
-async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcome> {
+async function failed(attempt: Attempt, prepared: Prepared, error: WiseError): Promise<RefreshOutcome> {
   const { deps, key, leased } = attempt;
   const now = deps.clock.now();
   const failureCount = leased.failureCount + 1;
@@ -265,15 +319,26 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
   countByDimension(MetricName.refreshRefused, 'class', refusalClass(error));
 
   if (error instanceof WiseInvalidGrantError && key.kind === 'connection') {
+    const lost = lostRefreshToken(attempt, prepared);
+    const reason = lost ? LOST_REFRESH_TOKEN : 'invalid_grant';
     metrics.addMetric(MetricName.reauthorizationRequired, MetricUnit.Count, 1);
+    if (lost) {
+      // Not the user's doing: an earlier attempt spent this refresh token at Wise and its answer was never
+      // stored (the process died, or the answer or the write was lost). Operators alarm on this metric.
+      metrics.addMetric(MetricName.connectionLostToCrash, MetricUnit.Count, 1);
+      logger.error(
+        'Wise refused a refresh token that an earlier attempt had already spent without storing its answer: the connection was lost by the broker, not revoked by the user',
+        { ...attrs, spentAt: leased.spending?.at },
+      );
+    }
     // The event goes out before the mark: a marked connection leaves the due index and nothing would
     // publish for it again. Until the event is out the connection stays active and due, and the next
     // attempt meets invalid_grant again and publishes then.
-    if (!(await publishReauthorization(deps, key.connectionId, now, attrs))) {
+    if (!(await publishReauthorization(deps, key.connectionId, reason, now, attrs))) {
       const waitMs = backoff(failureCount, deps.random);
       const written = await recordFailure(attempt, {
         lastError: {
-          code: 'invalid_grant',
+          code: reason,
           message: 'Wise refused the grant; the reauthorization event is published on the next attempt.',
           at: now,
         },
@@ -289,7 +354,11 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
           };
     }
     const written = await recordFailure(attempt, {
-      lastError: { code: 'invalid_grant', message: error.message, at: now },
+      lastError: {
+        code: reason,
+        message: lost ? LOST_REFRESH_TOKEN_MESSAGE : error.message,
+        at: now,
+      },
       failureCount,
       status: 'needs_reauth',
     });
@@ -307,6 +376,8 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
     lastError: { code: failureCode(error), message: error.message, at: now },
     failureCount,
     nextRefreshAt: now + waitMs,
+    // A 5xx, a timeout or a dropped connection may have rotated the refresh token at Wise all the same.
+    keepSpending: error instanceof WiseUnavailableError,
   };
   const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
   if (error instanceof WiseInvalidClientError) {
@@ -350,45 +421,29 @@ async function failed(attempt: Attempt, error: WiseError): Promise<RefreshOutcom
       };
 }
 
-async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<RefreshOutcome> {
+async function storeGrant(
+  attempt: Attempt,
+  prepared: Prepared,
+  { grant, via }: Granted,
+): Promise<RefreshOutcome> {
   const { deps, key, owner } = attempt;
   const issuedAt = deps.clock.now();
   const attrs = { ...recordKeys(key), grant: via, traceId: grant.traceId };
+  // Sealed with the data key made before the call: no I/O between Wise's answer and the write.
+  const update = sealGrant(attempt, prepared, grant, issuedAt);
   let ambiguous = false;
-  let update: TokenUpdate | undefined;
   try {
-    update = await persisting(attempt, 'encrypt the refreshed token', async () => {
-      const accessToken = await deps.cipher.encrypt(grant.accessToken, { record: key, kind: 'access_token' });
-      const tokens: TokenUpdate = {
-        accessToken,
-        accessTokenExpiresAt: grant.expiresAt,
-        nextRefreshAt: nextRefreshAt(issuedAt, grant.expiresAt, deps.config.refresh.fraction, deps.random),
-        lastRefreshAt: issuedAt,
-      };
-      if (grant.scope !== undefined) tokens.scope = grant.scope;
-      if (key.kind === 'connection' && grant.refreshToken !== undefined) {
-        tokens.refreshToken = await deps.cipher.encrypt(grant.refreshToken, {
-          record: key,
-          kind: 'refresh_token',
-        });
-        if (grant.refreshTokenExpiresAt !== undefined)
-          tokens.refreshTokenExpiresAt = grant.refreshTokenExpiresAt;
-      }
-      return tokens;
-    });
-    const tokens = update;
     const stored = await persisting(
       attempt,
       'store the refreshed token',
-      () => deps.store.completeRefresh(key, { owner, now: deps.clock.now(), update: tokens }),
+      () => deps.store.completeRefresh(key, { owner, now: deps.clock.now(), update }),
       () => {
         ambiguous = true;
       },
     );
     if (stored) return refreshed(attempt, stored, grant, attrs);
   } catch (error) {
-    const landed =
-      update && ambiguous ? await landedRecord(deps, key, update).catch(() => undefined) : undefined;
+    const landed = ambiguous ? await landedRecord(deps, key, update).catch(() => undefined) : undefined;
     if (landed) return refreshed(attempt, landed, grant, attrs);
     await releaseQuietly(attempt);
     metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
@@ -403,7 +458,7 @@ async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<Re
   }
   // The write's condition failed: either an earlier try landed and only its answer was lost, or the lease
   // is gone (taken over after it expired, or the connection was disconnected and is a tombstone now).
-  const landed = ambiguous && update ? await landedRecord(deps, key, update) : undefined;
+  const landed = ambiguous ? await landedRecord(deps, key, update) : undefined;
   if (landed) return refreshed(attempt, landed, grant, attrs);
   metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
   logger.warn('The refreshed token was not stored: the lease was lost or the connection was disconnected', {
@@ -413,16 +468,44 @@ async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<Re
   return { outcome: 'gone' };
 }
 
+/** The write of a grant, every secret of the record sealed under the prepared data key. */
+function sealGrant(attempt: Attempt, prepared: Prepared, grant: TokenGrant, issuedAt: number): TokenUpdate {
+  const { deps, key } = attempt;
+  const { sealer } = prepared;
+  const update: TokenUpdate = {
+    generation: sealer.binding.generation,
+    dataKey: sealer.dataKey,
+    accessToken: sealer.seal(grant.accessToken, 'access_token'),
+    accessTokenExpiresAt: grant.expiresAt,
+    nextRefreshAt: nextRefreshAt(issuedAt, grant.expiresAt, deps.config.refresh.fraction, deps.random),
+    lastRefreshAt: issuedAt,
+  };
+  if (grant.scope !== undefined) update.scope = grant.scope;
+  if (key.kind !== 'connection') return update;
+  // Wise may return no refresh token: the spent one stays, sealed again under the new data key.
+  const refreshToken = grant.refreshToken ?? prepared.refreshToken;
+  if (refreshToken !== undefined) update.refreshToken = sealer.seal(refreshToken, 'refresh_token');
+  if (grant.refreshToken !== undefined) {
+    if (grant.refreshTokenExpiresAt !== undefined) update.refreshTokenExpiresAt = grant.refreshTokenExpiresAt;
+  } else if (attempt.leased.refreshTokenExpiresAt !== undefined) {
+    update.refreshTokenExpiresAt = attempt.leased.refreshTokenExpiresAt;
+  }
+  if (prepared.registrationCode !== undefined) {
+    update.registrationCode = sealer.seal(prepared.registrationCode, 'registration_code');
+  }
+  return update;
+}
+
 /**
  * A stored refresh: counted, with how late it ran past its due time and how much life the replaced token
- * had left, the two measures of the refresh SLO.
+ * had left, the two measures of the refresh SLO; then the record's fence is raised to it.
  */
-function refreshed(
+async function refreshed(
   attempt: Attempt,
   record: StoredRecord,
   grant: TokenGrant,
   attrs: Record<string, unknown>,
-): RefreshOutcome {
+): Promise<RefreshOutcome> {
   const latenessSeconds = Math.round(refreshLatenessMs(attempt.leased, attempt.startedAt) / 1000);
   const lifeLeftSeconds = Math.round(lifeLeftMs(attempt.leased, attempt.startedAt) / 1000);
   metrics.addMetric(MetricName.refreshSucceeded, MetricUnit.Count, 1);
@@ -435,7 +518,48 @@ function refreshed(
     latenessSeconds,
     lifeLeftSeconds,
   });
+  // The tokens are stored: only now may the earlier generation stop being current.
+  await raiseFenceQuietly(attempt.deps, attempt.key, record.generation);
   return { outcome: 'refreshed', record, accessToken: grant.accessToken };
+}
+
+/**
+ * Raises a record's fence to a generation just written, so a copy of an earlier write put back over the
+ * record is refused. A failure only delays that until the record's next write; it is logged, not thrown.
+ */
+export async function raiseFenceQuietly(
+  deps: Pick<Runtime, 'store'>,
+  key: RecordKey,
+  generation: number,
+): Promise<void> {
+  try {
+    await deps.store.raiseFence(key, generation);
+  } catch (error) {
+    logger.warn('Failed to raise the fence after a write; the next write raises it', {
+      ...recordKeys(key),
+      generation,
+      error: errorName(error),
+    });
+  }
+}
+
+/**
+ * Refuses a record below its fence: a copy of an earlier write (before a refresh or a disconnect) written
+ * back over the record. Its ciphertexts are bound to its own generation and would decrypt, but they are
+ * not current.
+ *
+ * @throws RolledBackRecordError
+ */
+export function assertCurrent(key: RecordKey, record: TokenState): void {
+  if (record.minimumGeneration === undefined || record.generation >= record.minimumGeneration) return;
+  logger.error('A stored record is older than its fence: an earlier copy was written back over it', {
+    ...recordKeys(key),
+    generation: record.generation,
+    minimumGeneration: record.minimumGeneration,
+  });
+  throw new RolledBackRecordError(
+    `The stored record of ${describe(key)} is generation ${record.generation}, but generation ${record.minimumGeneration} or later was written since: an earlier copy was written back, so its tokens are refused. Disconnect it, or connect it again.`,
+  );
 }
 
 /** The stored record when it holds exactly the ciphertext this attempt wrote (KMS ciphertexts are unique). */
@@ -503,15 +627,38 @@ async function releaseQuietly(attempt: Attempt): Promise<void> {
   }
 }
 
+/**
+ * The `lastError.code` and event `reason` of a connection whose refresh token Wise refused after an earlier
+ * attempt had spent it without storing Wise's answer: lost by the broker (a crash, a lost answer or write),
+ * not revoked by the user.
+ */
+export const LOST_REFRESH_TOKEN = 'refresh_token_lost';
+const LOST_REFRESH_TOKEN_MESSAGE =
+  'Wise refused the refresh token after an earlier refresh had spent it without storing the new one (the broker stopped or lost the answer); the Wise user must authorize again.';
+
+/**
+ * Whether the refresh token Wise just refused is the one an earlier attempt recorded as spent and never
+ * resolved: that attempt's answer (a new refresh token, when Wise rotates them) was lost.
+ */
+function lostRefreshToken(attempt: Attempt, prepared: Prepared): boolean {
+  if (prepared.regranted || prepared.fingerprint === undefined) return false;
+  const { leased } = attempt;
+  // An earlier attempt that found the loss but could not publish it said so in the record.
+  return (
+    leased.spending?.fingerprint === prepared.fingerprint || leased.lastError?.code === LOST_REFRESH_TOKEN
+  );
+}
+
 /** Publishes the reauthorization event; `false` when it could not be published. */
 async function publishReauthorization(
   deps: RefreshDeps,
   connectionId: string,
+  reason: string,
   at: number,
   attrs: Record<string, unknown>,
 ): Promise<boolean> {
   try {
-    await deps.events.reauthorizationRequired({ connectionId, reason: 'invalid_grant', at });
+    await deps.events.reauthorizationRequired({ connectionId, reason, at });
     return true;
   } catch (error) {
     logger.error(

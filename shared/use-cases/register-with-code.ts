@@ -13,7 +13,9 @@ import { obtainClientAccessToken } from './client-token.ts';
 import {
   chooseProfile,
   classifyWiseFailure,
-  learnUser,
+  LOOKUP_BUDGET_MS,
+  lookUpAfterGrant,
+  prepareConnectionWrite,
   storeGrantedConnection,
 } from './complete-authorization.ts';
 import { type ConnectionStatusView, requestBodySchema, toConnectionStatus } from './connection-status.ts';
@@ -90,17 +92,29 @@ export async function registerWithCode(
     if (input.signup === true) {
       await signUp(runtime, input, dependencies);
     }
+    // The grant ends the user's previous refresh token: from Wise's answer on, nothing may fail before the
+    // grant is stored. The data key is made before, and the lookups that follow cannot throw.
+    const prepared = await prepareConnectionWrite(runtime, connectionId);
     const tokens = await runtime.wise.registrationCodeGrant({ email, registrationCode });
-    const { user, profiles } = await learnUser(runtime, tokens.accessToken);
-    const profile = chooseProfile(profiles, undefined);
-    const connection = await storeGrantedConnection(runtime, {
+    const { user, profiles } = await lookUpAfterGrant(
+      runtime,
+      tokens.accessToken,
       connectionId,
-      grant: 'registration_code',
-      tokens,
-      user,
-      ...(profile ? { profileId: profile.id } : {}),
-      registration: { email, registrationCode },
-    });
+      runtime.clock.now() + LOOKUP_BUDGET_MS,
+    );
+    const profile = profiles ? chooseProfile(profiles, undefined) : undefined;
+    const connection = await storeGrantedConnection(
+      runtime,
+      {
+        connectionId,
+        grant: 'registration_code',
+        tokens,
+        ...(user ? { user } : {}),
+        ...(profile ? { profileId: profile.id } : {}),
+        registration: { email, registrationCode },
+      },
+      prepared,
+    );
     return toConnectionStatus(connection);
   } catch (error) {
     throw translateWiseFailure(error, connectionId);

@@ -367,12 +367,13 @@ function reauthorization(key: RecordKey): ReauthorizationRequiredError {
 }
 
 async function decryptStored(deps: RefreshDeps, key: RecordKey, record: StoredRecord): Promise<CurrentToken> {
-  if (!record.accessToken) {
+  if (!record.accessToken || !record.dataKey) {
     throw new ProviderUnavailableError(`No token is stored for ${describe(key)} yet; try again in 1 s.`, {
       retryAfterSeconds: 1,
     });
   }
-  const accessToken = await deps.cipher.decrypt(record.accessToken, { record: key, kind: 'access_token' });
+  const opener = await deps.cipher.open(record.dataKey, { record: key, generation: record.generation });
+  const accessToken = opener.open(record.accessToken, 'access_token');
   return tokenOf(key, record, accessToken, deps.clock.now());
 }
 

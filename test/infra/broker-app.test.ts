@@ -216,15 +216,17 @@ describe('the token key', () => {
 
   it('lets each function role use it only for the kinds that function encrypts and decrypts', () => {
     expect(tokenKeyPolicy().filter((statement) => statement.Sid !== 'KeyAdministration')).toEqual([
-      use('oauth-callback', 'Encrypt', ['access_token', 'refresh_token']),
-      use('registration', 'Encrypt', ['access_token', 'refresh_token', 'registration_code']),
-      use('registration', 'Decrypt', ['access_token']),
-      use('tokens', 'Encrypt', ['access_token', 'refresh_token']),
-      use('tokens', 'Decrypt', ['access_token', 'refresh_token', 'registration_code']),
+      use('connect-sessions', 'Encrypt', ['data_key']),
+      use('connect-sessions', 'Decrypt', ['data_key']),
+      use('oauth-callback', 'Encrypt', ['data_key']),
+      use('registration', 'Encrypt', ['data_key']),
+      use('registration', 'Decrypt', ['data_key']),
+      use('tokens', 'Encrypt', ['data_key']),
+      use('tokens', 'Decrypt', ['data_key']),
       use('connections', 'Encrypt', ['list_cursor']),
       use('connections', 'Decrypt', ['list_cursor']),
-      use('refresh', 'Encrypt', ['access_token', 'refresh_token']),
-      use('refresh', 'Decrypt', ['refresh_token', 'registration_code']),
+      use('refresh', 'Encrypt', ['data_key']),
+      use('refresh', 'Decrypt', ['data_key']),
     ]);
   });
 
@@ -445,12 +447,15 @@ describe('least privilege', () => {
   });
 
   // Registration, vend and the sweep all run the refresh of one record: a connection or the client token.
+  // Every token and registration code is sealed under the record's data key, so records need the token
+  // key for data keys only.
   const refreshRecords = [
     logs,
     xray,
-    items(['CONNECTION#*', 'CLIENT'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+    items(['CONNECTION#*', 'CLIENT'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
     tableKey,
-    tokenKey('Encrypt', ['access_token', 'refresh_token']),
+    tokenKey('Encrypt', ['data_key']),
+    tokenKey('Decrypt', ['data_key']),
     ...wiseCredentials,
     putEvents,
   ];
@@ -460,8 +465,10 @@ describe('least privilege', () => {
       xray,
       items(['SESSION#*'], 'dynamodb:PutItem'),
       items(['COMPLETION#*'], 'dynamodb:DeleteItem'),
-      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
       tableKey,
+      tokenKey('Encrypt', ['data_key']),
+      tokenKey('Decrypt', ['data_key']),
       ...wiseCredentials,
     ],
     'oauth-callback': [
@@ -469,31 +476,23 @@ describe('least privilege', () => {
       xray,
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
-      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
       tableKey,
-      tokenKey('Encrypt', ['access_token', 'refresh_token']),
+      tokenKey('Encrypt', ['data_key']),
       ...wiseCredentials,
     ],
-    registration: [
-      ...refreshRecords.filter((statement) => statement.resources[0] !== 'token key'),
-      tokenKey('Encrypt', ['access_token', 'refresh_token', 'registration_code']),
-      tokenKey('Decrypt', ['access_token']),
-    ],
-    tokens: [...refreshRecords, tokenKey('Decrypt', ['access_token', 'refresh_token', 'registration_code'])],
+    registration: refreshRecords,
+    tokens: refreshRecords,
     connections: [
       logs,
       xray,
-      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
       query('connections-by-status'),
       tableKey,
       tokenKey('Encrypt', ['list_cursor']),
       tokenKey('Decrypt', ['list_cursor']),
     ],
-    refresh: [
-      ...refreshRecords,
-      tokenKey('Decrypt', ['refresh_token', 'registration_code']),
-      query('refresh-due'),
-    ],
+    refresh: [...refreshRecords, query('refresh-due')],
   };
 
   it.each(FUNCTION_NAMES)('%s may do exactly what it uses', (name) => {
@@ -511,7 +510,7 @@ describe('least privilege', () => {
     expect(callback).toEqual([
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
-      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
     ]);
   });
 

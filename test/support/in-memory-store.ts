@@ -5,6 +5,7 @@ import {
   type ConnectionRecord,
   type ConnectSessionRecord,
   type RecordKey,
+  type RefreshSpending,
   type TokenState,
 } from '#shared/domain/records.ts';
 import type {
@@ -110,10 +111,10 @@ export class InMemoryTokenStore implements TokenStore {
   ): Promise<ConnectionRecord | undefined> {
     const existing = this.#connections.get(connection.connectionId);
     if ((existing?.version ?? undefined) !== options.expectedVersion) return undefined;
+    if (existing && existing.generation >= connection.generation) return undefined;
     const record: ConnectionRecord = {
       ...structuredClone(connection),
       status: 'active',
-      generation: (existing?.generation ?? 0) + 1,
       version: (existing?.version ?? 0) + 1,
       failureCount: 0,
       createdAt: existing?.createdAt ?? options.now,
@@ -129,6 +130,7 @@ export class InMemoryTokenStore implements TokenStore {
     record.status = 'disconnected';
     record.version += 1;
     record.updatedAt = options.now;
+    delete record.dataKey;
     delete record.accessToken;
     delete record.refreshToken;
     delete record.registrationCode;
@@ -137,6 +139,7 @@ export class InMemoryTokenStore implements TokenStore {
     delete record.profileId;
     delete record.nextRefreshAt;
     delete record.lease;
+    delete record.spending;
     return true;
   }
 
@@ -186,8 +189,9 @@ export class InMemoryTokenStore implements TokenStore {
     options: { owner: string; now: number; update: TokenUpdate },
   ): Promise<Stored | undefined> {
     const record = this.#leasedBy(key, options.owner);
-    if (!record) return undefined;
     const { update } = options;
+    if (!record || record.generation !== update.generation - 1) return undefined;
+    record.dataKey = update.dataKey;
     record.accessToken = update.accessToken;
     record.accessTokenExpiresAt = update.accessTokenExpiresAt;
     if (update.scope !== undefined) record.scope = update.scope;
@@ -197,14 +201,30 @@ export class InMemoryTokenStore implements TokenStore {
       if (update.refreshTokenExpiresAt === undefined) delete record.refreshTokenExpiresAt;
       else record.refreshTokenExpiresAt = update.refreshTokenExpiresAt;
     }
-    record.generation += 1;
+    if (key.kind === 'connection') {
+      if (update.registrationCode === undefined) delete record.registrationCode;
+      else record.registrationCode = update.registrationCode;
+    }
+    record.generation = update.generation;
     record.version += 1;
     record.nextRefreshAt = update.nextRefreshAt;
     record.failureCount = 0;
     record.updatedAt = options.now;
     delete record.lease;
     delete record.lastError;
+    delete record.spending;
     return structuredClone(record);
+  }
+
+  async markSpending(
+    key: RecordKey,
+    options: { owner: string; now: number; spending: RefreshSpending },
+  ): Promise<boolean> {
+    const record = this.#leasedBy(key, options.owner);
+    if (!record) return false;
+    record.spending = { ...options.spending };
+    record.updatedAt = options.now;
+    return true;
   }
 
   async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {
@@ -235,6 +255,7 @@ export class InMemoryTokenStore implements TokenStore {
       record.nextRefreshAt = update.nextRefreshAt;
     }
     delete record.lease;
+    if (!update.keepSpending) delete record.spending;
     return true;
   }
 

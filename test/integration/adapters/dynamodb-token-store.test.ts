@@ -43,6 +43,8 @@ function grant(connectionId: string, overrides: Partial<NewConnection> = {}): Ne
     connectionId,
     status: 'active',
     grant: 'authorization_code',
+    generation: 1,
+    dataKey: bytes(`key-of-${connectionId}`),
     accessToken: bytes(`access-of-${connectionId}`),
     accessTokenExpiresAt: NOW + 12 * 60 * MINUTE,
     refreshToken: bytes(`refresh-of-${connectionId}`),
@@ -54,8 +56,10 @@ function grant(connectionId: string, overrides: Partial<NewConnection> = {}): Ne
   };
 }
 
-function refreshed(label: string, nextRefreshAt = NOW + 10 * 60 * MINUTE): TokenUpdate {
+function refreshed(label: string, generation: number, nextRefreshAt = NOW + 10 * 60 * MINUTE): TokenUpdate {
   return {
+    generation,
+    dataKey: bytes(`key-${label}`),
     accessToken: bytes(`access-${label}`),
     accessTokenExpiresAt: nextRefreshAt + 2 * 60 * MINUTE,
     nextRefreshAt,
@@ -256,17 +260,31 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
     it('loses when the version is stale or a connection already exists, and wins at the current version', async () => {
       const store = await newStore();
       await connect(store, 'acme-1');
-      await store.saveConnection(grant('acme-1'), { expectedVersion: 1, now: NOW + 1 });
+      await store.saveConnection(grant('acme-1', { generation: 2 }), { expectedVersion: 1, now: NOW + 1 });
 
-      const again = await store.saveConnection(grant('acme-1'), { expectedVersion: undefined, now: NOW + 2 });
-      const stale = await store.saveConnection(grant('acme-1'), { expectedVersion: 1, now: NOW + 2 });
-      const current = await store.saveConnection(grant('acme-1', { accessToken: bytes('third') }), {
-        expectedVersion: 2,
-        now: NOW + 3,
+      const again = await store.saveConnection(grant('acme-1', { generation: 3 }), {
+        expectedVersion: undefined,
+        now: NOW + 2,
       });
+      const stale = await store.saveConnection(grant('acme-1', { generation: 3 }), {
+        expectedVersion: 1,
+        now: NOW + 2,
+      });
+      const older = await store.saveConnection(grant('acme-1', { generation: 2 }), {
+        expectedVersion: 2,
+        now: NOW + 2,
+      });
+      const current = await store.saveConnection(
+        grant('acme-1', { generation: 3, accessToken: bytes('third') }),
+        {
+          expectedVersion: 2,
+          now: NOW + 3,
+        },
+      );
 
       expect(again).toBeUndefined();
       expect(stale).toBeUndefined();
+      expect(older).toBeUndefined();
       expect(current).toMatchObject({ generation: 3, version: 3, createdAt: NOW, updatedAt: NOW + 3 });
       expect(text(current?.accessToken)).toBe('third');
     });
@@ -325,7 +343,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       const lateWrite = await store.completeRefresh(connectionKey('acme-1'), {
         owner: 'worker-1',
         now: NOW + LEASE_MS + 2,
-        update: refreshed('late'),
+        update: refreshed('late', 2),
       });
       const lateFailure = await store.failRefresh(connectionKey('acme-1'), {
         owner: 'worker-1',
@@ -352,13 +370,13 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       const first = await store.completeRefresh(key, {
         owner: 'worker-1',
         now: NOW,
-        update: { ...refreshed('2'), refreshToken: bytes('refresh-2') },
+        update: { ...refreshed('2', 2), refreshToken: bytes('refresh-2') },
       });
       await store.acquireLease(key, { owner: 'worker-2', now: NOW + 1, leaseMs: LEASE_MS });
       const second = await store.completeRefresh(key, {
         owner: 'worker-2',
         now: NOW + 1,
-        update: refreshed('3'),
+        update: refreshed('3', 3),
       });
 
       expect(first).toMatchObject({ generation: 2, version: 2 });
@@ -398,7 +416,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       const recovered = await store.completeRefresh(key, {
         owner: 'worker-2',
         now: NOW + MINUTE,
-        update: refreshed('2'),
+        update: refreshed('2', 2),
       });
 
       expect(failed).toMatchObject({
@@ -425,7 +443,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       );
       const minted = await store.completeRefresh(
         { kind: 'client' },
-        { owner: 'worker-1', now: NOW, update: refreshed('client') },
+        { owner: 'worker-1', now: NOW, update: refreshed('client', 1) },
       );
 
       expect(leased).toEqual({
@@ -479,7 +497,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       const lateRefresh = await store.completeRefresh(key, {
         owner: 'worker-1',
         now: NOW + 2,
-        update: refreshed('late'),
+        update: refreshed('late', 2),
       });
       const lateFailure = await store.failRefresh(key, {
         owner: 'worker-1',
@@ -520,7 +538,10 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       await connect(store, 'acme-1');
       await store.disconnect('acme-1', { now: NOW + 1 });
 
-      const reconnected = await store.saveConnection(grant('acme-1'), { expectedVersion: 2, now: NOW + 2 });
+      const reconnected = await store.saveConnection(grant('acme-1', { generation: 2 }), {
+        expectedVersion: 2,
+        now: NOW + 2,
+      });
 
       expect(reconnected).toMatchObject({ status: 'active', generation: 2, version: 3 });
       expect(await store.listDue({ now: NOW + 100 * 60 * MINUTE, limit: 10 })).toEqual([
@@ -542,7 +563,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
       await store.completeRefresh(
         { kind: 'client' },
-        { owner: 'worker-1', now: NOW, update: refreshed('c', NOW) },
+        { owner: 'worker-1', now: NOW, update: refreshed('c', 1, NOW) },
       );
 
       const due = await store.listDue({ now: NOW, limit: 10 });

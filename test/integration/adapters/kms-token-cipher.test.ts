@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KmsTokenCipher } from '#shared/adapters/kms-token-cipher.ts';
 import { TokenDecryptionError } from '#shared/domain/errors.ts';
-import type { CipherContext } from '#shared/ports/token-cipher.ts';
+import type { CipherContext, SealBinding } from '#shared/ports/token-cipher.ts';
 import { TEST_KEY_ALIAS, type TestLocalAws, testLocalAws } from '../../support/aws.ts';
 
 const OTHER_KEY_ALIAS = 'alias/wise-broker-other';
@@ -79,5 +79,51 @@ describe('KmsTokenCipher on the local KMS', () => {
     altered[altered.length - 1] = (altered[altered.length - 1] ?? 0) ^ 0xff;
 
     await expect(cipher.decrypt(altered, accessOfAcme)).rejects.toBeInstanceOf(TokenDecryptionError);
+  });
+
+  describe('envelope encryption of stored secrets', () => {
+    const acme = { kind: 'connection', connectionId: 'acme-1' } as const;
+    const acmeAt7: SealBinding = { record: acme, generation: 7 };
+
+    it('seals both tokens of a write with one data key and opens them with one decryption', async () => {
+      const sealer = await cipher.prepare(acmeAt7);
+      const access = sealer.seal('the-access-token', 'access_token');
+      const refresh = sealer.seal('the-refresh-token', 'refresh_token');
+
+      const opener = await cipher.open(sealer.dataKey, acmeAt7);
+
+      expect(opener.open(access, 'access_token')).toBe('the-access-token');
+      expect(opener.open(refresh, 'refresh_token')).toBe('the-refresh-token');
+      expect(Buffer.from(access).includes(Buffer.from('the-access-token'))).toBe(false);
+    });
+
+    it.each<[string, SealBinding]>([
+      ['another connection', { record: { kind: 'connection', connectionId: 'acme-2' }, generation: 7 }],
+      ['the client token', { record: { kind: 'client' }, generation: 7 }],
+      ['another generation of the same connection', { record: acme, generation: 6 }],
+    ])('refuses a data key moved to %s with TokenDecryptionError', async (_, movedTo) => {
+      const sealer = await cipher.prepare(acmeAt7);
+
+      await expect(cipher.open(sealer.dataKey, movedTo)).rejects.toBeInstanceOf(TokenDecryptionError);
+    });
+
+    it('refuses a sealed token opened as another kind, or under another write of the same generation', async () => {
+      const sealer = await cipher.prepare(acmeAt7);
+      const access = sealer.seal('the-access-token', 'access_token');
+      const otherWrite = await cipher.prepare(acmeAt7);
+
+      const opener = await cipher.open(sealer.dataKey, acmeAt7);
+      const otherOpener = await cipher.open(otherWrite.dataKey, acmeAt7);
+
+      expect(() => opener.open(access, 'refresh_token')).toThrow(TokenDecryptionError);
+      expect(() => otherOpener.open(access, 'access_token')).toThrow(TokenDecryptionError);
+    });
+
+    it('refuses a data key of another deployment', async () => {
+      const staging = new KmsTokenCipher({ client: aws.kms, keyId: TEST_KEY_ALIAS, deployment: 'staging' });
+      const sealer = await staging.prepare(acmeAt7);
+
+      await expect(cipher.open(sealer.dataKey, acmeAt7)).rejects.toBeInstanceOf(TokenDecryptionError);
+    });
   });
 });

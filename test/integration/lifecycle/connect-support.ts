@@ -4,6 +4,7 @@ import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts
 import { createRegistrationHandler } from '#functions/registration/handler.ts';
 import type { ConnectionRecord } from '#shared/domain/records.ts';
 import { type BrokerHarness, invoke, PARTNER_SESSION_ARN, type TestResponse } from '../../support/broker.ts';
+import { openStored } from '../../support/fake-envelope.ts';
 
 /** The connect, callback, registration and admin handlers of a harness, and the steps tests repeat. */
 export function connectRoutes(broker: BrokerHarness) {
@@ -117,15 +118,11 @@ export function connectRoutes(broker: BrokerHarness) {
   const plaintextTokens = async (connection: ConnectionRecord | undefined) => {
     if (!connection) throw new Error('No connection is stored.');
     const record = { kind: 'connection' as const, connectionId: connection.connectionId };
-    const open = (
-      ciphertext: Uint8Array | undefined,
-      kind: 'access_token' | 'refresh_token' | 'registration_code',
-    ) =>
-      ciphertext ? broker.runtime.cipher.decrypt(ciphertext, { record, kind }) : Promise.resolve(undefined);
+    const { cipher } = broker.runtime;
     return {
-      accessToken: await open(connection.accessToken, 'access_token'),
-      refreshToken: await open(connection.refreshToken, 'refresh_token'),
-      registrationCode: await open(connection.registrationCode, 'registration_code'),
+      accessToken: await openStored(cipher, record, connection, 'access_token'),
+      refreshToken: await openStored(cipher, record, connection, 'refresh_token'),
+      registrationCode: await openStored(cipher, record, connection, 'registration_code'),
     };
   };
 

@@ -41,6 +41,8 @@ beforeAll(async () => {
         connectionId,
         status: 'active',
         grant: 'authorization_code',
+        generation: 1,
+        dataKey: new TextEncoder().encode('key'),
         accessToken: new TextEncoder().encode('sealed'),
         accessTokenExpiresAt: broker.clock.now() + 3_600_000,
         nextRefreshAt: broker.clock.now() + 3_000_000,

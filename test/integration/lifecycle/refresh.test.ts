@@ -4,6 +4,7 @@ import { BACKOFF_CAP_MS } from '#shared/domain/refresh-rule.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { refreshRecord } from '#shared/use-cases/refresh-record.ts';
 import type { BrokerHarness } from '../../support/broker.ts';
+import { openStored } from '../../support/fake-envelope.ts';
 import {
   brokerPerTest,
   instanceRuntime,
@@ -22,10 +23,10 @@ async function tokensOf(harness: BrokerHarness, connection: ConnectionRecord | u
   if (!connection?.accessToken || !connection.refreshToken)
     throw new Error('The connection holds no tokens.');
   const { cipher } = harness.runtime;
-  return {
-    accessToken: await cipher.decrypt(connection.accessToken, { record: acme, kind: 'access_token' }),
-    refreshToken: await cipher.decrypt(connection.refreshToken, { record: acme, kind: 'refresh_token' }),
-  };
+  const accessToken = await openStored(cipher, acme, connection, 'access_token');
+  const refreshToken = await openStored(cipher, acme, connection, 'refresh_token');
+  if (accessToken === undefined || refreshToken === undefined) throw new Error('A token did not open.');
+  return { accessToken, refreshToken };
 }
 
 function refreshGrants(harness: BrokerHarness): number {
@@ -284,6 +285,69 @@ describe('a refresh that crashes', () => {
     expect(landed?.lease).toBeUndefined();
     expect(next).toMatchObject({ refreshed: 1, needsReauth: 0 });
     expect(refreshGrants(broker)).toBe(2);
+  });
+
+  it('(d) stores a rotated refresh token though KMS fails from the moment Wise answered', async () => {
+    const { broker, routes } = await connected({ simulator: { rotateRefreshTokens: true } });
+    const { wise, cipher } = broker.runtime;
+    let wiseAnswered = false;
+    const kmsDown = async (): Promise<never> => {
+      throw Object.assign(new Error('KMS is unavailable'), { name: 'KMSInternalException' });
+    };
+    const unlucky = instanceRuntime(broker, 'unlucky-instance', {
+      wise: {
+        ...bindAll(wise),
+        refresh: async (...args) => {
+          const grant = await wise.refresh(...args);
+          wiseAnswered = true;
+          return grant;
+        },
+      },
+      cipher: {
+        encrypt: (...args) => (wiseAnswered ? kmsDown() : cipher.encrypt(...args)),
+        decrypt: (...args) => (wiseAnswered ? kmsDown() : cipher.decrypt(...args)),
+        prepare: (...args) => (wiseAnswered ? kmsDown() : cipher.prepare(...args)),
+        open: (...args) => (wiseAnswered ? kmsDown() : cipher.open(...args)),
+      },
+    });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+
+    const outcome = await refreshRecord(unlucky, acme);
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+    const next = await routes.sweep();
+
+    expect(wiseAnswered).toBe(true);
+    expect(outcome.outcome).toBe('refreshed');
+    expect(next).toMatchObject({ refreshed: 1, needsReauth: 0 });
+    const stored = await broker.runtime.store.getConnection('acme-1');
+    await expect(wiseAccepts(broker, (await tokensOf(broker, stored)).accessToken)).resolves.toBe(true);
+  });
+
+  it('(e) reports a connection whose rotated refresh token died with the process as lost by the broker', async () => {
+    const { broker, routes } = await connected({ simulator: { rotateRefreshTokens: true } });
+    const wise = broker.runtime.wise;
+    const killed = instanceRuntime(broker, 'killed-instance', {
+      wise: {
+        ...bindAll(wise),
+        refresh: async (...args) => {
+          await wise.refresh(...args);
+          throw new Error('SIGKILL: the process died before it could store the answer');
+        },
+      },
+    });
+    broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+
+    await expect(refreshRecord(killed, acme)).rejects.toThrow('SIGKILL');
+    broker.clock.advance(LEASE_MS + 1);
+    const next = await routes.sweep();
+
+    expect(next).toMatchObject({ needsReauth: 1 });
+    expect(await broker.runtime.store.getConnection('acme-1')).toMatchObject({
+      status: 'needs_reauth',
+      lastError: { code: 'refresh_token_lost' },
+    });
+    const published = broker.aws.recordedEvents.map((event) => JSON.parse(event.detail ?? '{}'));
+    expect(published).toMatchObject([{ connectionId: 'acme-1', reason: 'refresh_token_lost' }]);
   });
 
   it('never revives a connection disconnected while Wise was answering its refresh', async () => {

@@ -131,11 +131,11 @@ describe('POST /tokens', () => {
     const throttled = instanceRuntime(broker, 'throttled-instance', {
       cipher: {
         encrypt: (plaintext, context) => cipher.encrypt(plaintext, context),
-        decrypt: async (ciphertext, context) => {
-          if (context.kind === 'refresh_token') {
-            throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-          }
-          return cipher.decrypt(ciphertext, context);
+        decrypt: (ciphertext, context) => cipher.decrypt(ciphertext, context),
+        open: (dataKey, binding) => cipher.open(dataKey, binding),
+        // The refresh makes its data key before it calls Wise: throttled, it never reaches Wise.
+        prepare: async () => {
+          throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
         },
       },
     });

@@ -5,6 +5,7 @@ import {
   DecryptCommand,
   DescribeKeyCommand,
   EncryptCommand,
+  GenerateDataKeyCommand,
   GenerateRandomCommand,
   IncorrectKeyException,
   InvalidCiphertextException,
@@ -188,6 +189,45 @@ describe('local KMS', () => {
       });
     },
   );
+
+  it('generates a data key whose ciphertext decrypts to it under the same context only', async () => {
+    const generated = await aws.kms.send(
+      new GenerateDataKeyCommand({ KeyId: KEY_A, KeySpec: 'AES_256', EncryptionContext: CONTEXT }),
+    );
+
+    const opened = await aws.kms.send(
+      new DecryptCommand({ CiphertextBlob: generated.CiphertextBlob, EncryptionContext: CONTEXT }),
+    );
+    const elsewhere = aws.kms.send(
+      new DecryptCommand({
+        CiphertextBlob: generated.CiphertextBlob,
+        EncryptionContext: { ...CONTEXT, connectionId: 'connection-2' },
+      }),
+    );
+
+    expect(generated.Plaintext).toHaveLength(32);
+    expect(generated.KeyId).toBe(aws.keyArn(KEY_A));
+    expect(Buffer.from(opened.Plaintext ?? [])).toEqual(Buffer.from(generated.Plaintext ?? []));
+    await expect(elsewhere).rejects.toBeInstanceOf(InvalidCiphertextException);
+  });
+
+  it('generates a data key of NumberOfBytes, and a new one every time', async () => {
+    const first = await aws.kms.send(new GenerateDataKeyCommand({ KeyId: KEY_A, NumberOfBytes: 16 }));
+    const second = await aws.kms.send(new GenerateDataKeyCommand({ KeyId: KEY_A, NumberOfBytes: 16 }));
+
+    expect(first.Plaintext).toHaveLength(16);
+    expect(Buffer.from(first.Plaintext ?? [])).not.toEqual(Buffer.from(second.Plaintext ?? []));
+  });
+
+  it('refuses a data key request with neither or both of KeySpec and NumberOfBytes', async () => {
+    const neither = aws.kms.send(new GenerateDataKeyCommand({ KeyId: KEY_A }));
+    const both = aws.kms.send(
+      new GenerateDataKeyCommand({ KeyId: KEY_A, KeySpec: 'AES_256', NumberOfBytes: 32 }),
+    );
+
+    await expect(neither).rejects.toMatchObject({ name: 'ValidationException' });
+    await expect(both).rejects.toMatchObject({ name: 'ValidationException' });
+  });
 
   it('refuses an empty plaintext with ValidationException', async () => {
     const encryptEmpty = aws.kms.send(new EncryptCommand({ KeyId: KEY_A, Plaintext: new Uint8Array() }));

@@ -1,6 +1,7 @@
 import {
   DecryptCommand,
   EncryptCommand,
+  GenerateDataKeyCommand,
   IncorrectKeyException,
   InvalidCiphertextException,
   KMSClient,
@@ -30,6 +31,35 @@ afterAll(() => {
 });
 
 describe('KmsTokenCipher', () => {
+  it('asks for one AES-256 data key per write, bound to the deployment, record and generation', async () => {
+    const dataKey = new Uint8Array(32).fill(7);
+    kms.on(GenerateDataKeyCommand).resolves({ Plaintext: dataKey, CiphertextBlob: new Uint8Array([5, 5]) });
+    kms.on(DecryptCommand).resolves({ Plaintext: dataKey });
+
+    const sealer = await cipher.prepare({ record: connection, generation: 3 });
+    const sealed = [sealer.seal('access', 'access_token'), sealer.seal('refresh', 'refresh_token')];
+    const opener = await cipher.open(sealer.dataKey, { record: connection, generation: 3 });
+
+    const context = { deployment: 'prod', record: 'connection:acme-1', kind: 'data_key', generation: '3' };
+    expect(kms.commandCalls(GenerateDataKeyCommand).map((call) => call.args[0].input)).toEqual([
+      { KeyId: KEY_ID, KeySpec: 'AES_256', EncryptionContext: context },
+    ]);
+    expect(kms.commandCalls(DecryptCommand).map((call) => call.args[0].input)).toEqual([
+      { KeyId: KEY_ID, CiphertextBlob: new Uint8Array([5, 5]), EncryptionContext: context },
+    ]);
+    expect(
+      sealed.map((ciphertext, i) => opener.open(ciphertext, i === 0 ? 'access_token' : 'refresh_token')),
+    ).toEqual(['access', 'refresh']);
+  });
+
+  it('turns a data key that KMS refuses under the binding into TokenDecryptionError', async () => {
+    kms.on(DecryptCommand).rejects(new InvalidCiphertextException({ message: 'bad', $metadata: {} }));
+
+    const opening = cipher.open(new Uint8Array([1]), { record: connection, generation: 3 });
+
+    await expect(opening).rejects.toBeInstanceOf(TokenDecryptionError);
+  });
+
   it('encrypts with the key and a context naming the deployment, the connection and the kind', async () => {
     kms.on(EncryptCommand).resolves({ CiphertextBlob: new Uint8Array([9, 9, 9]) });
 

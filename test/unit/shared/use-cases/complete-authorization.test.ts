@@ -14,7 +14,16 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
-import { type FakeRuntime, fakeRuntime, START, storedConnection } from './connect-fakes.ts';
+import { openStored } from '../../../support/fake-envelope.ts';
+import {
+  type FakeRuntime,
+  fakeRuntime,
+  recordPrepareAndGrant,
+  START,
+  storedConnection,
+} from './connect-fakes.ts';
+
+const ACME = { kind: 'connection', connectionId: 'acme-1' } as const;
 
 const STATE = 'S'.repeat(43);
 /** The secret of the browser that opened the start URL, as its cookie holds it. */
@@ -77,14 +86,8 @@ describe('completeAuthorization', () => {
       lastRefreshAt: START,
       accessTokenExpiresAt: START + 43_199_000,
     });
-    const access = await runtime.cipher.decrypt(stored?.accessToken ?? new Uint8Array(), {
-      record: { kind: 'connection', connectionId: 'acme-1' },
-      kind: 'access_token',
-    });
-    const refresh = await runtime.cipher.decrypt(stored?.refreshToken ?? new Uint8Array(), {
-      record: { kind: 'connection', connectionId: 'acme-1' },
-      kind: 'refresh_token',
-    });
+    const access = stored && (await openStored(runtime.cipher, ACME, stored, 'access_token'));
+    const refresh = stored && (await openStored(runtime.cipher, ACME, stored, 'refresh_token'));
     expect([access, refresh]).toEqual(['access-token-1', 'refresh-token-1']);
     expect(decode(stored?.accessToken)).not.toContain('access-token-1');
   });
@@ -318,10 +321,7 @@ describe('completeAuthorization', () => {
     expect(stored).toMatchObject({ status: 'active', generation: 1 });
     expect(stored).not.toHaveProperty('userId');
     expect(stored).not.toHaveProperty('profileId');
-    const refresh = await runtime.cipher.decrypt(stored?.refreshToken ?? new Uint8Array(), {
-      record: { kind: 'connection', connectionId: 'acme-1' },
-      kind: 'refresh_token',
-    });
+    const refresh = stored && (await openStored(runtime.cipher, ACME, stored, 'refresh_token'));
     expect(refresh).toBe('refresh-token-1');
     expect(warn).toHaveBeenCalledWith(
       expect.stringMatching(/without a profile/),
@@ -388,7 +388,7 @@ describe('completeAuthorization', () => {
     expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
   });
 
-  it('stores nothing when a lookup fails for a reason other than unavailability', async () => {
+  it('keeps the grant when a lookup fails for a reason other than unavailability', async () => {
     observe();
     const runtime = fakeRuntime();
     vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(
@@ -398,8 +398,23 @@ describe('completeAuthorization', () => {
 
     const result = await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
-    expect(result).toEqual({ kind: 'failed', reason: 'wise_error', connectionId: 'acme-1' });
-    expect(await runtime.store.getConnection('acme-1')).toBeUndefined();
+    expect(result).toMatchObject({ kind: 'connected', connectionId: 'acme-1' });
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored).toMatchObject({ status: 'active', generation: 1 });
+    expect(stored).not.toHaveProperty('userId');
+    expect(stored && (await openStored(runtime.cipher, ACME, stored, 'refresh_token'))).toBe(
+      'refresh-token-1',
+    );
+  });
+
+  it('makes the data key before the code is exchanged, so nothing but the write follows the grant', async () => {
+    const runtime = fakeRuntime();
+    const order = recordPrepareAndGrant(runtime, 'exchangeCode');
+    await session(runtime);
+
+    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+
+    expect(order).toEqual(['prepare', 'grant']);
   });
 
   it('throws what is not a Wise failure', async () => {
@@ -426,7 +441,7 @@ describe('completeAuthorization', () => {
     const stored = await runtime.store.getConnection('acme-1');
     expect(stored).toMatchObject({ generation: 6, version: 10, status: 'active' });
     expect(stored?.lastError).toBeUndefined();
-    expect(decode(stored?.accessToken)).toContain('connection:acme-1:access_token');
+    expect(stored && (await openStored(runtime.cipher, ACME, stored, 'access_token'))).toBe('access-token-1');
   });
 
   it('connects again over a tombstone', async () => {

@@ -1,10 +1,18 @@
+import { vi } from 'vitest';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { CallerPolicy } from '#shared/domain/caller-policy.ts';
 import { TokenDecryptionError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord } from '#shared/domain/records.ts';
-import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
+import type {
+  CipherContext,
+  RecordOpener,
+  RecordSealer,
+  SealBinding,
+  TokenCipher,
+} from '#shared/ports/token-cipher.ts';
 import type { TokenGrant, WiseOAuth, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
+import { fakeOpen, fakePrepare } from '../../../support/fake-envelope.ts';
 import { InMemoryTokenStore } from '../../../support/in-memory-store.ts';
 
 /** Fakes for the unit tests of connecting, completing, registering and administering connections. */
@@ -35,6 +43,14 @@ export class FakeCipher implements TokenCipher {
       throw new TokenDecryptionError(`The ciphertext does not belong to ${label(context)}.`);
     }
     return Buffer.from(obscure(Buffer.from(text.slice(separator + 1), 'base64'))).toString();
+  }
+
+  prepare(binding: SealBinding): Promise<RecordSealer> {
+    return fakePrepare(binding);
+  }
+
+  open(dataKey: Uint8Array, binding: SealBinding): Promise<RecordOpener> {
+    return fakeOpen(dataKey, binding);
   }
 }
 
@@ -207,4 +223,23 @@ export function storedConnection(
     updatedAt: START,
     ...overrides,
   };
+}
+
+/** Records, in order, when the runtime makes a data key and when it calls the named Wise grant. */
+export function recordPrepareAndGrant(
+  runtime: FakeRuntime,
+  grant: 'exchangeCode' | 'registrationCodeGrant',
+): string[] {
+  const order: string[] = [];
+  const prepare = runtime.cipher.prepare.bind(runtime.cipher);
+  vi.spyOn(runtime.cipher, 'prepare').mockImplementation(async (binding) => {
+    order.push('prepare');
+    return prepare(binding);
+  });
+  const call = (runtime.wise[grant] as (...args: unknown[]) => Promise<TokenGrant>).bind(runtime.wise);
+  vi.spyOn(runtime.wise, grant).mockImplementation(async (...args: unknown[]) => {
+    order.push('grant');
+    return call(...args);
+  });
+  return order;
 }

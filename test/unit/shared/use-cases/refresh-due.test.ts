@@ -377,7 +377,7 @@ describe('refreshDue', () => {
 
   it('goes on with the other records when one fails unexpectedly', async () => {
     const broker = await withDueConnections(2, { concurrency: 1 });
-    vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(new Error('KMS is down'));
+    vi.spyOn(broker.cipher, 'prepare').mockRejectedValueOnce(new Error('KMS is down'));
 
     const summary = await refreshDue(broker.deps);
 

@@ -4,7 +4,13 @@ import { TokenDecryptionError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord, ConnectionStatus, GrantType, RecordKey } from '#shared/domain/records.ts';
 import { logger, metrics } from '#shared/observability.ts';
 import type { ReauthorizationRequiredEvent } from '#shared/ports/events.ts';
-import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
+import type {
+  CipherContext,
+  RecordOpener,
+  RecordSealer,
+  SealBinding,
+  TokenCipher,
+} from '#shared/ports/token-cipher.ts';
 import type {
   TokenGrant,
   WiseCallOptions,
@@ -15,6 +21,7 @@ import type {
 import type { SweepDeps } from '#shared/use-cases/refresh-due.ts';
 import type { VendDeps } from '#shared/use-cases/vend-token.ts';
 import { WiseRateLimitedError } from '#shared/wise/errors.ts';
+import { fakeOpen, fakePrepare, openStored, sealForSeed } from '../../../support/fake-envelope.ts';
 import { InMemoryTokenStore } from '../../../support/in-memory-store.ts';
 
 /** 2026-01-01T00:00:00Z: every unit test starts here. */
@@ -62,6 +69,14 @@ export class FakeCipher implements TokenCipher {
       throw new TokenDecryptionError('A stored ciphertext does not belong to this record.');
     }
     return parsed.p;
+  }
+
+  prepare(binding: SealBinding): Promise<RecordSealer> {
+    return fakePrepare(binding);
+  }
+
+  open(dataKey: Uint8Array, binding: SealBinding): Promise<RecordOpener> {
+    return fakeOpen(dataKey, binding);
   }
 }
 
@@ -250,21 +265,22 @@ export async function seedConnection(
   const key: RecordKey = { kind: 'connection', connectionId };
   const issuedAt = seed.issuedAt ?? broker.clock.now();
   const lifetime = seed.lifetimeMs ?? TTL;
+  const generation = seed.generation ?? 1;
+  const sealed = await sealForSeed(broker.cipher, key, generation, {
+    access_token: seed.accessToken ?? 'access-stored',
+    refresh_token: seed.refreshToken ?? 'refresh-stored',
+    ...(seed.withRegistrationCode ? { registration_code: REGISTRATION_CODE } : {}),
+  });
   const record: ConnectionRecord = {
     connectionId,
     status: seed.status ?? 'active',
     grant: seed.grant ?? 'authorization_code',
-    accessToken: await broker.cipher.encrypt(seed.accessToken ?? 'access-stored', {
-      record: key,
-      kind: 'access_token',
-    }),
+    dataKey: sealed.dataKey,
+    ...(sealed.access_token ? { accessToken: sealed.access_token } : {}),
     accessTokenExpiresAt: issuedAt + lifetime,
-    refreshToken: await broker.cipher.encrypt(seed.refreshToken ?? 'refresh-stored', {
-      record: key,
-      kind: 'refresh_token',
-    }),
+    ...(sealed.refresh_token ? { refreshToken: sealed.refresh_token } : {}),
     scope: 'transfers',
-    generation: seed.generation ?? 1,
+    generation,
     version: 1,
     nextRefreshAt: seed.nextRefreshAt ?? issuedAt + 0.8 * lifetime,
     failureCount: seed.failureCount ?? 0,
@@ -275,24 +291,22 @@ export async function seedConnection(
   if (seed.withRegistrationCode) {
     record.grant = 'registration_code';
     record.email = EMAIL;
-    record.registrationCode = await broker.cipher.encrypt(REGISTRATION_CODE, {
-      record: key,
-      kind: 'registration_code',
-    });
+    if (sealed.registration_code) record.registrationCode = sealed.registration_code;
   }
   broker.store.seedConnection(record);
   return record;
 }
 
 /** Decrypts one of a stored record's secrets with the fake cipher. */
-export function reveal(
+export async function reveal(
   cipher: FakeCipher,
   key: RecordKey,
   kind: 'access_token' | 'refresh_token',
-  ciphertext: Uint8Array | undefined,
+  stored: Parameters<typeof openStored>[2] | undefined,
 ): Promise<string> {
-  if (!ciphertext) throw new Error(`no ${kind} stored`);
-  return cipher.decrypt(ciphertext, { record: key, kind });
+  const plaintext = stored ? await openStored(cipher, key, stored, kind) : undefined;
+  if (plaintext === undefined) throw new Error(`no ${kind} stored`);
+  return plaintext;
 }
 
 /**

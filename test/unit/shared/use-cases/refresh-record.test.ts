@@ -4,8 +4,10 @@ import type { RecordKey } from '#shared/domain/records.ts';
 import { BACKOFF_BASE_MS } from '#shared/domain/refresh-rule.ts';
 import { logger, MetricName, type metrics, publishMetrics, setMetricsSink } from '#shared/observability.ts';
 import {
+  LOST_REFRESH_TOKEN,
   RefreshNotStoredError,
   refreshRecord,
+  refreshTokenFingerprint,
   STORE_RESERVE_MS,
   WRITE_ATTEMPTS,
 } from '#shared/use-cases/refresh-record.ts';
@@ -16,6 +18,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { openStored } from '../../../support/fake-envelope.ts';
 import {
   fakeBroker,
   HOUR,
@@ -64,9 +67,7 @@ describe('refreshRecord', () => {
       expect(stored?.generation).toBe(4);
       expect(stored?.lease).toBeUndefined();
       expect(stored?.accessTokenExpiresAt).toBe(T0 + TTL);
-      await expect(reveal(broker.cipher, acme, 'access_token', stored?.accessToken)).resolves.toBe(
-        'access-1',
-      );
+      await expect(reveal(broker.cipher, acme, 'access_token', stored)).resolves.toBe('access-1');
       expect(broker.wise.calls).toMatchObject([{ method: 'refresh', refreshToken: 'refresh-stored' }]);
       expect(metricNames()).toEqual([
         MetricName.refreshSucceeded,
@@ -104,9 +105,7 @@ describe('refreshRecord', () => {
       await refreshRecord(broker.deps, acme);
 
       const stored = await broker.store.getConnection('acme-1');
-      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
-        'refresh-1',
-      );
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored)).resolves.toBe('refresh-1');
     });
 
     it('keeps the stored refresh token when Wise returns none', async () => {
@@ -116,9 +115,7 @@ describe('refreshRecord', () => {
       await refreshRecord(broker.deps, acme);
 
       const stored = await broker.store.getConnection('acme-1');
-      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
-        'refresh-original',
-      );
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored)).resolves.toBe('refresh-original');
     });
 
     it('gives the call to Wise a deadline at half the lease, well inside it', async () => {
@@ -262,7 +259,7 @@ describe('refreshRecord', () => {
 
     it('releases the lease and rethrows when the stored refresh token does not decrypt', async () => {
       const broker = await dueConnection();
-      vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(new TokenDecryptionError('tampered'));
+      vi.spyOn(broker.cipher, 'open').mockRejectedValueOnce(new TokenDecryptionError('tampered'));
 
       await expect(refreshRecord(broker.deps, acme)).rejects.toThrow(TokenDecryptionError);
       expect((await broker.store.getConnection('acme-1'))?.lease).toBeUndefined();
@@ -294,9 +291,7 @@ describe('refreshRecord', () => {
       expect(broker.wise.calls.map((call) => call.method)).toEqual(['refresh', 'registrationCodeGrant']);
       const stored = await broker.store.getConnection('acme-1');
       expect(stored).toMatchObject({ status: 'active', generation: 3 });
-      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
-        'refresh-1',
-      );
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored)).resolves.toBe('refresh-1');
       expect(broker.events.published).toEqual([]);
     });
 
@@ -524,9 +519,7 @@ describe('refreshRecord', () => {
 
       expect(outcome.outcome).toBe('refreshed');
       const stored = await broker.store.getConnection('acme-1');
-      await expect(reveal(broker.cipher, acme, 'refresh_token', stored?.refreshToken)).resolves.toBe(
-        'refresh-1',
-      );
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored)).resolves.toBe('refresh-1');
       expect(broker.sleeps).toEqual([200]);
       expect(broker.wise.count('refresh')).toBe(1);
     });
@@ -627,9 +620,7 @@ describe('refreshRecord', () => {
         accessTokenExpiresAt: T0 + TTL,
         nextRefreshAt: T0 + 0.8 * TTL,
       });
-      await expect(reveal(broker.cipher, client, 'access_token', stored?.accessToken)).resolves.toBe(
-        'access-1',
-      );
+      await expect(reveal(broker.cipher, client, 'access_token', stored)).resolves.toBe('access-1');
       expect(broker.wise.calls.map((call) => call.method)).toEqual(['clientCredentials']);
     });
 
@@ -665,5 +656,176 @@ describe('refreshRecord', () => {
     const outcome = await refreshRecord(broker.deps, acme);
 
     expect(outcome.outcome).toBe('refreshed');
+  });
+
+  describe('the window between Wise and the store', () => {
+    /** Every call the refresh makes to the store, the cipher, Wise and the event bus, in order. */
+    function recordCalls(broker: Awaited<ReturnType<typeof dueConnection>>): string[] {
+      const calls: string[] = [];
+      const spyOn = (name: string, target: object) => {
+        for (const method of Object.getOwnPropertyNames(Object.getPrototypeOf(target))) {
+          if (method === 'constructor' || method.startsWith('#')) continue;
+          const original = (target as Record<string, unknown>)[method];
+          if (typeof original !== 'function') continue;
+          vi.spyOn(target as Record<string, (...args: unknown[]) => unknown>, method).mockImplementation(
+            (...args: unknown[]) => {
+              calls.push(`${name}.${method}`);
+              return (original as (...args: unknown[]) => unknown).apply(target, args);
+            },
+          );
+        }
+      };
+      spyOn('store', broker.store);
+      spyOn('cipher', broker.cipher);
+      spyOn('wise', broker.wise);
+      spyOn('events', broker.events);
+      return calls;
+    }
+
+    it.each([
+      ['a connection', acme, 'refresh'],
+      ['the client token', client, 'clientCredentials'],
+    ] as const)('lets nothing but the one write follow Wise’s answer for %s', async (_, key, grant) => {
+      const broker = await dueConnection();
+      if (key.kind === 'client')
+        broker.store.seedClientToken({
+          generation: 0,
+          version: 0,
+          failureCount: 0,
+          createdAt: T0,
+          updatedAt: T0,
+        });
+      const calls = recordCalls(broker);
+
+      const outcome = await refreshRecord(broker.deps, key);
+
+      expect(outcome.outcome).toBe('refreshed');
+      expect(calls.slice(calls.indexOf(`wise.${grant}`) + 1)).toEqual(['store.completeRefresh']);
+    });
+
+    it('stores a rotated refresh token though the key service is down from the moment Wise answered', async () => {
+      const broker = await dueConnection();
+      broker.wise.rotateRefreshTokens = true;
+      const refresh = broker.wise.refresh.bind(broker.wise);
+      vi.spyOn(broker.wise, 'refresh').mockImplementation(async (...args) => {
+        const grant = await refresh(...args);
+        const down = new Error('KMS is unavailable');
+        vi.spyOn(broker.cipher, 'prepare').mockRejectedValue(down);
+        vi.spyOn(broker.cipher, 'open').mockRejectedValue(down);
+        vi.spyOn(broker.cipher, 'encrypt').mockRejectedValue(down);
+        return grant;
+      });
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toMatchObject({ outcome: 'refreshed', accessToken: 'access-1' });
+      vi.mocked(broker.cipher.open).mockRestore();
+      const stored = await broker.store.getConnection('acme-1');
+      await expect(reveal(broker.cipher, acme, 'refresh_token', stored)).resolves.toBe('refresh-1');
+    });
+
+    it('seals every secret of the record under the new data key, the registration code included', async () => {
+      const broker = await dueConnection({ withRegistrationCode: true, generation: 4 });
+
+      await refreshRecord(broker.deps, acme);
+
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored?.generation).toBe(5);
+      const code = stored && (await openStored(broker.cipher, acme, stored, 'registration_code'));
+      expect(code).toBe(REGISTRATION_CODE);
+    });
+  });
+
+  describe('a refresh token lost by the broker', () => {
+    it('records the fingerprint of the refresh token it spends before calling Wise, never the token', async () => {
+      const broker = await dueConnection({ refreshToken: 'refresh-stored' });
+      let duringCall: unknown;
+      const refresh = broker.wise.refresh.bind(broker.wise);
+      vi.spyOn(broker.wise, 'refresh').mockImplementation(async (...args) => {
+        duringCall = (await broker.store.getConnection('acme-1'))?.spending;
+        return refresh(...args);
+      });
+
+      await refreshRecord(broker.deps, acme);
+
+      expect(duringCall).toEqual({ fingerprint: refreshTokenFingerprint('refresh-stored'), at: T0 });
+      expect(JSON.stringify(duringCall)).not.toContain('refresh-stored');
+      expect((await broker.store.getConnection('acme-1'))?.spending).toBeUndefined();
+    });
+
+    it('says the connection was lost by the broker when Wise refuses a token an earlier attempt spent and never stored', async () => {
+      const broker = await dueConnection({ refreshToken: 'refresh-stored' });
+      broker.wise.rotateRefreshTokens = true;
+      // The first attempt dies between Wise's answer and the write, as a killed process would.
+      const refresh = broker.wise.refresh.bind(broker.wise);
+      vi.spyOn(broker.wise, 'refresh').mockImplementationOnce(async (...args) => {
+        await refresh(...args);
+        throw new Error('the process was killed');
+      });
+      await expect(refreshRecord(broker.deps, acme)).rejects.toThrow('killed');
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused', { wiseError: 'invalid_grant' }));
+      broker.clock.advance(1);
+
+      const outcome = await refreshRecord(broker.deps, acme);
+
+      expect(outcome).toEqual({ outcome: 'needs_reauth' });
+      const stored = await broker.store.getConnection('acme-1');
+      expect(stored).toMatchObject({ status: 'needs_reauth', lastError: { code: LOST_REFRESH_TOKEN } });
+      expect(broker.events.published).toEqual([
+        { connectionId: 'acme-1', reason: LOST_REFRESH_TOKEN, at: T0 + 1 },
+      ]);
+      expect(metricNames()).toContain(MetricName.connectionLostToCrash);
+    });
+
+    it('keeps saying so when the event could not be published the first time', async () => {
+      const broker = await dueConnection({ refreshToken: 'refresh-stored' });
+      broker.store.seedConnection({
+        ...((await broker.store.getConnection('acme-1')) ?? (undefined as never)),
+        spending: { fingerprint: refreshTokenFingerprint('refresh-stored'), at: T0 - 1 },
+      });
+      broker.wise.script(
+        'refresh',
+        new WiseInvalidGrantError('refused', { wiseError: 'invalid_grant' }),
+        new WiseInvalidGrantError('refused', { wiseError: 'invalid_grant' }),
+      );
+      vi.spyOn(broker.events, 'reauthorizationRequired').mockRejectedValueOnce(new Error('bus down'));
+
+      await refreshRecord(broker.deps, acme);
+      broker.clock.advance(HOUR);
+      await refreshRecord(broker.deps, acme);
+
+      expect(broker.events.published).toEqual([
+        { connectionId: 'acme-1', reason: LOST_REFRESH_TOKEN, at: T0 + HOUR },
+      ]);
+    });
+
+    it.each([
+      ['after a refresh that was stored', false],
+      ['after a refresh that Wise answered with 429', true],
+    ])('calls a refused token a user’s revocation %s', async (_, rateLimitedFirst) => {
+      const broker = await dueConnection({ refreshToken: 'refresh-stored' });
+      if (rateLimitedFirst)
+        broker.wise.script('refresh', new WiseRateLimitedError('slow down', { retryAfterSeconds: 1 }));
+      await refreshRecord(broker.deps, acme);
+      broker.clock.advance(TTL);
+      broker.wise.script('refresh', new WiseInvalidGrantError('refused', { wiseError: 'invalid_grant' }));
+
+      await refreshRecord(broker.deps, acme);
+
+      expect((await broker.store.getConnection('acme-1'))?.lastError?.code).toBe('invalid_grant');
+      expect(broker.events.published.map((event) => event.reason)).toEqual(['invalid_grant']);
+      expect(metricNames()).not.toContain(MetricName.connectionLostToCrash);
+    });
+
+    it('keeps the record of the spent token when Wise’s answer is unknown (a 5xx or a timeout)', async () => {
+      const broker = await dueConnection({ refreshToken: 'refresh-stored' });
+      broker.wise.script('refresh', new WiseUnavailableError('timed out'));
+
+      await refreshRecord(broker.deps, acme);
+
+      expect((await broker.store.getConnection('acme-1'))?.spending?.fingerprint).toBe(
+        refreshTokenFingerprint('refresh-stored'),
+      );
+    });
   });
 });

@@ -17,12 +17,15 @@ import {
   WiseInvalidClientError,
   WiseInvalidGrantError,
   WiseInvalidRequestError,
+  WiseInvalidTokenError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { openStored } from '../../../support/fake-envelope.ts';
 import {
   type FakeRuntime,
   fakeRuntime,
   PARTNER,
+  recordPrepareAndGrant,
   START,
   STRANGER,
   storedConnection,
@@ -74,11 +77,51 @@ describe('registerWithCode', () => {
     });
     const stored = await runtime.store.getConnection('acme-7');
     expect(stored).toMatchObject({ grant: 'registration_code', email: 'jo.bloggs@example.com' });
-    const code = await runtime.cipher.decrypt(stored?.registrationCode ?? new Uint8Array(), {
-      record: { kind: 'connection', connectionId: 'acme-7' },
-      kind: 'registration_code',
-    });
+    const code =
+      stored &&
+      (await openStored(
+        runtime.cipher,
+        { kind: 'connection', connectionId: 'acme-7' },
+        stored,
+        'registration_code',
+      ));
     expect(code).toBe(CODE);
+  });
+
+  it.each([
+    ['an expired-token refusal', () => new WiseInvalidTokenError('rejected', { status: 401 })],
+    ['Wise being unavailable', () => new WiseUnavailableError('down', { status: 503 })],
+    ['a fault that is not Wise', () => new Error('socket hang up')],
+  ])('stores the grant though the lookup of the user after it fails with %s', async (_, failure) => {
+    const runtime = fakeRuntime();
+    vi.spyOn(runtime.wise, 'getCurrentUser').mockRejectedValue(failure());
+    vi.spyOn(runtime.wise, 'listProfiles').mockRejectedValue(failure());
+    vi.spyOn(logger, 'warn').mockImplementation(() => {});
+
+    const status = await register(runtime);
+
+    expect(status).toMatchObject({ connectionId: 'acme-7', status: 'active', profileId: null });
+    const stored = await runtime.store.getConnection('acme-7');
+    expect(stored).toMatchObject({ status: 'active', grant: 'registration_code', generation: 1 });
+    expect(stored).not.toHaveProperty('userId');
+    const refresh =
+      stored &&
+      (await openStored(
+        runtime.cipher,
+        { kind: 'connection', connectionId: 'acme-7' },
+        stored,
+        'refresh_token',
+      ));
+    expect(refresh).toBe('refresh-token-1');
+  });
+
+  it('makes the data key before the grant, so nothing but the write follows it', async () => {
+    const runtime = fakeRuntime();
+    const order = recordPrepareAndGrant(runtime, 'registrationCodeGrant');
+
+    await register(runtime);
+
+    expect(order).toEqual(['prepare', 'grant']);
   });
 
   it('never puts the registration code into the answer', async () => {

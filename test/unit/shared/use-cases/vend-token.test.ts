@@ -24,6 +24,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { sealForSeed } from '../../../support/fake-envelope.ts';
 import {
   fakeBroker,
   HOUR,
@@ -52,13 +53,16 @@ function request(extra: Partial<VendRequest> = {}): VendRequest {
 
 /** Another instance's refresh of `acme-1` that finishes while this vend waits. */
 async function finishOtherRefresh(broker: ReturnType<typeof fakeBroker>, owner: string) {
-  const accessToken = await broker.cipher.encrypt('access-other', { record: acme, kind: 'access_token' });
+  const generation = ((await broker.store.getConnection('acme-1'))?.generation ?? 0) + 1;
+  const sealed = await sealForSeed(broker.cipher, acme, generation, { access_token: 'access-other' });
   const now = broker.clock.now();
   await broker.store.completeRefresh(acme, {
     owner,
     now,
     update: {
-      accessToken,
+      generation,
+      dataKey: sealed.dataKey,
+      accessToken: sealed.access_token ?? new Uint8Array(),
       accessTokenExpiresAt: now + TTL,
       nextRefreshAt: now + 0.8 * TTL,
       lastRefreshAt: now,
@@ -113,13 +117,13 @@ describe('vendToken', () => {
       const cache = new VendCache();
       await vendToken(broker.deps, request(), { cache });
       const read = vi.spyOn(broker.store, 'getConnection');
-      const decrypt = vi.spyOn(broker.cipher, 'decrypt');
+      const open = vi.spyOn(broker.cipher, 'open');
 
       const vended = await vendToken(broker.deps, request(), { cache });
 
       expect(vended.accessToken).toBe('access-stored');
       expect(read).not.toHaveBeenCalled();
-      expect(decrypt).not.toHaveBeenCalled();
+      expect(open).not.toHaveBeenCalled();
     });
 
     it('is read again once the cache entry is older than the cache lifetime, so a disconnect is seen', async () => {
@@ -530,11 +534,11 @@ describe('vendToken', () => {
   });
 
   describe('a refresh that fails outside Wise', () => {
-    it('vends the still-valid, unrejected token when KMS throttles the refresh token decryption', async () => {
+    it('vends the still-valid, unrejected token when KMS throttles the data key of the refresh', async () => {
       const broker = fakeBroker();
       await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
       const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-      vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(throttled);
+      vi.spyOn(broker.cipher, 'prepare').mockRejectedValueOnce(throttled);
 
       const vended = await vendToken(broker.deps, request());
 
@@ -571,7 +575,7 @@ describe('vendToken', () => {
     it('still fails with TokenDecryptionError when the stored refresh token does not decrypt', async () => {
       const broker = fakeBroker();
       await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
-      vi.spyOn(broker.cipher, 'decrypt').mockRejectedValueOnce(new TokenDecryptionError('tampered'));
+      vi.spyOn(broker.cipher, 'open').mockRejectedValueOnce(new TokenDecryptionError('tampered'));
 
       await expect(vendToken(broker.deps, request())).rejects.toThrow(TokenDecryptionError);
     });
