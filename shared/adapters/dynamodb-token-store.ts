@@ -237,10 +237,45 @@ export class DynamoDbTokenStore implements TokenStore {
    * a new grant can always name the version it replaces.
    */
   async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const { item, fence } = await this.#readWithFence(connectionKey(connectionId));
+    return item ? withFence(toConnection(item), fence) : undefined;
+  }
+
+  async getFence(key: RecordKey): Promise<number | undefined> {
     const output = await this.#documents.send(
-      new GetCommand({ TableName: this.#tableName, Key: connectionKey(connectionId), ConsistentRead: true }),
+      new GetCommand({ TableName: this.#tableName, Key: fenceKey(key), ConsistentRead: true }),
     );
-    return output.Item ? toConnection(output.Item) : undefined;
+    return fenceOf(output.Item);
+  }
+
+  async raiseFence(key: RecordKey, generation: number): Promise<void> {
+    const update = new ItemUpdate();
+    update.set('generation', generation);
+    update.condition(
+      `attribute_not_exists(${update.name('generation')}) OR ${update.name('generation')} < :generation`,
+    );
+    // A lost condition: the fence is already as high or higher.
+    await this.#update(fenceKey(key), update);
+  }
+
+  /** The record's item and its fence in one consistent read (both share the partition key). */
+  async #readWithFence(key: Key): Promise<{ item?: Item; fence?: number }> {
+    const output = await this.#documents.send(
+      new QueryCommand({
+        TableName: this.#tableName,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': 'pk' },
+        ExpressionAttributeValues: { ':pk': key.pk },
+        ConsistentRead: true,
+      }),
+    );
+    const items = output.Items ?? [];
+    const found: { item?: Item; fence?: number } = {};
+    const item = items.find((candidate) => candidate.sk === key.sk);
+    if (item) found.item = item;
+    const fence = fenceOf(items.find((candidate) => candidate.sk === FENCE_SK));
+    if (fence !== undefined) found.fence = fence;
+    return found;
   }
 
   async listConnections(options: ListConnectionsOptions): Promise<ListConnectionsResult> {
@@ -355,14 +390,20 @@ export class DynamoDbTokenStore implements TokenStore {
     update.value('one', 1);
     update.condition(`attribute_exists(pk) AND ${update.name('status')} <> :disconnected`);
     update.value('disconnected', 'disconnected');
-    return (await this.#update(connectionKey(connectionId), update)) !== undefined;
+    const key: RecordKey = { kind: 'connection', connectionId };
+    const tombstone = await this.#update(connectionKey(connectionId), update);
+    // Above the tombstone's generation: no copy of the live connection is current again. Also when it was
+    // a tombstone already, so a disconnect that failed halfway is completed by asking again.
+    const generation = tombstone
+      ? toConnection(tombstone).generation
+      : (await this.getConnection(connectionId))?.generation;
+    if (generation !== undefined) await this.raiseFence(key, generation + 1);
+    return tombstone !== undefined;
   }
 
   async getClientToken(): Promise<ClientTokenRecord | undefined> {
-    const output = await this.#documents.send(
-      new GetCommand({ TableName: this.#tableName, Key: clientKey(), ConsistentRead: true }),
-    );
-    return output.Item ? toTokenState(output.Item) : undefined;
+    const { item, fence } = await this.#readWithFence(clientKey());
+    return item ? withFence(toTokenState(item), fence) : undefined;
   }
 
   async listDue(options: { now: number; limit: number }): Promise<DueRecord[]> {
@@ -417,7 +458,7 @@ export class DynamoDbTokenStore implements TokenStore {
       update.condition(leaseFree);
     }
     const attributes = await this.#update(itemKey(key), update);
-    return attributes ? toLeasedRecord(key, attributes) : undefined;
+    return attributes ? withFence(toLeasedRecord(key, attributes), await this.getFence(key)) : undefined;
   }
 
   async completeRefresh(
@@ -629,6 +670,22 @@ export function dueShardOf(pk: string, shards: number): string {
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
   return String(hash % shards);
+}
+
+/** The sort key of a record's fence, beside the record under the same partition key. */
+const FENCE_SK = 'FENCE';
+
+function fenceKey(key: RecordKey): Key {
+  return { pk: itemKey(key).pk, sk: FENCE_SK };
+}
+
+function fenceOf(item: Item | undefined): number | undefined {
+  return typeof item?.generation === 'number' ? item.generation : undefined;
+}
+
+function withFence<T extends TokenState>(record: T, fence: number | undefined): T {
+  if (fence !== undefined) record.minimumGeneration = fence;
+  return record;
 }
 
 function connectionKey(connectionId: string): Key {

@@ -59,3 +59,9 @@ export class ProviderUnavailableError extends BrokerError {
 
 /** A stored ciphertext did not decrypt under its record's encryption context: tampering or a bug, a 500. */
 export class TokenDecryptionError extends BrokerError {}
+
+/**
+ * A stored record is older than its fence: a copy of an earlier write (before a refresh or a disconnect)
+ * was written back over it. Its secrets are refused as not current; a 500, like any tampering.
+ */
+export class RolledBackRecordError extends TokenDecryptionError {}

@@ -85,6 +85,11 @@ export interface TokenState {
    * is known to be a token lost by the broker rather than revoked by the user.
    */
   spending?: RefreshSpending;
+  /**
+   * The lowest generation of the record that is still current, as the store's fence says (read beside the
+   * record, never written with it): a record below it was written back from an older copy.
+   */
+  minimumGeneration?: number;
   createdAt: number;
   updatedAt: number;
 }

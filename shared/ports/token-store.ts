@@ -132,8 +132,18 @@ export interface TokenStore {
   /** Deletes the pending completion and returns it, exactly once; `undefined` when unknown or used. Expiry is the caller's check. */
   consumePendingCompletion(codeHash: string): Promise<PendingCompletion | undefined>;
 
-  /** Includes tombstones (`status: 'disconnected'`); callers decide what a tombstone means. */
+  /**
+   * Includes tombstones (`status: 'disconnected'`); callers decide what a tombstone means. The record
+   * carries its fence's `minimumGeneration`.
+   */
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /**
+   * The record's fence: the lowest generation that is still current, kept apart from the record so that a
+   * copy of the record written back over it does not lower it; `undefined` when none was raised yet.
+   */
+  getFence(key: RecordKey): Promise<number | undefined>;
+  /** Raises the record's fence to `generation`; never lowers it. */
+  raiseFence(key: RecordKey, generation: number): Promise<void>;
   /**
    * Reads connections of one status whose ids begin with a prefix, from the status index (never a scan).
    *
@@ -151,11 +161,14 @@ export interface TokenStore {
     options: { expectedVersion: number | undefined; now: number },
   ): Promise<ConnectionRecord | undefined>;
   /**
-   * Destroys the tokens, the registration code and the personal data (e-mail, user and profile ids) and
-   * leaves a tombstone that no late write can undo. `false` if there was no live connection.
+   * Destroys the tokens, the registration code and the personal data (e-mail, user and profile ids),
+   * leaves a tombstone that no late write can undo, and raises the fence above the tombstone's generation,
+   * so no earlier copy of the connection written back is current again (also when the connection was
+   * already a tombstone). `false` if there was no live connection.
    */
   disconnect(connectionId: string, options: { now: number }): Promise<boolean>;
 
+  /** The client token's record, with its fence's `minimumGeneration`. */
   getClientToken(): Promise<ClientTokenRecord | undefined>;
 
   /** The records whose refresh is due at `now`, read from the sharded due index (never a scan). */
@@ -163,8 +176,8 @@ export interface TokenStore {
 
   /**
    * Takes the refresh lease when it is free or expired. For a connection the record must exist and be active;
-   * the client token record is created on first use. Returns the leased record, or `undefined` when another
-   * owner holds the lease or the record cannot be refreshed.
+   * the client token record is created on first use. Returns the leased record (with its fence's
+   * `minimumGeneration`), or `undefined` when another owner holds the lease or the record cannot be refreshed.
    */
   acquireLease(
     key: RecordKey,

@@ -18,6 +18,7 @@ import { logger, MetricName, metrics, recordKeys } from '#shared/observability.t
 import type { VendSource } from '#shared/ports/audit-trail.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import {
+  assertCurrent,
   describe,
   type RefreshDeps,
   RefreshNotStoredError,
@@ -372,6 +373,7 @@ async function decryptStored(deps: RefreshDeps, key: RecordKey, record: StoredRe
       retryAfterSeconds: 1,
     });
   }
+  assertCurrent(key, record);
   const opener = await deps.cipher.open(record.dataKey, { record: key, generation: record.generation });
   const accessToken = opener.open(record.accessToken, 'access_token');
   return tokenOf(key, record, accessToken, deps.clock.now());

@@ -33,9 +33,13 @@ export class InMemoryTokenStore implements TokenStore {
   readonly #connections = new Map<string, ConnectionRecord>();
   readonly #sessions = new Map<string, ConnectSessionRecord>();
   readonly #completions = new Map<string, PendingCompletion>();
+  readonly #fences = new Map<string, number>();
   #client: ClientTokenRecord | undefined;
 
-  /** Puts a record as it is, bypassing every condition: the arrange step of a test. */
+  /**
+   * Puts a record as it is, bypassing every condition and leaving its fence alone: the arrange step of a
+   * test, or an old copy written back over the record.
+   */
   seedConnection(record: ConnectionRecord): void {
     this.#connections.set(record.connectionId, structuredClone(record));
   }
@@ -81,7 +85,22 @@ export class InMemoryTokenStore implements TokenStore {
   }
 
   async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    return copy(this.#connections.get(connectionId));
+    return this.#fenced({ kind: 'connection', connectionId }, copy(this.#connections.get(connectionId)));
+  }
+
+  async getFence(key: RecordKey): Promise<number | undefined> {
+    return this.#fences.get(fenceName(key));
+  }
+
+  async raiseFence(key: RecordKey, generation: number): Promise<void> {
+    const fence = this.#fences.get(fenceName(key));
+    if (fence === undefined || fence < generation) this.#fences.set(fenceName(key), generation);
+  }
+
+  #fenced<T extends TokenState>(key: RecordKey, record: T | undefined): T | undefined {
+    const fence = this.#fences.get(fenceName(key));
+    if (record && fence !== undefined) record.minimumGeneration = fence;
+    return record;
   }
 
   async listConnections(options: ListConnectionsOptions): Promise<ListConnectionsResult> {
@@ -126,6 +145,7 @@ export class InMemoryTokenStore implements TokenStore {
 
   async disconnect(connectionId: string, options: { now: number }): Promise<boolean> {
     const record = this.#connections.get(connectionId);
+    if (record) await this.raiseFence({ kind: 'connection', connectionId }, record.generation + 1);
     if (!record || record.status === 'disconnected') return false;
     record.status = 'disconnected';
     record.version += 1;
@@ -144,7 +164,7 @@ export class InMemoryTokenStore implements TokenStore {
   }
 
   async getClientToken(): Promise<ClientTokenRecord | undefined> {
-    return copy(this.#client);
+    return this.#fenced({ kind: 'client' }, copy(this.#client));
   }
 
   async listDue(options: { now: number; limit: number }): Promise<DueRecord[]> {
@@ -181,7 +201,7 @@ export class InMemoryTokenStore implements TokenStore {
     if (!record || (key.kind === 'connection' && record.status !== 'active')) return undefined;
     if (record.lease && record.lease.expiresAt >= options.now) return undefined;
     record.lease = { owner: options.owner, expiresAt: options.now + options.leaseMs };
-    return structuredClone(record);
+    return this.#fenced(key, structuredClone(record));
   }
 
   async completeRefresh(
@@ -269,6 +289,10 @@ export class InMemoryTokenStore implements TokenStore {
     if (key.kind === 'connection' && record.status !== 'active') return undefined;
     return record;
   }
+}
+
+function fenceName(key: RecordKey): string {
+  return key.kind === 'connection' ? `connection:${key.connectionId}` : 'client';
 }
 
 function listed(record: ConnectionRecord): ListedConnection {

@@ -700,7 +700,11 @@ describe('refreshRecord', () => {
       const outcome = await refreshRecord(broker.deps, key);
 
       expect(outcome.outcome).toBe('refreshed');
-      expect(calls.slice(calls.indexOf(`wise.${grant}`) + 1)).toEqual(['store.completeRefresh']);
+      // The fence is raised once the tokens are durable: after the write, never before it.
+      expect(calls.slice(calls.indexOf(`wise.${grant}`) + 1)).toEqual([
+        'store.completeRefresh',
+        'store.raiseFence',
+      ]);
     });
 
     it('stores a rotated refresh token though the key service is down from the moment Wise answered', async () => {
