@@ -1,4 +1,4 @@
-import { InvalidRequestError } from '#shared/domain/errors.ts';
+import { BrokerError, InvalidRequestError } from '#shared/domain/errors.ts';
 import {
   type ClientTokenRecord,
   CONNECTION_ID_PATTERN,
@@ -49,7 +49,11 @@ export class InMemoryTokenStore implements TokenStore {
   }
 
   async putConnectSession(session: ConnectSessionRecord): Promise<void> {
-    if (this.#sessions.has(session.stateHash)) throw new Error('A connect session with this state exists.');
+    if (this.#sessions.has(session.stateHash)) {
+      throw new BrokerError(
+        'A connect session with the same state already exists; create the session again.',
+      );
+    }
     this.#sessions.set(session.stateHash, structuredClone(session));
   }
 
@@ -105,6 +109,16 @@ export class InMemoryTokenStore implements TokenStore {
 
   async listConnections(options: ListConnectionsOptions): Promise<ListConnectionsResult> {
     const { status, prefix, limit, startAfter } = options;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new InvalidRequestError('The page size (limit) must be a whole number of at least 1.', {
+        field: 'limit',
+      });
+    }
+    if (status !== 'active' && status !== 'needs_reauth') {
+      throw new InvalidRequestError('Only active and needs_reauth connections are listed.', {
+        field: 'status',
+      });
+    }
     if (
       startAfter !== undefined &&
       (!CONNECTION_ID_PATTERN.test(startAfter) || !startAfter.startsWith(prefix))

@@ -1,0 +1,789 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidRequestError } from '#shared/domain/errors.ts';
+import type { RecordKey } from '#shared/domain/records.ts';
+import type { FailureUpdate, NewConnection, TokenStore, TokenUpdate } from '#shared/ports/token-store.ts';
+
+/**
+ * What every `TokenStore` promises, run against each of them (the DynamoDB adapter on an engine, the
+ * in-memory store the unit tests use), so the fake cannot drift from the real thing. `newStore` gives a
+ * store of its own, empty, to every test.
+ */
+
+const NOW = Date.UTC(2026, 10, 26, 12, 0, 0);
+const MINUTE = 60_000;
+const LEASE_MS = 30_000;
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (value: Uint8Array | undefined) => (value ? new TextDecoder().decode(value) : undefined);
+
+/** A first grant's connection as the use cases write it, its secrets stand-in bytes. */
+export function grant(connectionId: string, overrides: Partial<NewConnection> = {}): NewConnection {
+  return {
+    connectionId,
+    status: 'active',
+    grant: 'authorization_code',
+    generation: 1,
+    dataKey: bytes(`key-of-${connectionId}`),
+    accessToken: bytes(`access-of-${connectionId}`),
+    accessTokenExpiresAt: NOW + 12 * 60 * MINUTE,
+    refreshToken: bytes(`refresh-of-${connectionId}`),
+    scope: 'transfers',
+    nextRefreshAt: NOW + 10 * 60 * MINUTE,
+    lastRefreshAt: NOW,
+    profileId: 42,
+    ...overrides,
+  };
+}
+
+function refreshed(label: string, generation: number, nextRefreshAt = NOW + 10 * 60 * MINUTE): TokenUpdate {
+  return {
+    generation,
+    dataKey: bytes(`key-${label}`),
+    accessToken: bytes(`access-${label}`),
+    accessTokenExpiresAt: nextRefreshAt + 2 * 60 * MINUTE,
+    nextRefreshAt,
+    lastRefreshAt: NOW,
+  };
+}
+
+const connectionKey = (connectionId: string): RecordKey => ({ kind: 'connection', connectionId });
+
+const INVALID_GRANT: FailureUpdate = {
+  lastError: { code: 'invalid_grant', message: 'Wise rejected the refresh token.', at: NOW },
+  failureCount: 0,
+  status: 'needs_reauth',
+};
+
+/** Writes a first grant of the connection. */
+async function connect(store: TokenStore, connectionId: string, overrides: Partial<NewConnection> = {}) {
+  return store.saveConnection(grant(connectionId, overrides), { expectedVersion: undefined, now: NOW });
+}
+
+/** Marks the connection needs_reauth the way a refresh that met invalid_grant does. */
+async function markNeedsReauth(store: TokenStore, connectionId: string): Promise<void> {
+  const key = connectionKey(connectionId);
+  await store.acquireLease(key, { owner: 'reauth-worker', now: NOW, leaseMs: LEASE_MS });
+  expect(await store.failRefresh(key, { owner: 'reauth-worker', now: NOW, update: INVALID_GRANT })).toBe(
+    true,
+  );
+}
+
+export function describeTokenStoreContract(name: string, newStore: () => Promise<TokenStore>): void {
+  describe(`the token store contract: ${name}`, () => {
+    describe('connect sessions', () => {
+      const session = {
+        stateHash: 'state-hash-abc',
+        connectionId: 'acme-1',
+        returnUrl: 'https://partner.example/done',
+        createdBy: 'arn:aws:iam::123456789012:role/app',
+        expiresAt: NOW + 10 * MINUTE,
+        createdAt: NOW,
+      };
+
+      it('hands a session to exactly one of two concurrent consumers from its browser', async () => {
+        const store = await newStore();
+        await store.putConnectSession(session);
+        await store.startConnectSession('state-hash-abc', { browserHash: 'browser-1', now: NOW });
+
+        const results = await Promise.all([
+          store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
+          store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
+        ]);
+
+        expect(results.filter((result) => result !== undefined)).toEqual([
+          { ...session, browserHash: 'browser-1' },
+        ]);
+        await expect(
+          store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
+        ).resolves.toBeUndefined();
+      });
+
+      it('binds a session to the first browser only, and only before it expires', async () => {
+        const store = await newStore();
+        await store.putConnectSession(session);
+        await store.putConnectSession({ ...session, stateHash: 'state-hash-late' });
+
+        const first = await store.startConnectSession('state-hash-abc', {
+          browserHash: 'browser-1',
+          now: NOW,
+        });
+        const second = await store.startConnectSession('state-hash-abc', {
+          browserHash: 'browser-2',
+          now: NOW,
+        });
+        const late = await store.startConnectSession('state-hash-late', {
+          browserHash: 'browser-1',
+          now: session.expiresAt,
+        });
+
+        expect(first).toMatchObject({ connectionId: 'acme-1', browserHash: 'browser-1' });
+        expect(second).toBeUndefined();
+        expect(late).toBeUndefined();
+      });
+
+      it('leaves a session alone when another browser, or none, tries to consume it', async () => {
+        const store = await newStore();
+        await store.putConnectSession(session);
+        await store.putConnectSession({ ...session, stateHash: 'state-hash-unbound' });
+        await store.startConnectSession('state-hash-abc', { browserHash: 'browser-1', now: NOW });
+
+        const stranger = await store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-2' });
+        const unbound = await store.consumeConnectSession('state-hash-unbound', { browserHash: 'browser-2' });
+
+        expect(stranger).toBeUndefined();
+        expect(unbound).toBeUndefined();
+        await expect(
+          store.consumeConnectSession('state-hash-abc', { browserHash: 'browser-1' }),
+        ).resolves.toMatchObject({ connectionId: 'acme-1' });
+      });
+
+      it('refuses to overwrite a session that is still waiting', async () => {
+        const store = await newStore();
+        await store.putConnectSession(session);
+        await store.startConnectSession(session.stateHash, { browserHash: 'b', now: NOW });
+
+        await expect(store.putConnectSession({ ...session, connectionId: 'b' })).rejects.toThrow(
+          /already exists/,
+        );
+        await expect(
+          store.consumeConnectSession(session.stateHash, { browserHash: 'b' }),
+        ).resolves.toMatchObject({ connectionId: 'acme-1' });
+      });
+    });
+
+    describe('pending completions', () => {
+      it('hands a pending connection out exactly once, with its ciphertexts intact', async () => {
+        const store = await newStore();
+        const pending = {
+          codeHash: 'code-hash-1',
+          connection: grant('acme-1', { profileId: 7 }),
+          expiresAt: NOW + 10 * MINUTE,
+          createdAt: NOW,
+        };
+        await store.putPendingCompletion(pending);
+
+        const results = await Promise.all([
+          store.consumePendingCompletion('code-hash-1'),
+          store.consumePendingCompletion('code-hash-1'),
+        ]);
+
+        const taken = results.filter((result) => result !== undefined);
+        expect(taken).toHaveLength(1);
+        expect(taken[0]).toMatchObject({ codeHash: 'code-hash-1', expiresAt: pending.expiresAt });
+        expect(text(taken[0]?.connection.accessToken)).toBe(text(pending.connection.accessToken));
+        expect(taken[0]?.connection.profileId).toBe(7);
+        await expect(store.getConnection('acme-1')).resolves.toBeUndefined();
+      });
+    });
+
+    describe('saveConnection', () => {
+      it('creates a connection at generation 1 and version 1 and reads it back with its ciphertexts', async () => {
+        const store = await newStore();
+
+        const saved = await connect(store, 'acme-1');
+
+        expect(saved).toMatchObject({ connectionId: 'acme-1', status: 'active', generation: 1, version: 1 });
+        const read = await store.getConnection('acme-1');
+        expect(read).toEqual(saved);
+        expect(text(read?.accessToken)).toBe('access-of-acme-1');
+        expect(text(read?.refreshToken)).toBe('refresh-of-acme-1');
+        expect(read?.nextRefreshAt).toBe(NOW + 10 * 60 * MINUTE);
+        expect(read).toMatchObject({ failureCount: 0, createdAt: NOW, updatedAt: NOW });
+      });
+
+      it('loses when the version is stale or a connection already exists, and wins at the current version', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        await store.saveConnection(grant('acme-1', { generation: 2 }), { expectedVersion: 1, now: NOW + 1 });
+
+        const again = await store.saveConnection(grant('acme-1', { generation: 3 }), {
+          expectedVersion: undefined,
+          now: NOW + 2,
+        });
+        const stale = await store.saveConnection(grant('acme-1', { generation: 3 }), {
+          expectedVersion: 1,
+          now: NOW + 2,
+        });
+        const older = await store.saveConnection(grant('acme-1', { generation: 2 }), {
+          expectedVersion: 2,
+          now: NOW + 2,
+        });
+        const current = await store.saveConnection(
+          grant('acme-1', { generation: 3, accessToken: bytes('third') }),
+          {
+            expectedVersion: 2,
+            now: NOW + 3,
+          },
+        );
+
+        expect(again).toBeUndefined();
+        expect(stale).toBeUndefined();
+        expect(older).toBeUndefined();
+        expect(current).toMatchObject({ generation: 3, version: 3, createdAt: NOW, updatedAt: NOW + 3 });
+        expect(text(current?.accessToken)).toBe('third');
+      });
+
+      it('lets exactly one of two concurrent first grants win', async () => {
+        const store = await newStore();
+
+        const results = await Promise.all([
+          store.saveConnection(grant('acme-1', { accessToken: bytes('one') }), {
+            expectedVersion: undefined,
+            now: NOW,
+          }),
+          store.saveConnection(grant('acme-1', { accessToken: bytes('two') }), {
+            expectedVersion: undefined,
+            now: NOW,
+          }),
+        ]);
+
+        const winners = results.filter((result) => result !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(text((await store.getConnection('acme-1'))?.accessToken)).toBe(text(winners[0]?.accessToken));
+      });
+    });
+
+    describe('leases', () => {
+      it('gives the lease to exactly one of two concurrent takers', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+
+        const results = await Promise.all(
+          ['worker-1', 'worker-2'].map((owner) =>
+            store.acquireLease(connectionKey('acme-1'), { owner, now: NOW, leaseMs: LEASE_MS }),
+          ),
+        );
+
+        const winners = results.filter((result) => result !== undefined);
+        expect(winners).toHaveLength(1);
+        expect((await store.getConnection('acme-1'))?.lease).toEqual(winners[0]?.lease);
+      });
+
+      it('lets another owner take over an expired lease, after which the first owner can no longer write', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        await store.acquireLease(connectionKey('acme-1'), { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        const whileHeld = await store.acquireLease(connectionKey('acme-1'), {
+          owner: 'worker-2',
+          now: NOW + LEASE_MS,
+          leaseMs: LEASE_MS,
+        });
+        const afterExpiry = await store.acquireLease(connectionKey('acme-1'), {
+          owner: 'worker-2',
+          now: NOW + LEASE_MS + 1,
+          leaseMs: LEASE_MS,
+        });
+        const lateWrite = await store.completeRefresh(connectionKey('acme-1'), {
+          owner: 'worker-1',
+          now: NOW + LEASE_MS + 2,
+          update: refreshed('late', 2),
+        });
+        const lateFailure = await store.failRefresh(connectionKey('acme-1'), {
+          owner: 'worker-1',
+          now: NOW + LEASE_MS + 2,
+          update: {
+            lastError: { code: 'server_error', message: 'Wise answered 503.', at: NOW },
+            failureCount: 1,
+          },
+        });
+
+        expect(whileHeld).toBeUndefined();
+        expect(afterExpiry?.lease).toEqual({ owner: 'worker-2', expiresAt: NOW + 2 * LEASE_MS + 1 });
+        expect(lateWrite).toBeUndefined();
+        expect(lateFailure).toBe(false);
+        expect(text((await store.getConnection('acme-1'))?.accessToken)).toBe('access-of-acme-1');
+      });
+
+      it('grows the generation with every refresh, keeps the refresh token Wise did not replace, and frees the lease', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        const key = connectionKey('acme-1');
+
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+        const first = await store.completeRefresh(key, {
+          owner: 'worker-1',
+          now: NOW,
+          update: { ...refreshed('2', 2), refreshToken: bytes('refresh-2') },
+        });
+        await store.acquireLease(key, { owner: 'worker-2', now: NOW + 1, leaseMs: LEASE_MS });
+        const second = await store.completeRefresh(key, {
+          owner: 'worker-2',
+          now: NOW + 1,
+          update: refreshed('3', 3),
+        });
+
+        expect(first).toMatchObject({ generation: 2, version: 2 });
+        expect(second).toMatchObject({ generation: 3, version: 3, failureCount: 0 });
+        expect(second?.lease).toBeUndefined();
+        expect(text(second?.accessToken)).toBe('access-3');
+        expect(text(second?.refreshToken)).toBe('refresh-2');
+      });
+
+      it('gives the lease back without changing the record', async () => {
+        const store = await newStore();
+        const saved = await connect(store, 'acme-1');
+        await store.acquireLease(connectionKey('acme-1'), { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        const byOther = await store.releaseLease(connectionKey('acme-1'), { owner: 'worker-2' });
+        const byOwner = await store.releaseLease(connectionKey('acme-1'), { owner: 'worker-1' });
+
+        expect(byOther).toBe(false);
+        expect(byOwner).toBe(true);
+        expect(await store.getConnection('acme-1')).toEqual(saved);
+      });
+
+      it('records a transient failure with its retry time and clears it on the next success', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        const key = connectionKey('acme-1');
+        const lastError = { code: 'server_error', message: 'Wise answered 503.', at: NOW };
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        await store.failRefresh(key, {
+          owner: 'worker-1',
+          now: NOW,
+          update: { lastError, failureCount: 1, nextRefreshAt: NOW + MINUTE },
+        });
+        const failed = await store.getConnection('acme-1');
+        await store.acquireLease(key, { owner: 'worker-2', now: NOW + MINUTE, leaseMs: LEASE_MS });
+        const recovered = await store.completeRefresh(key, {
+          owner: 'worker-2',
+          now: NOW + MINUTE,
+          update: refreshed('2', 2),
+        });
+
+        expect(failed).toMatchObject({
+          status: 'active',
+          lastError,
+          failureCount: 1,
+          nextRefreshAt: NOW + MINUTE,
+        });
+        expect(failed?.lease).toBeUndefined();
+        expect(recovered?.lastError).toBeUndefined();
+        expect(recovered?.failureCount).toBe(0);
+      });
+
+      it('creates the client token record on its first lease and refreshes it like a connection', async () => {
+        const store = await newStore();
+
+        const leased = await store.acquireLease(
+          { kind: 'client' },
+          { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS },
+        );
+        const second = await store.acquireLease(
+          { kind: 'client' },
+          { owner: 'worker-2', now: NOW, leaseMs: LEASE_MS },
+        );
+        const minted = await store.completeRefresh(
+          { kind: 'client' },
+          { owner: 'worker-1', now: NOW, update: refreshed('client', 1) },
+        );
+
+        expect(leased).toEqual({
+          generation: 0,
+          version: 0,
+          failureCount: 0,
+          createdAt: NOW,
+          updatedAt: NOW,
+          lease: { owner: 'worker-1', expiresAt: NOW + LEASE_MS },
+        });
+        expect(second).toBeUndefined();
+        expect(minted).toMatchObject({ generation: 1, version: 1 });
+        expect(text((await store.getClientToken())?.accessToken)).toBe('access-client');
+      });
+
+      it('does not lease a connection that does not exist or needs reauthorization', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        const key = connectionKey('acme-1');
+        await markNeedsReauth(store, 'acme-1');
+
+        const missing = await store.acquireLease(connectionKey('nobody'), {
+          owner: 'worker-2',
+          now: NOW + 2 * LEASE_MS,
+          leaseMs: LEASE_MS,
+        });
+        const reauth = await store.acquireLease(key, {
+          owner: 'worker-2',
+          now: NOW + 2 * LEASE_MS,
+          leaseMs: LEASE_MS,
+        });
+
+        expect(missing).toBeUndefined();
+        expect(await store.getConnection('nobody')).toBeUndefined();
+        expect(reauth).toBeUndefined();
+        expect(await store.getConnection('acme-1')).toMatchObject({ status: 'needs_reauth' });
+      });
+    });
+
+    describe('disconnect', () => {
+      it('leaves a tombstone without tokens or personal data that no late lease, refresh or failure can revive', async () => {
+        const store = await newStore();
+        await store.saveConnection(
+          grant('acme-1', { registrationCode: bytes('code'), email: 'jo@example.com', userId: 7 }),
+          { expectedVersion: undefined, now: NOW },
+        );
+        const key = connectionKey('acme-1');
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        const disconnected = await store.disconnect('acme-1', { now: NOW + 1 });
+        const lateRefresh = await store.completeRefresh(key, {
+          owner: 'worker-1',
+          now: NOW + 2,
+          update: refreshed('late', 2),
+        });
+        const lateFailure = await store.failRefresh(key, {
+          owner: 'worker-1',
+          now: NOW + 2,
+          update: INVALID_GRANT,
+        });
+        const lateLease = await store.acquireLease(key, {
+          owner: 'worker-2',
+          now: NOW + 2 * LEASE_MS,
+          leaseMs: LEASE_MS,
+        });
+        const again = await store.disconnect('acme-1', { now: NOW + 3 });
+
+        expect(disconnected).toBe(true);
+        expect([lateRefresh, lateFailure, lateLease, again]).toEqual([undefined, false, undefined, false]);
+        const tombstone = await store.getConnection('acme-1');
+        expect(tombstone).toMatchObject({ connectionId: 'acme-1', status: 'disconnected', version: 2 });
+        expect(tombstone).not.toHaveProperty('accessToken');
+        expect(tombstone).not.toHaveProperty('refreshToken');
+        expect(tombstone).not.toHaveProperty('registrationCode');
+        expect(tombstone).not.toHaveProperty('email');
+        expect(tombstone).not.toHaveProperty('userId');
+        expect(tombstone).not.toHaveProperty('profileId');
+        expect(tombstone).not.toHaveProperty('nextRefreshAt');
+        expect(tombstone).not.toHaveProperty('lease');
+        expect(await store.listDue({ now: NOW + 100 * 60 * MINUTE, limit: 10 })).toEqual([]);
+      });
+
+      it('returns false for a connection that never existed', async () => {
+        const store = await newStore();
+
+        await expect(store.disconnect('nobody', { now: NOW })).resolves.toBe(false);
+        expect(await store.getConnection('nobody')).toBeUndefined();
+      });
+
+      it('lets a new grant replace the tombstone at its version, with a higher generation', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        await store.disconnect('acme-1', { now: NOW + 1 });
+
+        const reconnected = await store.saveConnection(grant('acme-1', { generation: 2 }), {
+          expectedVersion: 2,
+          now: NOW + 2,
+        });
+
+        expect(reconnected).toMatchObject({ status: 'active', generation: 2, version: 3 });
+        expect(await store.listDue({ now: NOW + 100 * 60 * MINUTE, limit: 10 })).toEqual([
+          { key: connectionKey('acme-1'), nextRefreshAt: NOW + 10 * 60 * MINUTE },
+        ]);
+      });
+    });
+
+    describe('listDue', () => {
+      it('returns only due records across every shard, the client token included, and never a needs_reauth one', async () => {
+        const store = await newStore();
+        const dueIds = ['acme-1', 'acme-2', 'acme-3', 'acme-4'];
+        for (const [index, connectionId] of dueIds.entries()) {
+          await connect(store, connectionId, { nextRefreshAt: NOW - (index + 1) * MINUTE });
+        }
+        await connect(store, 'later', { nextRefreshAt: NOW + MINUTE });
+        await connect(store, 'reauth', { nextRefreshAt: NOW - MINUTE });
+        await markNeedsReauth(store, 'reauth');
+        await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+        await store.completeRefresh(
+          { kind: 'client' },
+          { owner: 'worker-1', now: NOW, update: refreshed('c', 1, NOW) },
+        );
+
+        const due = await store.listDue({ now: NOW, limit: 10 });
+
+        expect(due).toEqual([
+          { key: connectionKey('acme-4'), nextRefreshAt: NOW - 4 * MINUTE },
+          { key: connectionKey('acme-3'), nextRefreshAt: NOW - 3 * MINUTE },
+          { key: connectionKey('acme-2'), nextRefreshAt: NOW - 2 * MINUTE },
+          { key: connectionKey('acme-1'), nextRefreshAt: NOW - MINUTE },
+          { key: { kind: 'client' }, nextRefreshAt: NOW },
+        ]);
+      });
+
+      it('returns at most limit records in total, the most overdue first', async () => {
+        const store = await newStore();
+        for (const [index, connectionId] of ['acme-1', 'acme-2', 'acme-3', 'acme-4'].entries()) {
+          await connect(store, connectionId, { nextRefreshAt: NOW - (index + 1) * MINUTE });
+        }
+
+        const due = await store.listDue({ now: NOW, limit: 2 });
+
+        expect(due.map((record) => record.key)).toEqual([connectionKey('acme-4'), connectionKey('acme-3')]);
+      });
+    });
+
+    describe('listConnections', () => {
+      async function storeWithConnections(): Promise<TokenStore> {
+        const store = await newStore();
+        for (const connectionId of ['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'b-1', 'r-1', 'r-2', 'gone']) {
+          await connect(store, connectionId, { email: `${connectionId}@example.com`, userId: 7 });
+        }
+        for (const connectionId of ['r-1', 'r-2']) await markNeedsReauth(store, connectionId);
+        await store.disconnect('gone', { now: NOW });
+        return store;
+      }
+
+      async function allPages(
+        store: TokenStore,
+        options: { status: 'active' | 'needs_reauth'; prefix: string; limit: number },
+      ): Promise<string[][]> {
+        const pages: string[][] = [];
+        let startAfter: string | undefined;
+        for (let page = 0; page < 20; page++) {
+          const result = await store.listConnections({ ...options, ...(startAfter ? { startAfter } : {}) });
+          pages.push(result.connections.map((connection) => connection.connectionId));
+          startAfter = result.lastEvaluatedId;
+          if (startAfter === undefined) return pages;
+        }
+        throw new Error('listConnections kept returning a position');
+      }
+
+      it('pages through the connections of one status and prefix in order', async () => {
+        const store = await storeWithConnections();
+
+        const pages = await allPages(store, { status: 'active', prefix: 'a-', limit: 2 });
+
+        expect(pages.flat()).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'a-5']);
+        expect(pages.slice(0, 2)).toEqual([
+          ['a-1', 'a-2'],
+          ['a-3', 'a-4'],
+        ]);
+      });
+
+      it('reads every id of the status with an empty prefix, never a tombstone', async () => {
+        const store = await storeWithConnections();
+
+        const pages = await allPages(store, { status: 'active', prefix: '', limit: 4 });
+
+        expect(pages.flat()).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'b-1']);
+      });
+
+      it('returns only the status fields of needs_reauth connections when asked for them', async () => {
+        const store = await storeWithConnections();
+
+        const page = await store.listConnections({ status: 'needs_reauth', prefix: 'r-', limit: 10 });
+
+        expect(page).toEqual({
+          connections: [
+            {
+              connectionId: 'r-1',
+              status: 'needs_reauth',
+              grant: 'authorization_code',
+              profileId: 42,
+              accessTokenExpiresAt: NOW + 12 * 60 * MINUTE,
+              lastRefreshAt: NOW,
+              lastError: INVALID_GRANT.lastError,
+            },
+            expect.objectContaining({ connectionId: 'r-2' }),
+          ],
+        });
+      });
+
+      it('refuses a position outside the prefix with InvalidRequestError', async () => {
+        const store = await storeWithConnections();
+
+        await expect(
+          store.listConnections({ status: 'active', prefix: 'a-', limit: 2, startAfter: 'b-1' }),
+        ).rejects.toBeInstanceOf(InvalidRequestError);
+      });
+    });
+
+    describe('listing rules', () => {
+      it('refuses a page size below 1 and a status that is not listed with InvalidRequestError', async () => {
+        const store = await newStore();
+
+        await expect(
+          store.listConnections({ status: 'active', prefix: '', limit: 0 }),
+        ).rejects.toBeInstanceOf(InvalidRequestError);
+        await expect(
+          store.listConnections({ status: 'disconnected' as never, prefix: '', limit: 1 }),
+        ).rejects.toBeInstanceOf(InvalidRequestError);
+      });
+    });
+
+    describe('sealed secrets and generations', () => {
+      it('keeps the data key with the ciphertexts and writes the generation a refresh names', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1', { registrationCode: bytes('code-1'), email: 'jo@example.com' });
+        const key = connectionKey('acme-1');
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        const stored = await store.completeRefresh(key, {
+          owner: 'worker-1',
+          now: NOW,
+          update: {
+            ...refreshed('2', 2),
+            refreshToken: bytes('refresh-2'),
+            registrationCode: bytes('code-2'),
+          },
+        });
+
+        expect(stored).toMatchObject({ generation: 2, email: 'jo@example.com' });
+        expect(text(stored?.dataKey)).toBe('key-2');
+        expect(text(stored?.registrationCode)).toBe('code-2');
+        expect(await store.getConnection('acme-1')).toMatchObject({ generation: 2 });
+      });
+
+      it('refuses a refresh that names a generation other than the leased one + 1', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        const key = connectionKey('acme-1');
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        const skipping = await store.completeRefresh(key, {
+          owner: 'worker-1',
+          now: NOW,
+          update: refreshed('x', 3),
+        });
+        const repeating = await store.completeRefresh(key, {
+          owner: 'worker-1',
+          now: NOW,
+          update: refreshed('y', 1),
+        });
+
+        expect([skipping, repeating]).toEqual([undefined, undefined]);
+        expect(await store.getConnection('acme-1')).toMatchObject({ generation: 1 });
+      });
+
+      it('drops a registration code the refresh did not seal again', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1', { registrationCode: bytes('code-1'), email: 'jo@example.com' });
+        const key = connectionKey('acme-1');
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        await store.completeRefresh(key, { owner: 'worker-1', now: NOW, update: refreshed('2', 2) });
+
+        expect(await store.getConnection('acme-1')).not.toHaveProperty('registrationCode');
+      });
+    });
+
+    describe('fences', () => {
+      it('raise and never lower, and travel with the record on every read', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        const key = connectionKey('acme-1');
+
+        await store.raiseFence(key, 3);
+        await store.raiseFence(key, 2);
+        const leased = await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+        await store.raiseFence({ kind: 'client' }, 1);
+        await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        expect(await store.getFence(key)).toBe(3);
+        expect((await store.getConnection('acme-1'))?.minimumGeneration).toBe(3);
+        expect(leased?.minimumGeneration).toBe(3);
+        expect((await store.getClientToken())?.minimumGeneration).toBe(1);
+        expect(await store.getFence(connectionKey('nobody'))).toBeUndefined();
+      });
+
+      it('are raised above the tombstone by a disconnect, also when asked a second time', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        await store.raiseFence(connectionKey('acme-1'), 1);
+
+        await store.disconnect('acme-1', { now: NOW });
+        const afterFirst = await store.getFence(connectionKey('acme-1'));
+        const again = await store.disconnect('acme-1', { now: NOW + 1 });
+
+        expect(afterFirst).toBe(2);
+        expect(again).toBe(false);
+        expect(await store.getFence(connectionKey('acme-1'))).toBe(2);
+      });
+
+      it('are not lowered by a save, and a save below the stored generation loses', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1', { generation: 4 });
+        await store.raiseFence(connectionKey('acme-1'), 4);
+
+        const lower = await store.saveConnection(grant('acme-1', { generation: 4 }), {
+          expectedVersion: 1,
+          now: NOW,
+        });
+        const higher = await store.saveConnection(grant('acme-1', { generation: 5 }), {
+          expectedVersion: 1,
+          now: NOW,
+        });
+
+        expect(lower).toBeUndefined();
+        expect(higher).toMatchObject({ generation: 5 });
+        expect(await store.getFence(connectionKey('acme-1'))).toBe(4);
+      });
+    });
+
+    describe('the refresh token being spent', () => {
+      const spending = { fingerprint: 'fp-1', at: NOW };
+
+      it('is recorded only while the lease is held', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        const key = connectionKey('acme-1');
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+
+        const byOther = await store.markSpending(key, { owner: 'worker-2', now: NOW, spending });
+        const byOwner = await store.markSpending(key, { owner: 'worker-1', now: NOW, spending });
+
+        expect([byOther, byOwner]).toEqual([false, true]);
+        expect((await store.getConnection('acme-1'))?.spending).toEqual(spending);
+      });
+
+      it('survives a released lease and a failure whose answer is unknown, and is cleared by a final one', async () => {
+        const store = await newStore();
+        await connect(store, 'acme-1');
+        const key = connectionKey('acme-1');
+        const failure: FailureUpdate = {
+          lastError: { code: 'provider_unavailable', message: 'Wise answered 503.', at: NOW },
+          failureCount: 1,
+          nextRefreshAt: NOW + MINUTE,
+        };
+        await store.acquireLease(key, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+        await store.markSpending(key, { owner: 'worker-1', now: NOW, spending });
+        await store.releaseLease(key, { owner: 'worker-1' });
+        const afterRelease = (await store.getConnection('acme-1'))?.spending;
+        await store.acquireLease(key, { owner: 'worker-2', now: NOW, leaseMs: LEASE_MS });
+        await store.failRefresh(key, {
+          owner: 'worker-2',
+          now: NOW,
+          update: { ...failure, keepSpending: true },
+        });
+        const afterUnknown = (await store.getConnection('acme-1'))?.spending;
+        await store.acquireLease(key, { owner: 'worker-3', now: NOW, leaseMs: LEASE_MS });
+        await store.failRefresh(key, { owner: 'worker-3', now: NOW, update: failure });
+
+        expect([afterRelease, afterUnknown]).toEqual([spending, spending]);
+        expect((await store.getConnection('acme-1'))?.spending).toBeUndefined();
+      });
+
+      it('is cleared by a stored refresh, a new grant and a disconnect', async () => {
+        const store = await newStore();
+        const key = connectionKey('acme-1');
+        const spend = async (owner: string) => {
+          await store.acquireLease(key, { owner, now: NOW, leaseMs: LEASE_MS });
+          await store.markSpending(key, { owner, now: NOW, spending });
+        };
+        await connect(store, 'acme-1');
+        await spend('worker-1');
+        await store.completeRefresh(key, { owner: 'worker-1', now: NOW, update: refreshed('2', 2) });
+        const afterRefresh = (await store.getConnection('acme-1'))?.spending;
+        await spend('worker-2');
+        await store.saveConnection(grant('acme-1', { generation: 3 }), { expectedVersion: 2, now: NOW });
+        const afterGrant = (await store.getConnection('acme-1'))?.spending;
+        await spend('worker-3');
+        await store.disconnect('acme-1', { now: NOW });
+
+        expect([afterRefresh, afterGrant]).toEqual([undefined, undefined]);
+        expect((await store.getConnection('acme-1'))?.spending).toBeUndefined();
+      });
+    });
+  });
+}
