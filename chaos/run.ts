@@ -159,19 +159,26 @@ async function connect(
     body: JSON.stringify({ email: `${connectionId}@example.com` }),
   });
   const user = (await created.json()) as { id: number };
+  // What the user's browser does: the start URL (its cookie binds the flow), Wise's page, the callback.
+  const start = await fetch(session.startUrl, { redirect: 'manual' });
+  await start.arrayBuffer();
+  const cookie = start.headers.getSetCookie()[0]?.split(';')[0];
+  const authorizeUrl = start.headers.get('location');
+  if (cookie === undefined || authorizeUrl === null) throw new Error(`Starting ${connectionId} failed.`);
+  const query = new URL(authorizeUrl).searchParams;
   const answer = await fetch(`${simulatorUrl}/__control/authorize`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
       clientId: CLIENT_ID,
       redirectUri: `http://127.0.0.1:${gatewayPort}/oauth/callback`,
-      state: session.state,
+      state: query.get('state'),
       userId: user.id,
       decision: 'approve',
     }),
   });
   const { location } = (await answer.json()) as { location: string };
-  const callback = await fetch(location);
+  const callback = await fetch(location, { headers: { cookie } });
   await callback.arrayBuffer();
   if (callback.status !== 200) throw new Error(`Connecting ${connectionId} failed with ${callback.status}.`);
 }

@@ -2,9 +2,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { nextRefreshAt } from '#shared/domain/refresh-rule.ts';
 import { hashSecret } from '#shared/domain/secret-hash.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
+import type { NewConnection } from '#shared/ports/token-store.ts';
 import {
   type AuthorizationCallback,
   completeAuthorization,
+  saveNewConnection,
 } from '#shared/use-cases/complete-authorization.ts';
 import {
   WiseInvalidClientError,
@@ -412,7 +414,7 @@ describe('completeAuthorization', () => {
     const order = recordPrepareAndGrant(runtime, 'exchangeCode');
     await session(runtime);
 
-    await completeAuthorization(runtime, { state: STATE, code: 'the-code' });
+    await fromBrowser(runtime, { state: STATE, code: 'the-code' });
 
     expect(order).toEqual(['prepare', 'grant']);
   });
@@ -474,5 +476,36 @@ describe('completeAuthorization', () => {
     await session(runtime);
 
     await expect(fromBrowser(runtime, { state: STATE, code: 'the-code' })).rejects.toThrow(/kept changing/);
+  });
+});
+
+describe('saveNewConnection', () => {
+  it('seals a grant again for the generation above the stored one when the connection moved on since it was sealed', async () => {
+    const runtime = fakeRuntime();
+    // Sealed for generation 2 (as a pending completion is, at the callback) ...
+    const sealer = await runtime.cipher.prepare({ record: ACME, generation: 2 });
+    const pending: NewConnection = {
+      connectionId: 'acme-1',
+      status: 'active',
+      grant: 'authorization_code',
+      generation: 2,
+      dataKey: sealer.dataKey,
+      accessToken: sealer.seal('access-pending', 'access_token'),
+      refreshToken: sealer.seal('refresh-pending', 'refresh_token'),
+      accessTokenExpiresAt: START + 43_199_000,
+      nextRefreshAt: START + 34_000_000,
+    };
+    // ... while the connection was refreshed twice and fenced at generation 3 before the code came back.
+    runtime.store.seedConnection(storedConnection('acme-1', { generation: 3, version: 5 }));
+    await runtime.store.raiseFence(ACME, 3);
+
+    const saved = await saveNewConnection(runtime, pending);
+
+    expect(saved).toMatchObject({ generation: 4, version: 6 });
+    const stored = await runtime.store.getConnection('acme-1');
+    expect(stored && (await openStored(runtime.cipher, ACME, stored, 'refresh_token'))).toBe(
+      'refresh-pending',
+    );
+    expect(await runtime.store.getFence(ACME)).toBe(4);
   });
 });
