@@ -11,6 +11,9 @@ import { startLocalBroker } from '#local/local-broker.ts';
 import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 
+/** Where connect sessions send the user back, with the completion code (nothing listens there). */
+export const RETURN_URL = 'http://127.0.0.1:9/connected';
+
 /** What the chaos run hands the broker process. */
 export interface ChaosBrokerSettings {
   port: number;
@@ -34,7 +37,8 @@ async function main(): Promise<void> {
       broker: parseBrokerConfig(
         {
           stage: 'chaos',
-          callers: [{ principal: caller.principal, connections: ['chaos-*'], admin: true }],
+          callers: [{ principal: caller.principal, use: ['chaos-*'], administer: ['chaos-*'] }],
+          returnUrls: [RETURN_URL],
           refresh: { fraction: settings.fraction, sweepSeconds: 60, leaseSeconds: 30 },
           wise: {
             apiUrl: settings.simulatorUrl,

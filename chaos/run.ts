@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BrokerClient } from '../client/index.ts';
-import type { ChaosBrokerSettings } from './broker-process.ts';
+import { type ChaosBrokerSettings, RETURN_URL } from './broker-process.ts';
 
 export interface ChaosOptions {
   /** How long the broker is killed and restarted. */
@@ -151,7 +151,7 @@ async function connect(
   gatewayPort: number,
   connectionId: string,
 ): Promise<void> {
-  const session = await client.createConnectSession({ connectionId });
+  const session = await client.createConnectSession({ connectionId, returnUrl: RETURN_URL });
   // A Wise user of its own: a new grant for the same user would end another connection's refresh token.
   const created = await fetch(`${simulatorUrl}/__control/users`, {
     method: 'POST',
@@ -178,9 +178,14 @@ async function connect(
     }),
   });
   const { location } = (await answer.json()) as { location: string };
-  const callback = await fetch(location, { headers: { cookie } });
+  const callback = await fetch(location, { headers: { cookie }, redirect: 'manual' });
   await callback.arrayBuffer();
-  if (callback.status !== 200) throw new Error(`Connecting ${connectionId} failed with ${callback.status}.`);
+  // The partner's service confirms with the completion code the return URL received.
+  const completionCode = new URL(callback.headers.get('location') ?? RETURN_URL).searchParams.get(
+    'completion',
+  );
+  if (completionCode === null) throw new Error(`Connecting ${connectionId} failed with ${callback.status}.`);
+  await client.completeConnection(connectionId, completionCode);
 }
 
 /** Whether the connection vends a token the simulator accepts; a 503 (Wise busy, a lease) is asked again. */
