@@ -138,6 +138,20 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       putEvents: false,
     },
   },
+  import: {
+    description:
+      'Imports an existing Wise connection: refreshes its token once at Wise and stores the new tokens',
+    access: {
+      // Reads the connection (is it already there?) and writes it; never a session, the client token or a delete.
+      items: [{ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] }],
+      queryIndexes: [],
+      // Stores the tokens Wise granted; decrypts nothing: the refresh token it refreshes arrives in the request.
+      encrypts: ['access_token', 'refresh_token'],
+      decrypts: [],
+      wiseCredentials: true,
+      putEvents: false,
+    },
+  },
   refresh: {
     description: 'Refreshes every token whose refresh is due (the EventBridge schedule)',
     access: { ...REFRESHES_TOKENS, queryIndexes: [REFRESH_DUE_INDEX] },
@@ -266,6 +280,7 @@ export class StatelessStack extends Stack {
       registration: make('registration'),
       tokens: make('tokens'),
       connections: make('connections'),
+      import: make('import'),
       refresh: make('refresh'),
     };
 

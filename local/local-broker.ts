@@ -7,6 +7,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ScheduledEvent } from 'aws-lambda';
 import { createConnectSessionsHandler } from '#functions/connect-sessions/handler.ts';
 import { createConnectionsHandler } from '#functions/connections/handler.ts';
+import { createImportHandler } from '#functions/import/handler.ts';
 import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
 import { createRefreshHandler } from '#functions/refresh/handler.ts';
 import { createRegistrationHandler } from '#functions/registration/handler.ts';
@@ -131,6 +132,12 @@ export async function startLocalBroker(
         const [method, path] = route.split(' ') as ['GET' | 'DELETE', string];
         return { method, path, auth: 'iam', handler: createConnectionsHandler(runtimeSource) } as const;
       }),
+      {
+        method: 'POST',
+        path: '/connections/{id}/import',
+        auth: 'iam',
+        handler: createImportHandler(runtimeSource),
+      },
     ];
     const health = () => ({
       statusCode: runtime ? 200 : 503,

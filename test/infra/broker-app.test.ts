@@ -56,6 +56,7 @@ const FUNCTION_NAMES = [
   'registration',
   'tokens',
   'connections',
+  'import',
   'refresh',
 ];
 
@@ -223,6 +224,7 @@ describe('the token key', () => {
       use('tokens', 'Decrypt', ['access_token', 'refresh_token', 'registration_code']),
       use('connections', 'Encrypt', ['list_cursor']),
       use('connections', 'Decrypt', ['list_cursor']),
+      use('import', 'Encrypt', ['access_token', 'refresh_token']),
       use('refresh', 'Encrypt', ['access_token', 'refresh_token']),
       use('refresh', 'Decrypt', ['refresh_token', 'registration_code']),
     ]);
@@ -340,6 +342,7 @@ describe('the broker functions', () => {
       callers: TEST_CONTEXT.callers.map((caller) => ({
         use: [],
         administer: [],
+        import: [],
         clientToken: false,
         ...caller,
       })),
@@ -489,6 +492,15 @@ describe('least privilege', () => {
       tokenKey('Encrypt', ['list_cursor']),
       tokenKey('Decrypt', ['list_cursor']),
     ],
+    // Reads and writes connections only, encrypts the tokens Wise grants, decrypts nothing.
+    import: [
+      logs,
+      xray,
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      tableKey,
+      tokenKey('Encrypt', ['access_token', 'refresh_token']),
+      ...wiseCredentials,
+    ],
     refresh: [
       ...refreshRecords,
       tokenKey('Decrypt', ['refresh_token', 'registration_code']),
@@ -551,6 +563,7 @@ describe('the HTTP API', () => {
         ['GET /connections', 'AWS_IAM'],
         ['GET /connections/{id}', 'AWS_IAM'],
         ['DELETE /connections/{id}', 'AWS_IAM'],
+        ['POST /connections/{id}/import', 'AWS_IAM'],
       ]),
     );
   });
@@ -575,6 +588,7 @@ describe('the HTTP API', () => {
     expect(target('GET /connections')).toBe('connections');
     expect(target('GET /connections/{id}')).toBe('connections');
     expect(target('DELETE /connections/{id}')).toBe('connections');
+    expect(target('POST /connections/{id}/import')).toBe('import');
   });
 
   it('logs every request and throttles the default stage', () => {
@@ -625,6 +639,7 @@ describe('calling services', () => {
       'wise-broker-test-admin',
       ['api/*/GET/connections', 'api/*/GET/connections/*', 'api/*/DELETE/connections/*'],
     ],
+    ['wise-broker-test-import', ['api/*/POST/connections/*/import']],
   ])('%s may invoke exactly its routes', (name, routes) => {
     expect(statements(policyNamed(name).PolicyDocument as never)).toEqual([
       { actions: ['execute-api:Invoke'], resources: routes },
@@ -637,6 +652,14 @@ describe('calling services', () => {
     expect(policyNamed('wise-broker-test-connect').Roles).toEqual(['payments', 'support']);
     expect(policyNamed('wise-broker-test-admin').Roles).toEqual(['support']);
     expect(policyNamed('wise-broker-test-admin').Users).toEqual(['ops']);
+    expect(policyNamed('wise-broker-test-import').Roles).toEqual(['migration']);
+  });
+
+  it('gives a caller that only imports no other route, and no other caller the import route', () => {
+    for (const kind of ['vend', 'connect', 'admin']) {
+      expect(JSON.stringify(policyNamed(`wise-broker-test-${kind}`).Roles ?? [])).not.toContain('migration');
+    }
+    expect(policyNamed('wise-broker-test-import')).not.toHaveProperty('Users');
   });
 
   it('gives a caller that only administers neither the vend nor the connect routes', () => {
@@ -655,7 +678,7 @@ describe('calling services', () => {
   });
 
   it('outputs the ARN of each managed policy and the event bus', () => {
-    for (const output of ['vendpolicyarn', 'connectpolicyarn', 'adminpolicyarn', 'EventBusName']) {
+    for (const output of ['vendpolicyarn', 'connectpolicyarn', 'adminpolicyarn', 'importpolicyarn', 'EventBusName']) {
       expect(Object.keys(stateless.findOutputs('*')).some((key) => key.startsWith(output))).toBe(true);
     }
   });
