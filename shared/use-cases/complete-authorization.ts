@@ -14,6 +14,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { publishStoredChange } from './publish-event.ts';
 import { pkceVerifier } from './start-authorization.ts';
 
 /** What came back on the callback, already checked for shape by the handler. */
@@ -86,7 +87,7 @@ export const COMPLETION_TTL_MS = 10 * 60 * 1000;
  * the lookups show is not the user's is still refused.
  */
 export async function completeAuthorization(
-  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random'>,
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random' | 'events'>,
   callback: AuthorizationCallback,
   options: { endsAt?: number; browserSecret?: string } = {},
 ): Promise<AuthorizationResult> {
@@ -285,6 +286,8 @@ export interface GrantedConnection {
   profileId?: number;
   /** Registration-code connections only: kept encrypted so the refresh can grant again after invalid_grant. */
   registration?: { email: string; registrationCode: string };
+  /** The refresh token came from another system (`POST /connections/{id}/import`). */
+  imported?: boolean;
 }
 
 /** How often a save is retried when another writer changed the connection in between. */
@@ -293,12 +296,15 @@ const SAVE_ATTEMPTS = 3;
 /**
  * Encrypts a grant's tokens for their record and stores the connection, replacing whatever was stored
  * (tokens of an earlier grant, a tombstone): the new grant has already made the old refresh token useless.
+ * Then publishes "Connection Connected".
  */
 export async function storeGrantedConnection(
-  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random'>,
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random' | 'events'>,
   granted: GrantedConnection,
 ): Promise<ConnectionRecord> {
-  return saveNewConnection(runtime, await newConnectionFrom(runtime, granted));
+  return saveNewConnection(runtime, await newConnectionFrom(runtime, granted), {
+    imported: granted.imported === true,
+  });
 }
 
 /**
@@ -362,10 +368,11 @@ async function newConnectionFrom(
   return connection;
 }
 
-/** Stores a new connection, replacing whatever was stored under its id. */
+/** Stores a new connection, replacing whatever was stored under its id; then publishes "Connection Connected". */
 export async function saveNewConnection(
-  runtime: Pick<Runtime, 'store' | 'clock'>,
+  runtime: Pick<Runtime, 'store' | 'clock' | 'events'>,
   connection: NewConnection,
+  options: { imported?: boolean } = {},
 ): Promise<ConnectionRecord> {
   for (let attempt = 1; attempt <= SAVE_ATTEMPTS; attempt++) {
     const current = await runtime.store.getConnection(connection.connectionId);
@@ -380,6 +387,17 @@ export async function saveNewConnection(
         generation: saved.generation,
         replaced: current?.status,
       });
+      await publishStoredChange(runtime.events, 'connected', saved.connectionId, (events) =>
+        events.connected({
+          connectionId: saved.connectionId,
+          grant: saved.grant,
+          imported: options.imported === true,
+          ...(saved.profileId === undefined ? {} : { profileId: saved.profileId }),
+          generation: saved.generation,
+          ...(current ? { previousStatus: current.status } : {}),
+          at: saved.updatedAt,
+        }),
+      );
       return saved;
     }
   }

@@ -84,7 +84,7 @@ export interface ImportedConnectionView extends ConnectionStatusView {
  *   credentials (nothing is stored)
  */
 export async function importConnection(
-  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random' | 'policy'>,
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random' | 'policy' | 'events'>,
   input: ImportInput,
   options: { endsAt?: number } = {},
 ): Promise<ImportedConnectionView> {
@@ -146,6 +146,7 @@ export async function importConnection(
     tokens,
     ...(user ? { user } : {}),
     ...(profileId === undefined ? {} : { profileId }),
+    imported: true,
   });
   logger.info('Connection imported', {
     connectionId,

@@ -30,6 +30,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { publishStoredChange } from './publish-event.ts';
 
 /** A record as the store hands it out under a lease: a connection, or the client token's state. */
 export type StoredRecord = TokenState & Partial<ConnectionRecord>;
@@ -415,14 +416,15 @@ async function storeGrant(attempt: Attempt, { grant, via }: Granted): Promise<Re
 
 /**
  * A stored refresh: counted, with how late it ran past its due time and how much life the replaced token
- * had left, the two measures of the refresh SLO.
+ * had left, the two measures of the refresh SLO. A connection whose refreshes had failed before is announced
+ * as recovered.
  */
-function refreshed(
+async function refreshed(
   attempt: Attempt,
   record: StoredRecord,
   grant: TokenGrant,
   attrs: Record<string, unknown>,
-): RefreshOutcome {
+): Promise<RefreshOutcome> {
   const latenessSeconds = Math.round(refreshLatenessMs(attempt.leased, attempt.startedAt) / 1000);
   const lifeLeftSeconds = Math.round(lifeLeftMs(attempt.leased, attempt.startedAt) / 1000);
   metrics.addMetric(MetricName.refreshSucceeded, MetricUnit.Count, 1);
@@ -435,6 +437,18 @@ function refreshed(
     latenessSeconds,
     lifeLeftSeconds,
   });
+  const { key, leased, deps } = attempt;
+  if (key.kind === 'connection' && leased.failureCount > 0) {
+    await publishStoredChange(deps.events, 'recovered', key.connectionId, (events) =>
+      events.recovered({
+        connectionId: key.connectionId,
+        failedRefreshes: leased.failureCount,
+        ...(leased.lastError ? { lastErrorCode: leased.lastError.code } : {}),
+        generation: record.generation,
+        at: deps.clock.now(),
+      }),
+    );
+  }
   return { outcome: 'refreshed', record, accessToken: grant.accessToken };
 }
 

@@ -466,6 +466,7 @@ describe('least privilege', () => {
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
       tableKey,
       ...wiseCredentials,
+      putEvents,
     ],
     'oauth-callback': [
       logs,
@@ -476,6 +477,7 @@ describe('least privilege', () => {
       tableKey,
       tokenKey('Encrypt', ['access_token', 'refresh_token']),
       ...wiseCredentials,
+      putEvents,
     ],
     registration: [
       ...refreshRecords.filter((statement) => statement.resources[0] !== 'token key'),
@@ -491,6 +493,7 @@ describe('least privilege', () => {
       tableKey,
       tokenKey('Encrypt', ['list_cursor']),
       tokenKey('Decrypt', ['list_cursor']),
+      putEvents,
     ],
     // Reads and writes connections only, encrypts the tokens Wise grants, decrypts nothing.
     import: [
@@ -500,6 +503,7 @@ describe('least privilege', () => {
       tableKey,
       tokenKey('Encrypt', ['access_token', 'refresh_token']),
       ...wiseCredentials,
+      putEvents,
     ],
     refresh: [
       ...refreshRecords,
@@ -678,7 +682,13 @@ describe('calling services', () => {
   });
 
   it('outputs the ARN of each managed policy and the event bus', () => {
-    for (const output of ['vendpolicyarn', 'connectpolicyarn', 'adminpolicyarn', 'importpolicyarn', 'EventBusName']) {
+    for (const output of [
+      'vendpolicyarn',
+      'connectpolicyarn',
+      'adminpolicyarn',
+      'importpolicyarn',
+      'EventBusName',
+    ]) {
       expect(Object.keys(stateless.findOutputs('*')).some((key) => key.startsWith(output))).toBe(true);
     }
   });
@@ -1013,5 +1023,45 @@ describe('cdk-nag AwsSolutions', () => {
         path: expect.stringContaining(acknowledgement.path),
       });
     }
+  });
+});
+
+describe('the connection events', () => {
+  it('registers a JSON Schema for each event in a schema registry named for the stage', () => {
+    const registry = only(resourcesOf(stateless, 'AWS::EventSchemas::Registry')).Properties;
+    const schemas = Object.values(resourcesOf(stateless, 'AWS::EventSchemas::Schema')).map(
+      (resource) => resource.Properties,
+    );
+
+    expect(registry.RegistryName).toBe('wise-broker-test');
+    expect(schemas.map((schema) => schema.SchemaName).sort()).toEqual([
+      'wise-token-broker@ConnectionConnected',
+      'wise-token-broker@ConnectionDisconnected',
+      'wise-token-broker@ConnectionReauthorizationRequired',
+      'wise-token-broker@ConnectionRecovered',
+    ]);
+    for (const schema of schemas) {
+      expect(schema.Type).toBe('JSONSchemaDraft4');
+      const content = JSON.parse(schema.Content);
+      expect(content.properties['detail-type'].enum).toEqual([content.title]);
+      expect(content.properties.detail.required).toContain('connectionId');
+      expect(content.properties.detail.additionalProperties).toBe(false);
+    }
+  });
+
+  it("describes each event's detail exactly as the broker publishes it", () => {
+    const connected = Object.values(resourcesOf(stateless, 'AWS::EventSchemas::Schema')).find(
+      (resource) => resource.Properties.SchemaName === 'wise-token-broker@ConnectionConnected',
+    );
+
+    expect(JSON.parse(connected?.Properties.Content).properties.detail.required).toEqual([
+      'connectionId',
+      'grant',
+      'imported',
+      'profileId',
+      'generation',
+      'previousStatus',
+      'at',
+    ]);
   });
 });

@@ -6,6 +6,7 @@ import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
 import type { TokenGrant, WiseOAuth, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { InMemoryTokenStore } from '../../../support/in-memory-store.ts';
+import { RecordingEvents } from './refresh-fakes.ts';
 
 /** Fakes for the unit tests of connecting, completing, registering and administering connections. */
 
@@ -172,7 +173,7 @@ export function fakeRuntime(
     store: new InMemoryTokenStore(),
     cipher: new FakeCipher(),
     wise,
-    events: { reauthorizationRequired: async () => {} },
+    events: new RecordingEvents(),
     policy: new CallerPolicy(config.callers),
     clock,
     random: () => 0.5,
