@@ -8,6 +8,7 @@ import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { IMPORT_NOTICE } from '#shared/use-cases/import-connection.ts';
 import { SignedTransport } from '../../../client/signed-transport.ts';
+import { main } from '../../../tools/import-cli.ts';
 import {
   checkImportFile,
   type ImportRunOptions,
@@ -536,5 +537,47 @@ describe('the import command', () => {
     expect(printed).toContainEqual(expect.stringContaining('Wise already refused this refresh token'));
     expect(await refreshGrants()).toBe(grantsBefore);
     expect((await wiseMe(other.accessToken)).status).toBe(200);
+  });
+
+  it('runs from the command line with the default credential chain, and exits 2 on a bad file before sending', async () => {
+    const old = await oldSystemTokens();
+    const good = join(workDir, 'cli.jsonl');
+    const bad = join(workDir, 'cli-bad.jsonl');
+    await writeFile(good, JSON.stringify({ connectionId: 'acme-cli-1', refreshToken: old.refreshToken }));
+    await writeFile(bad, `${JSON.stringify({ connectionId: 'acme-cli-2', refreshToken: 'short' })}\n`);
+    const output: string[] = [];
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = KEYS.migration.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = KEYS.migration.secretAccessKey;
+    try {
+      const badRun = await main(['--file', bad, '--url', broker.url, '--region', 'us-east-1'], (line) =>
+        output.push(line),
+      );
+      const dryRun = await main(['--file', good, '--dry-run'], (line) => output.push(line));
+      const grantsBefore = await refreshGrants();
+      const run = await main(['--file', good, '--url', broker.url, '--region', 'us-east-1'], (line) =>
+        output.push(line),
+      );
+
+      expect(badRun).toBe(2);
+      expect(dryRun).toBe(0);
+      expect(run).toBe(0);
+      expect((await refreshGrants()) - grantsBefore).toBe(1);
+    } finally {
+      for (const [name, value] of [
+        ['AWS_ACCESS_KEY_ID', saved.id],
+        ['AWS_SECRET_ACCESS_KEY', saved.secret],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+    expect(output).toContain(
+      'line 1: Field "refreshToken": must be at least 16 characters: a whole Wise refresh token, not a part of one.',
+    );
+    expect(output).toContain('line 1 acme-cli-1: imported');
+    expect(output.at(-1)).toMatch(/^1 imported, 0 skipped/);
+    expect(output.join('\n')).not.toContain(old.refreshToken);
+    expect(await broker.runtime.store.getConnection('acme-cli-2')).toBeUndefined();
   });
 });
