@@ -11,18 +11,23 @@ import { ImportRequest, importConnection } from '#shared/use-cases/import-connec
  * that the old system's tokens are ended, and any warnings.
  */
 export function createImportHandler(runtime: RuntimeSource) {
-  return apiHandler(async (event, context) => {
-    const caller = callerArn(event);
-    const connectionId = connectionIdFromPath(event.pathParameters);
-    const body = parseJsonBody(event, ImportRequest);
-    const deps = runtime();
-    const imported = await importConnection(
-      deps,
-      { ...body, connectionId, callerArn: caller },
-      { endsAt: requestEndsAt(deps.clock.now(), context) },
-    );
-    return jsonResponse(201, imported);
-  });
+  return apiHandler(
+    () => runtime().audit,
+    async (event, context, request) => {
+      request.note({ action: 'import' });
+      const caller = callerArn(event);
+      const connectionId = connectionIdFromPath(event.pathParameters);
+      request.note({ connectionId });
+      const body = parseJsonBody(event, ImportRequest);
+      const deps = runtime();
+      const imported = await importConnection(
+        deps,
+        { ...body, connectionId, callerArn: caller },
+        { endsAt: requestEndsAt(deps.clock.now(), context) },
+      );
+      return jsonResponse(201, imported);
+    },
+  );
 }
 
 export const handler = createImportHandler(lazyRuntime());
