@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileAuditTrail } from '#local/audit-file.ts';
 import type { LocalBroker } from '#local/local-broker.ts';
+import type { AuditTrail } from '#shared/ports/audit-trail.ts';
+import { systemClock } from '#shared/ports/clock.ts';
 import { BrokerClient } from '../client/index.ts';
 import { approveAtSimulator } from '../test/support/local-broker.ts';
 
@@ -40,4 +46,18 @@ export async function connectMany(
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, connectionIds.length) }, worker));
+}
+
+/**
+ * Where a benchmark's broker writes its audit lines: a file in a folder removed when the process exits, so
+ * each vend still writes its line (as a deployed function does) without filling the benchmark's output.
+ */
+export function benchAudit(): AuditTrail {
+  const folder = mkdtempSync(join(tmpdir(), 'broker-bench-audit-'));
+  process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
+  return new FileAuditTrail({
+    file: join(folder, 'audit.log'),
+    clock: systemClock,
+    service: 'wise-broker-bench',
+  });
 }

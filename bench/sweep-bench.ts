@@ -9,7 +9,7 @@ import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { AwsCallCounter } from './aws-calls.ts';
-import { type BenchCaller, connectMany } from './connect.ts';
+import { type BenchCaller, benchAudit, connectMany } from './connect.ts';
 import { exactly, type Figure, reported } from './figures.ts';
 import { sweepBudgetAt } from './sweep-capacity.ts';
 
@@ -37,7 +37,7 @@ export async function sweepFigures(caller: BenchCaller, connections: number): Pr
         simulator: { port: 0, rateLimit: { perSecond: 100_000, perMinute: 10_000_000 } },
       }),
     },
-    { schedule: false, clock },
+    { schedule: false, clock, audit: benchAudit() },
   );
   try {
     const ids = Array.from({ length: connections }, (_, i) => `sweep-${i}`);

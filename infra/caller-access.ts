@@ -10,13 +10,14 @@ import { BROKER_ROUTES, invokePath, type RouteAccess } from './routes.ts';
 /** The kinds of calling service, each with a managed policy for its routes. */
 export type CallerKind = Exclude<RouteAccess, 'public'>;
 
-export const CALLER_KINDS: readonly CallerKind[] = ['vend', 'connect', 'admin'];
+export const CALLER_KINDS: readonly CallerKind[] = ['vend', 'connect', 'admin', 'import'];
 
 const PURPOSE: Record<CallerKind, string> = {
   vend: 'fetch access tokens (POST /tokens)',
   connect:
     'connect Wise users (POST /connect-sessions, POST /connections/{id}/completion, POST /connections/{id}/registration-code)',
   admin: 'list, read and disconnect connections (GET /connections, GET and DELETE /connections/{id})',
+  import: 'import existing Wise connections by their refresh tokens (POST /connections/{id}/import)',
 };
 
 /**
@@ -27,6 +28,7 @@ const PURPOSE: Record<CallerKind, string> = {
 export const GRANT_POLICIES = {
   use: ['vend', 'connect'],
   administer: ['admin'],
+  import: ['import'],
   clientToken: ['vend'],
 } as const satisfies Record<ConnectionGrant | 'clientToken', readonly CallerKind[]>;
 
@@ -84,7 +86,12 @@ export class CallerAccess extends Construct {
       }
       return policy;
     };
-    this.policies = { vend: policyFor('vend'), connect: policyFor('connect'), admin: policyFor('admin') };
+    this.policies = {
+      vend: policyFor('vend'),
+      connect: policyFor('connect'),
+      admin: policyFor('admin'),
+      import: policyFor('import'),
+    };
 
     props.callers.forEach((caller, index) => {
       const account = caller.principal.split(':')[4];

@@ -7,13 +7,14 @@ export type FunctionName =
   | 'registration'
   | 'tokens'
   | 'connections'
+  | 'import'
   | 'refresh';
 
 /**
  * Who may call a route: `public` needs no signature (Wise sends the user's browser there); the others need
  * SigV4 and the calling role's managed policy of that name.
  */
-export type RouteAccess = 'public' | 'vend' | 'connect' | 'admin';
+export type RouteAccess = 'public' | 'vend' | 'connect' | 'admin' | 'import';
 
 export interface BrokerRoute {
   readonly method: HttpMethod;
@@ -44,6 +45,7 @@ export const BROKER_ROUTES: readonly BrokerRoute[] = [
   { method: HttpMethod.GET, path: '/connections', handler: 'connections', access: 'admin' },
   { method: HttpMethod.GET, path: '/connections/{id}', handler: 'connections', access: 'admin' },
   { method: HttpMethod.DELETE, path: '/connections/{id}', handler: 'connections', access: 'admin' },
+  { method: HttpMethod.POST, path: '/connections/{id}/import', handler: 'import', access: 'import' },
 ];
 
 /** The path of `execute-api:Invoke` for a route: each path parameter becomes `*`. */

@@ -18,10 +18,12 @@ import {
   REFRESH_DUE_INDEX,
 } from '#shared/adapters/dynamodb-token-store.ts';
 import { type BrokerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
+import { EVENT_SOURCE } from '#shared/domain/connection-events.ts';
 import type { CipherKind } from '#shared/domain/records.ts';
 import { AuditTrail } from './audit-trail.ts';
 import { type BrokerDeployment, BrokerFunction, functionRoleName } from './broker-function.ts';
 import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
+import { EventSchemas } from './event-schemas.ts';
 import { Monitoring } from './monitoring.ts';
 import { BROKER_ROUTES, type FunctionName } from './routes.ts';
 import { type TokenKeyUser, tokenKeyStatements } from './token-key.ts';
@@ -51,7 +53,7 @@ export interface FunctionAccess {
    * from the configuration's `wise.clientId` when it is set, and the secret stays out of reach.
    */
   readonly wiseCredentials: boolean | 'client-id';
-  /** Publishes "re-authorization required" events. */
+  /** Publishes connection events on the broker's bus. */
   readonly putEvents: boolean;
 }
 
@@ -99,7 +101,7 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       encrypts: ['data_key'],
       decrypts: ['data_key'],
       wiseCredentials: 'client-id',
-      putEvents: false,
+      putEvents: true,
     },
   },
   'oauth-callback': {
@@ -118,7 +120,7 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       encrypts: ['data_key'],
       decrypts: [],
       wiseCredentials: true,
-      putEvents: false,
+      putEvents: true,
     },
   },
   registration: {
@@ -143,7 +145,24 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       encrypts: ['list_cursor'],
       decrypts: ['list_cursor'],
       wiseCredentials: false,
-      putEvents: false,
+      putEvents: true,
+    },
+  },
+  import: {
+    description:
+      'Imports an existing Wise connection: refreshes its token once at Wise and stores the new tokens',
+    access: {
+      // Reads the connection (is it already there?) and writes it; never a session, the client token or a delete.
+      items: [
+        { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+      ],
+      queryIndexes: [],
+      // A data key for the connection's write; it never opens a stored one: the refresh token it refreshes
+      // arrives in the request.
+      encrypts: ['data_key'],
+      decrypts: [],
+      wiseCredentials: true,
+      putEvents: true,
     },
   },
   refresh: {
@@ -186,6 +205,8 @@ export interface StatelessStackProps extends StackProps {
 export class StatelessStack extends Stack {
   readonly api: HttpApi;
   readonly eventBus: EventBus;
+  /** The schema registry of the connection events published on {@link eventBus}. */
+  readonly eventSchemas: EventSchemas;
   readonly functions: Readonly<Record<FunctionName, BrokerFunction>>;
   readonly callerAccess: CallerAccess;
   readonly deadLetterQueue: Queue;
@@ -199,6 +220,7 @@ export class StatelessStack extends Stack {
     const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
 
     this.eventBus = new EventBus(this, 'EventBus', { eventBusName: `wise-broker-${stage}` });
+    this.eventSchemas = new EventSchemas(this, 'EventSchemas', { stage });
 
     const accessLogs = new LogGroup(this, 'ApiAccessLogs', {
       retention: RetentionDays.THREE_MONTHS,
@@ -274,6 +296,7 @@ export class StatelessStack extends Stack {
       registration: make('registration'),
       tokens: make('tokens'),
       connections: make('connections'),
+      import: make('import'),
       refresh: make('refresh'),
     };
 
@@ -367,7 +390,7 @@ export class StatelessStack extends Stack {
     }
     new CfnOutput(this, 'EventBusName', {
       value: this.eventBus.eventBusName,
-      description: 'Re-authorization required events',
+      description: `Connection events (source ${EVENT_SOURCE}): connected, reauthorization required, recovered, disconnected`,
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn, description: 'Alarms' });
   }

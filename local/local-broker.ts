@@ -7,6 +7,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ScheduledEvent } from 'aws-lambda';
 import { createConnectSessionsHandler } from '#functions/connect-sessions/handler.ts';
 import { createConnectionsHandler } from '#functions/connections/handler.ts';
+import { createImportHandler } from '#functions/import/handler.ts';
 import { createOauthCallbackHandler } from '#functions/oauth-callback/handler.ts';
 import { createRefreshHandler } from '#functions/refresh/handler.ts';
 import { createRegistrationHandler } from '#functions/registration/handler.ts';
@@ -18,6 +19,7 @@ import { type GatewayObserver, type GatewayRoute, startGateway } from '#local/ga
 import { type RunningSimulator, startSimulator } from '#local/simulator/index.ts';
 import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
 import { setMetricsSink } from '#shared/observability.ts';
+import type { AuditTrail } from '#shared/ports/audit-trail.ts';
 import { type Clock, systemClock } from '#shared/ports/clock.ts';
 import { type AwsClients, createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
@@ -72,6 +74,8 @@ export interface LocalBrokerOptions {
   onSweep?: (report: SweepReport) => void;
   /** Told of every response the local gateway sends (tests check each against `docs/openapi.json`). */
   observe?: GatewayObserver;
+  /** Where audit lines go when the broker keeps no data folder (standard output, as in Lambda, by default). */
+  audit?: AuditTrail;
 }
 
 /** What one sweep did, and when the next refresh is due (epoch ms; absent when none is). */
@@ -128,6 +132,12 @@ export async function startLocalBroker(
         const [method, path] = route.split(' ') as ['GET' | 'DELETE', string];
         return { method, path, auth: 'iam', handler: createConnectionsHandler(runtimeSource) } as const;
       }),
+      {
+        method: 'POST',
+        path: '/connections/{id}/import',
+        auth: 'iam',
+        handler: createImportHandler(runtimeSource),
+      },
     ];
     const health = () => ({
       statusCode: runtime ? 200 : 503,
@@ -224,10 +234,11 @@ export async function startLocalBroker(
       setMetricsSink((line) => appendFileSync(metricsFile, `${line}\n`, { mode: 0o600 }));
       closers.push(async () => setMetricsSink(undefined));
     }
+    const audit = files
+      ? new FileAuditTrail({ file: files.audit, clock, service: `wise-broker-${broker.stage}` })
+      : options.audit;
     runtime = createRuntime({
-      ...(files
-        ? { audit: new FileAuditTrail({ file: files.audit, clock, service: `wise-broker-${broker.stage}` }) }
-        : {}),
+      ...(audit ? { audit } : {}),
       config: { ...broker, wise },
       redirectUri,
       tableName,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
-import { LocalEventBus, type RecordedEvent } from './events.ts';
+import { EVENTS_FILE, LocalEventBus, type RecordedEvent } from './events.ts';
 import { closeServer, DEFAULT_HOST, listen } from './http-server.ts';
 import { AwsServiceError, isJsonObject, type JsonObject, type LocalService } from './json-protocol.ts';
 import { LocalKms } from './kms.ts';
@@ -49,7 +49,8 @@ export interface LocalAws {
  * unchanged through the real SDK clients and their `endpoint` option:
  * - KMS: `Encrypt`, `Decrypt`, `DescribeKey`, `GenerateRandom`;
  * - Secrets Manager: `CreateSecret`, `GetSecretValue`, `PutSecretValue`, `DescribeSecret`;
- * - EventBridge: `PutEvents` (recorded in {@link LocalAws.events}, delivered nowhere).
+ * - EventBridge: `PutEvents` (recorded in {@link LocalAws.events} and, with a data folder, appended to its
+ *   `events.ndjson`; delivered nowhere).
  *
  * Errors carry AWS's exception names and HTTP statuses, so the SDK raises its own exception classes.
  *
@@ -75,7 +76,11 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     stateFile: dataDir && join(dataDir, 'secrets.json'),
   });
   for (const [name, value] of Object.entries(options.secrets ?? {})) secretsManager.ensureSecret(name, value);
-  const eventBus = new LocalEventBus();
+  const eventBus = new LocalEventBus({
+    region,
+    accountId,
+    ...(dataDir === undefined ? {} : { file: join(dataDir, EVENTS_FILE) }),
+  });
 
   const services = new Map<string, LocalService>(
     [kms, secretsManager, eventBus].map((service) => [service.targetPrefix, service]),

@@ -1,9 +1,20 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  CONNECTION_EVENTS,
+  type ConnectionEventKind,
+  EVENT_SOURCE,
+} from '#shared/domain/connection-events.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
-import type { BrokerEvents, ReauthorizationRequiredEvent } from '#shared/ports/events.ts';
+import type {
+  BrokerEvents,
+  ConnectedEvent,
+  DisconnectedEvent,
+  ReauthorizationRequiredEvent,
+  RecoveredEvent,
+} from '#shared/ports/events.ts';
 
 /** The `detail-type` of the event a partner's rule matches to ask its Wise user to authorize again. */
-export const REAUTHORIZATION_REQUIRED_DETAIL_TYPE = 'Connection Reauthorization Required';
+export const REAUTHORIZATION_REQUIRED_DETAIL_TYPE = CONNECTION_EVENTS.reauthorizationRequired.detailType;
 
 /** What {@link EventBridgeEvents} is built from. */
 export interface EventBridgeEventsOptions {
@@ -14,7 +25,10 @@ export interface EventBridgeEventsOptions {
   source?: string;
 }
 
-/** Publishes the broker's events on an EventBridge bus. */
+/**
+ * Publishes the broker's events on an EventBridge bus, each with the `detail-type` and `detail` of
+ * {@link CONNECTION_EVENTS} (times as ISO 8601, absent values as `null`).
+ */
 export class EventBridgeEvents implements BrokerEvents {
   readonly #client: EventBridgeClient;
   readonly #eventBusName: string;
@@ -23,25 +37,61 @@ export class EventBridgeEvents implements BrokerEvents {
   constructor(options: EventBridgeEventsOptions) {
     this.#client = options.client;
     this.#eventBusName = options.eventBusName;
-    this.#source = options.source ?? 'wise-token-broker';
+    this.#source = options.source ?? EVENT_SOURCE;
   }
 
-  /** Detail: `{ connectionId, reason, at }` with `at` as an ISO 8601 time. Throws when the event was not accepted. */
-  async reauthorizationRequired(event: ReauthorizationRequiredEvent): Promise<void> {
-    const at = new Date(event.at);
+  /** Detail: `{ connectionId, reason, at }`. Throws when the event was not accepted. */
+  reauthorizationRequired(event: ReauthorizationRequiredEvent): Promise<void> {
+    return this.#put('reauthorizationRequired', event.connectionId, event.at, {
+      connectionId: event.connectionId,
+      reason: event.reason,
+    });
+  }
+
+  /** Detail: `{ connectionId, grant, imported, profileId, generation, previousStatus, at }`. */
+  connected(event: ConnectedEvent): Promise<void> {
+    return this.#put('connected', event.connectionId, event.at, {
+      connectionId: event.connectionId,
+      grant: event.grant,
+      imported: event.imported,
+      profileId: event.profileId ?? null,
+      generation: event.generation,
+      previousStatus: event.previousStatus ?? null,
+    });
+  }
+
+  /** Detail: `{ connectionId, failedRefreshes, lastErrorCode, generation, at }`. */
+  recovered(event: RecoveredEvent): Promise<void> {
+    return this.#put('recovered', event.connectionId, event.at, {
+      connectionId: event.connectionId,
+      failedRefreshes: event.failedRefreshes,
+      lastErrorCode: event.lastErrorCode ?? null,
+      generation: event.generation,
+    });
+  }
+
+  /** Detail: `{ connectionId, at }`. */
+  disconnected(event: DisconnectedEvent): Promise<void> {
+    return this.#put('disconnected', event.connectionId, event.at, { connectionId: event.connectionId });
+  }
+
+  async #put(
+    kind: ConnectionEventKind,
+    connectionId: string,
+    atMs: number,
+    detail: Record<string, unknown>,
+  ): Promise<void> {
+    const at = new Date(atMs);
+    const { detailType } = CONNECTION_EVENTS[kind];
     const output = await this.#client.send(
       new PutEventsCommand({
         Entries: [
           {
             EventBusName: this.#eventBusName,
             Source: this.#source,
-            DetailType: REAUTHORIZATION_REQUIRED_DETAIL_TYPE,
+            DetailType: detailType,
             Time: at,
-            Detail: JSON.stringify({
-              connectionId: event.connectionId,
-              reason: event.reason,
-              at: at.toISOString(),
-            }),
+            Detail: JSON.stringify({ ...detail, at: at.toISOString() }),
           },
         ],
       }),
@@ -50,7 +100,7 @@ export class EventBridgeEvents implements BrokerEvents {
       const entry = output.Entries?.find((candidate) => candidate.ErrorCode !== undefined);
       const why = entry ? `${entry.ErrorCode}: ${entry.ErrorMessage ?? 'no message'}` : 'no reason given';
       throw new BrokerError(
-        `EventBridge bus "${this.#eventBusName}" did not accept the reauthorization event for connection "${event.connectionId}" (${why}).`,
+        `EventBridge bus "${this.#eventBusName}" did not accept the "${detailType}" event for connection "${connectionId}" (${why}).`,
       );
     }
   }

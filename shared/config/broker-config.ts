@@ -135,6 +135,7 @@ const callerSchema = z
     }),
     use: connectionPatterns('use'),
     administer: connectionPatterns('administer'),
+    import: connectionPatterns('import'),
     clientToken: z.boolean(must('be true or false')).default(false),
     connections: retired('connections'),
     admin: retired('admin'),

@@ -3,13 +3,14 @@ import { BrokerError, ForbiddenError } from './errors.ts';
 /**
  * The grants over connections a caller may hold, each with its own connection-id patterns, and what each
  * lets a caller do. They are separate: administering a connection never lets a caller take its token or
- * link it to another Wise account, and using one never lets it list or delete. A new grant (such as
- * importing existing connections) is one more entry here, one more field in the configuration and one
- * more managed policy.
+ * link it to another Wise account, and using one never lets it list or delete; importing a connection
+ * (storing a refresh token from another system) neither uses nor administers it. A new grant is one more
+ * entry here, one more field in the configuration and one more managed policy.
  */
 export const CONNECTION_GRANTS = {
   use: 'create connect sessions and registrations for, or vend the token of,',
   administer: 'list, read the status of or delete',
+  import: 'import an existing Wise authorization, with its refresh token, into',
 } as const;
 
 /** One grant over connections, by its name in the configuration's `callers`. */

@@ -47,6 +47,19 @@ export class ReauthorizationRequiredError extends BrokerError {
   }
 }
 
+/** A connection already holds this id and the request did not ask to replace it: a 409. */
+export class ConnectionExistsError extends BrokerError {
+  readonly connectionId: string;
+
+  constructor(connectionId: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.connectionId = connectionId;
+  }
+}
+
+/** Wise refused a refresh token the caller brought (expired, revoked or already used): a 422. */
+export class RefreshTokenRejectedError extends BrokerError {}
+
 /** Wise cannot be reached or is rate limiting, and no still-valid token can be vended: a 503. */
 export class ProviderUnavailableError extends BrokerError {
   readonly retryAfterSeconds: number;

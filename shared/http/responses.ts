@@ -1,10 +1,12 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import {
+  ConnectionExistsError,
   ConnectionNotFoundError,
   ForbiddenError,
   InvalidRequestError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
+  RefreshTokenRejectedError,
 } from '#shared/domain/errors.ts';
 
 const securityHeaders = {
@@ -77,6 +79,10 @@ export function errorToResponse(error: unknown): APIGatewayProxyStructuredResult
   if (error instanceof ConnectionNotFoundError) return errorBody(404, 'connection_not_found', error.message);
   if (error instanceof ReauthorizationRequiredError) {
     return errorBody(409, 'reauthorization_required', error.message);
+  }
+  if (error instanceof ConnectionExistsError) return errorBody(409, 'connection_exists', error.message);
+  if (error instanceof RefreshTokenRejectedError) {
+    return errorBody(422, 'refresh_token_rejected', error.message);
   }
   if (error instanceof ProviderUnavailableError) {
     return errorBody(503, 'provider_unavailable', error.message, {

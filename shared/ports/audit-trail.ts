@@ -6,6 +6,7 @@ export type AuditAction =
   | 'connect_completion'
   | 'connect'
   | 'registration'
+  | 'import'
   | 'status'
   | 'list'
   | 'delete';

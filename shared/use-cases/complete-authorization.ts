@@ -15,6 +15,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { publishStoredChange } from './publish-event.ts';
 import { raiseFenceQuietly } from './refresh-record.ts';
 import { pkceVerifier } from './start-authorization.ts';
 
@@ -88,7 +89,7 @@ export const COMPLETION_TTL_MS = 10 * 60 * 1000;
  * the lookups show is not the user's is still refused.
  */
 export async function completeAuthorization(
-  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random'>,
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'wise' | 'clock' | 'random' | 'events'>,
   callback: AuthorizationCallback,
   options: { endsAt?: number; browserSecret?: string } = {},
 ): Promise<AuthorizationResult> {
@@ -281,6 +282,8 @@ export interface GrantedConnection {
   profileId?: number;
   /** Registration-code connections only: kept encrypted so the refresh can grant again after invalid_grant. */
   registration?: { email: string; registrationCode: string };
+  /** The refresh token came from another system (`POST /connections/{id}/import`). */
+  imported?: boolean;
 }
 
 /** How often a save is retried when another writer changed the connection in between. */
@@ -323,20 +326,21 @@ export async function prepareConnectionWrite(
  * Seals a grant's tokens with the prepared data key and stores the connection, replacing whatever was
  * stored (tokens of an earlier grant, a tombstone): the new grant has already made the old refresh token
  * useless. The first write follows at once; only when another writer changed the connection meanwhile is
- * it sealed again for the generation after the new one and retried.
+ * it sealed again for the generation after the new one and retried. Then publishes "Connection Connected".
  */
 export async function storeGrantedConnection(
-  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random'>,
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random' | 'events'>,
   granted: GrantedConnection,
   prepared: PreparedConnectionWrite,
 ): Promise<ConnectionRecord> {
+  const options = { imported: granted.imported === true };
   const connection = newConnectionFrom(runtime, granted, prepared.sealer);
   const saved = await runtime.store.saveConnection(connection, {
     expectedVersion: prepared.expectedVersion,
     now: runtime.clock.now(),
   });
-  if (saved) return stored(runtime, saved, prepared.replaces);
-  return saveNewConnection(runtime, connection);
+  if (saved) return stored(runtime, saved, prepared.replaces, options);
+  return saveNewConnection(runtime, connection, options);
 }
 
 /**
@@ -398,10 +402,12 @@ function newConnectionFrom(
  * Stores a new connection, replacing whatever was stored under its id. When the stored generation or the
  * fence has reached the connection's own (a refresh or a disconnect since it was sealed, as with a
  * completion code exchanged later), its secrets are sealed again for the generation after the stored one.
+ * Then publishes "Connection Connected".
  */
 export async function saveNewConnection(
-  runtime: Pick<Runtime, 'store' | 'clock' | 'cipher'>,
+  runtime: Pick<Runtime, 'store' | 'clock' | 'cipher' | 'events'>,
   sealed: NewConnection,
+  options: { imported?: boolean } = {},
 ): Promise<ConnectionRecord> {
   const record: RecordKey = { kind: 'connection', connectionId: sealed.connectionId };
   let connection = sealed;
@@ -414,7 +420,7 @@ export async function saveNewConnection(
       expectedVersion: current?.version,
       now: runtime.clock.now(),
     });
-    if (saved) return stored(runtime, saved, current?.status);
+    if (saved) return stored(runtime, saved, current?.status, options);
   }
   throw new BrokerError(
     `Connection "${connection.connectionId}" kept changing while its new tokens were being stored; connect it again.`,
@@ -444,9 +450,10 @@ async function sealAgain(
 
 /** A connection just stored: its fence raised to its generation, and the log line. */
 async function stored(
-  runtime: Pick<Runtime, 'store'>,
+  runtime: Pick<Runtime, 'store' | 'events'>,
   saved: ConnectionRecord,
   replaced: ConnectionRecord['status'] | undefined,
+  options: { imported?: boolean },
 ): Promise<ConnectionRecord> {
   await raiseFenceQuietly(
     runtime,
@@ -459,5 +466,16 @@ async function stored(
     generation: saved.generation,
     replaced,
   });
+  await publishStoredChange(runtime.events, 'connected', saved.connectionId, (events) =>
+    events.connected({
+      connectionId: saved.connectionId,
+      grant: saved.grant,
+      imported: options.imported === true,
+      ...(saved.profileId === undefined ? {} : { profileId: saved.profileId }),
+      generation: saved.generation,
+      ...(replaced ? { previousStatus: replaced } : {}),
+      at: saved.updatedAt,
+    }),
+  );
   return saved;
 }

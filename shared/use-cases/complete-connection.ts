@@ -35,7 +35,7 @@ export type CompletionInput = z.output<typeof CompletionRequest> & {
  * @throws InvalidRequestError when the code is unknown, used, expired or belongs to another connection
  */
 export async function completeConnection(
-  runtime: Pick<Runtime, 'store' | 'policy' | 'clock' | 'cipher'>,
+  runtime: Pick<Runtime, 'store' | 'policy' | 'clock' | 'cipher' | 'events'>,
   input: CompletionInput,
 ): Promise<ConnectionStatusView> {
   runtime.policy.assertMayUseConnection(input.callerArn, input.connectionId);

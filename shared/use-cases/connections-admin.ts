@@ -7,6 +7,7 @@ import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
 import type { ListedConnection, ListedStatus } from '#shared/ports/token-store.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { type ConnectionStatusView, toConnectionStatus } from './connection-status.ts';
+import { publishStoredChange } from './publish-event.ts';
 
 /** The page size of `GET /connections` when `limit` is absent. */
 export const DEFAULT_LIST_LIMIT = 50;
@@ -250,21 +251,25 @@ export async function getConnectionStatus(
 
 /**
  * Disconnects: destroys the connection's tokens and leaves a tombstone, so no late refresh can revive
- * them. A new connect session may connect the id again.
+ * them. A new connect session may connect the id again. Then publishes "Connection Disconnected".
  *
  * @throws ForbiddenError when the caller does not administer the connection
  * @throws ConnectionNotFoundError when there is no live connection
  */
 export async function disconnectConnection(
-  runtime: Pick<Runtime, 'store' | 'policy' | 'clock'>,
+  runtime: Pick<Runtime, 'store' | 'policy' | 'clock' | 'events'>,
   request: ConnectionRequest,
 ): Promise<void> {
   runtime.policy.assertMayAdminister(request.callerArn, request.connectionId);
-  const disconnected = await runtime.store.disconnect(request.connectionId, { now: runtime.clock.now() });
+  const at = runtime.clock.now();
+  const disconnected = await runtime.store.disconnect(request.connectionId, { now: at });
   if (!disconnected) throw new ConnectionNotFoundError(request.connectionId);
   logger.info('Connection disconnected', {
     connectionId: request.connectionId,
     callerArn: request.callerArn,
     outcome: 'disconnected',
   });
+  await publishStoredChange(runtime.events, 'disconnected', request.connectionId, (events) =>
+    events.disconnected({ connectionId: request.connectionId, at }),
+  );
 }

@@ -31,6 +31,7 @@ import {
   WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
+import { publishStoredChange } from './publish-event.ts';
 
 /** A record as the store hands it out under a lease: a connection, or the client token's state. */
 export type StoredRecord = TokenState & Partial<ConnectionRecord>;
@@ -498,7 +499,8 @@ function sealGrant(attempt: Attempt, prepared: Prepared, grant: TokenGrant, issu
 
 /**
  * A stored refresh: counted, with how late it ran past its due time and how much life the replaced token
- * had left, the two measures of the refresh SLO; then the record's fence is raised to it.
+ * had left, the two measures of the refresh SLO; then the record's fence is raised to it. A connection whose
+ * refreshes had failed before is announced as recovered.
  */
 async function refreshed(
   attempt: Attempt,
@@ -520,6 +522,18 @@ async function refreshed(
   });
   // The tokens are stored: only now may the earlier generation stop being current.
   await raiseFenceQuietly(attempt.deps, attempt.key, record.generation);
+  const { key, leased, deps } = attempt;
+  if (key.kind === 'connection' && leased.failureCount > 0) {
+    await publishStoredChange(deps.events, 'recovered', key.connectionId, (events) =>
+      events.recovered({
+        connectionId: key.connectionId,
+        failedRefreshes: leased.failureCount,
+        ...(leased.lastError ? { lastErrorCode: leased.lastError.code } : {}),
+        generation: record.generation,
+        at: deps.clock.now(),
+      }),
+    );
+  }
   return { outcome: 'refreshed', record, accessToken: grant.accessToken };
 }
 

@@ -56,6 +56,7 @@ const FUNCTION_NAMES = [
   'registration',
   'tokens',
   'connections',
+  'import',
   'refresh',
 ];
 
@@ -225,6 +226,7 @@ describe('the token key', () => {
       use('tokens', 'Decrypt', ['data_key']),
       use('connections', 'Encrypt', ['list_cursor']),
       use('connections', 'Decrypt', ['list_cursor']),
+      use('import', 'Encrypt', ['data_key']),
       use('refresh', 'Encrypt', ['data_key']),
       use('refresh', 'Decrypt', ['data_key']),
     ]);
@@ -342,6 +344,7 @@ describe('the broker functions', () => {
       callers: TEST_CONTEXT.callers.map((caller) => ({
         use: [],
         administer: [],
+        import: [],
         clientToken: false,
         ...caller,
       })),
@@ -470,6 +473,7 @@ describe('least privilege', () => {
       tokenKey('Encrypt', ['data_key']),
       tokenKey('Decrypt', ['data_key']),
       ...wiseCredentials,
+      putEvents,
     ],
     'oauth-callback': [
       logs,
@@ -480,6 +484,7 @@ describe('least privilege', () => {
       tableKey,
       tokenKey('Encrypt', ['data_key']),
       ...wiseCredentials,
+      putEvents,
     ],
     registration: refreshRecords,
     tokens: refreshRecords,
@@ -491,6 +496,17 @@ describe('least privilege', () => {
       tableKey,
       tokenKey('Encrypt', ['list_cursor']),
       tokenKey('Decrypt', ['list_cursor']),
+      putEvents,
+    ],
+    // Reads and writes connections only, encrypts the tokens Wise grants, decrypts nothing.
+    import: [
+      logs,
+      xray,
+      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
+      tableKey,
+      tokenKey('Encrypt', ['data_key']),
+      ...wiseCredentials,
+      putEvents,
     ],
     refresh: [...refreshRecords, query('refresh-due')],
   };
@@ -550,6 +566,7 @@ describe('the HTTP API', () => {
         ['GET /connections', 'AWS_IAM'],
         ['GET /connections/{id}', 'AWS_IAM'],
         ['DELETE /connections/{id}', 'AWS_IAM'],
+        ['POST /connections/{id}/import', 'AWS_IAM'],
       ]),
     );
   });
@@ -574,6 +591,7 @@ describe('the HTTP API', () => {
     expect(target('GET /connections')).toBe('connections');
     expect(target('GET /connections/{id}')).toBe('connections');
     expect(target('DELETE /connections/{id}')).toBe('connections');
+    expect(target('POST /connections/{id}/import')).toBe('import');
   });
 
   it('logs every request and throttles the default stage', () => {
@@ -624,6 +642,7 @@ describe('calling services', () => {
       'wise-broker-test-admin',
       ['api/*/GET/connections', 'api/*/GET/connections/*', 'api/*/DELETE/connections/*'],
     ],
+    ['wise-broker-test-import', ['api/*/POST/connections/*/import']],
   ])('%s may invoke exactly its routes', (name, routes) => {
     expect(statements(policyNamed(name).PolicyDocument as never)).toEqual([
       { actions: ['execute-api:Invoke'], resources: routes },
@@ -636,6 +655,14 @@ describe('calling services', () => {
     expect(policyNamed('wise-broker-test-connect').Roles).toEqual(['payments', 'support']);
     expect(policyNamed('wise-broker-test-admin').Roles).toEqual(['support']);
     expect(policyNamed('wise-broker-test-admin').Users).toEqual(['ops']);
+    expect(policyNamed('wise-broker-test-import').Roles).toEqual(['migration']);
+  });
+
+  it('gives a caller that only imports no other route, and no other caller the import route', () => {
+    for (const kind of ['vend', 'connect', 'admin']) {
+      expect(JSON.stringify(policyNamed(`wise-broker-test-${kind}`).Roles ?? [])).not.toContain('migration');
+    }
+    expect(policyNamed('wise-broker-test-import')).not.toHaveProperty('Users');
   });
 
   it('gives a caller that only administers neither the vend nor the connect routes', () => {
@@ -654,7 +681,13 @@ describe('calling services', () => {
   });
 
   it('outputs the ARN of each managed policy and the event bus', () => {
-    for (const output of ['vendpolicyarn', 'connectpolicyarn', 'adminpolicyarn', 'EventBusName']) {
+    for (const output of [
+      'vendpolicyarn',
+      'connectpolicyarn',
+      'adminpolicyarn',
+      'importpolicyarn',
+      'EventBusName',
+    ]) {
       expect(Object.keys(stateless.findOutputs('*')).some((key) => key.startsWith(output))).toBe(true);
     }
   });
@@ -989,5 +1022,45 @@ describe('cdk-nag AwsSolutions', () => {
         path: expect.stringContaining(acknowledgement.path),
       });
     }
+  });
+});
+
+describe('the connection events', () => {
+  it('registers a JSON Schema for each event in a schema registry named for the stage', () => {
+    const registry = only(resourcesOf(stateless, 'AWS::EventSchemas::Registry')).Properties;
+    const schemas = Object.values(resourcesOf(stateless, 'AWS::EventSchemas::Schema')).map(
+      (resource) => resource.Properties,
+    );
+
+    expect(registry.RegistryName).toBe('wise-broker-test');
+    expect(schemas.map((schema) => schema.SchemaName).sort()).toEqual([
+      'wise-token-broker@ConnectionConnected',
+      'wise-token-broker@ConnectionDisconnected',
+      'wise-token-broker@ConnectionReauthorizationRequired',
+      'wise-token-broker@ConnectionRecovered',
+    ]);
+    for (const schema of schemas) {
+      expect(schema.Type).toBe('JSONSchemaDraft4');
+      const content = JSON.parse(schema.Content);
+      expect(content.properties['detail-type'].enum).toEqual([content.title]);
+      expect(content.properties.detail.required).toContain('connectionId');
+      expect(content.properties.detail.additionalProperties).toBe(false);
+    }
+  });
+
+  it("describes each event's detail exactly as the broker publishes it", () => {
+    const connected = Object.values(resourcesOf(stateless, 'AWS::EventSchemas::Schema')).find(
+      (resource) => resource.Properties.SchemaName === 'wise-token-broker@ConnectionConnected',
+    );
+
+    expect(JSON.parse(connected?.Properties.Content).properties.detail.required).toEqual([
+      'connectionId',
+      'grant',
+      'imported',
+      'profileId',
+      'generation',
+      'previousStatus',
+      'at',
+    ]);
   });
 });

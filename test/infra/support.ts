@@ -10,8 +10,8 @@ export const REGION = 'eu-west-1';
 
 /**
  * A configuration with callers of every grant alone and together (a role with use and the client token, a
- * user that only administers, a role with only the client token, a role that both uses and administers),
- * and one caller from another account.
+ * user that only administers, a role with only the client token, a role that both uses and administers, a
+ * role that only imports), and one caller from another account.
  */
 export const TEST_CONTEXT = {
   stage: 'test',
@@ -21,6 +21,7 @@ export const TEST_CONTEXT = {
     { principal: `arn:aws:iam::${ACCOUNT}:user/ops`, administer: ['*'] },
     { principal: `arn:aws:iam::${ACCOUNT}:role/quotes`, clientToken: true },
     { principal: `arn:aws:iam::${ACCOUNT}:role/support`, use: ['help-*'], administer: ['help-*'] },
+    { principal: `arn:aws:iam::${ACCOUNT}:role/migration`, import: ['acme-*'] },
     { principal: 'arn:aws:iam::999999999999:role/partner', clientToken: true },
   ],
   alarmEmail: 'ops@example.com',

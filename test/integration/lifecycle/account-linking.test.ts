@@ -219,6 +219,25 @@ describe('account linking without PKCE (Wise as documented)', () => {
     await expect(broker.runtime.store.getConnection('acme-ok')).resolves.toMatchObject({ generation: 1 });
   });
 
+  it('publishes Connection Connected when the completion code is exchanged, not when Wise approves', async () => {
+    const connectedEvents = () =>
+      broker.aws.recordedEvents.filter(
+        (event) =>
+          event.detailType === 'Connection Connected' &&
+          JSON.parse(event.detail ?? '{}').connectionId === 'acme-event',
+      );
+    const { response } = await linking.routes.connectThroughCallback('acme-event', { returnUrl: RETURN_URL });
+    const approved = connectedEvents().length;
+
+    const exchanged = await linking.exchange('acme-event', completionOf(response));
+
+    expect(exchanged.statusCode).toBe(200);
+    expect(approved).toBe(0);
+    expect(connectedEvents().map((event) => JSON.parse(event.detail ?? '{}'))).toEqual([
+      expect.objectContaining({ connectionId: 'acme-event', imported: false, previousStatus: null }),
+    ]);
+  });
+
   it('keeps no state, browser secret or completion code in the table, only their hashes', async () => {
     const startUrl = await linking.createSession('acme-hashes');
     const browser = await linking.openInBrowser(startUrl);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { REAUTHORIZATION_REQUIRED_DETAIL_TYPE } from '#shared/adapters/eventbridge-events.ts';
 import type { ConnectionRecord } from '#shared/domain/records.ts';
 import { BACKOFF_CAP_MS } from '#shared/domain/refresh-rule.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
@@ -144,6 +145,13 @@ describe('the scheduled sweep', () => {
   );
 });
 
+/** The reauthorization events recorded by the local EventBridge (connecting publishes events too). */
+function reauthorizationEvents(broker: BrokerHarness) {
+  return broker.aws.recordedEvents.filter(
+    (event) => event.detailType === REAUTHORIZATION_REQUIRED_DETAIL_TYPE,
+  );
+}
+
 describe('invalid_grant', () => {
   it('marks the connection needs_reauth, publishes an event, and vends answer 409', async () => {
     const { broker, connection, routes } = await connected();
@@ -159,7 +167,7 @@ describe('invalid_grant', () => {
     const stored = await broker.runtime.store.getConnection('acme-1');
     expect(stored).toMatchObject({ status: 'needs_reauth', lastError: { code: 'invalid_grant' } });
     expect(stored?.nextRefreshAt).toBeUndefined();
-    const published = broker.aws.recordedEvents.map((event) => JSON.parse(event.detail ?? '{}'));
+    const published = reauthorizationEvents(broker).map((event) => JSON.parse(event.detail ?? '{}'));
     expect(published).toEqual([
       { connectionId: 'acme-1', reason: 'invalid_grant', at: new Date(broker.clock.now()).toISOString() },
     ]);
@@ -175,7 +183,7 @@ describe('invalid_grant', () => {
 
     expect(first).toMatchObject({ due: 1, needsReauth: 1 });
     expect(second).toMatchObject({ due: 0 });
-    expect(broker.aws.recordedEvents).toHaveLength(1);
+    expect(reauthorizationEvents(broker)).toHaveLength(1);
   });
 });
 
@@ -188,6 +196,9 @@ describe('the reauthorization event', () => {
         reauthorizationRequired: async () => {
           throw new Error('EventBridge is unavailable');
         },
+        connected: async () => {},
+        recovered: async () => {},
+        disconnected: async () => {},
       },
     });
     broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
@@ -205,7 +216,7 @@ describe('the reauthorization event', () => {
     expect(retried).toMatchObject({ due: 1, needsReauth: 1 });
     expect(after).toMatchObject({ due: 0 });
     expect(await broker.runtime.store.getConnection('acme-1')).toMatchObject({ status: 'needs_reauth' });
-    const published = broker.aws.recordedEvents.map((event) => JSON.parse(event.detail ?? '{}'));
+    const published = reauthorizationEvents(broker).map((event) => JSON.parse(event.detail ?? '{}'));
     expect(published).toEqual([
       { connectionId: 'acme-1', reason: 'invalid_grant', at: new Date(broker.clock.now()).toISOString() },
     ]);

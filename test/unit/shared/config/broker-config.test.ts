@@ -71,7 +71,15 @@ describe('parseBrokerConfig', () => {
         pkce: true,
       },
       redirectUri: 'https://broker.example.com/oauth/callback',
-      callers: [{ principal: payments, use: ['acme-*'], administer: ['acme-*'], clientToken: true }],
+      callers: [
+        {
+          principal: payments,
+          use: ['acme-*'],
+          administer: ['acme-*'],
+          import: ['acme-*'],
+          clientToken: true,
+        },
+      ],
       returnUrls: ['https://app.example.com/wise/done'],
       connectWithoutConfirmation: true,
       refresh: {
@@ -183,7 +191,7 @@ describe('parseBrokerConfig', () => {
       const config = parseBrokerConfig({ callers: [{ principal: payments, use: ['acme-*'] }] }, 'x');
 
       expect(config.callers).toEqual([
-        { principal: payments, use: ['acme-*'], administer: [], clientToken: false },
+        { principal: payments, use: ['acme-*'], administer: [], import: [], clientToken: false },
       ]);
     });
 
@@ -234,15 +242,18 @@ describe('parseBrokerConfig', () => {
     });
 
     it('says what each grant is for when it is not a list', () => {
-      const problems = problemsOf({ callers: [{ principal: payments, use: 'acme-*', administer: true }] });
+      const problems = problemsOf({
+        callers: [{ principal: payments, use: 'acme-*', administer: true, import: 'acme-*' }],
+      });
 
       expect(problems['callers[0].use']).toMatch(/vend the token of/);
       expect(problems['callers[0].administer']).toMatch(/list, read the status of or delete/);
+      expect(problems['callers[0].import']).toMatch(/import an existing Wise authorization/);
     });
 
     it('rejects a caller that would be granted nothing', () => {
       expect(problemsOf({ callers: [{ principal: payments }] })['callers[0]']).toMatch(
-        /grants nothing: give it connection patterns in "use" or "administer", set "clientToken"/,
+        /grants nothing: give it connection patterns in "use" or "administer" or "import", set "clientToken"/,
       );
       expect(
         problemsOf({ callers: [{ principal: payments, use: [], administer: [] }] })['callers[0]'],
@@ -255,7 +266,13 @@ describe('parseBrokerConfig', () => {
         'x',
       ).callers;
 
-      expect(operator).toEqual({ principal: payments, use: [], administer: ['*'], clientToken: false });
+      expect(operator).toEqual({
+        principal: payments,
+        use: [],
+        administer: ['*'],
+        import: [],
+        clientToken: false,
+      });
     });
 
     it('accepts several entries for one principal', () => {

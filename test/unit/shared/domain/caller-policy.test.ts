@@ -7,12 +7,14 @@ const PAYMENTS_SESSION = 'arn:aws:sts::123456789012:assumed-role/payments/i-0abc
 const OPERATOR = 'arn:aws:iam::123456789012:role/ops/operator';
 const OPERATOR_SESSION = 'arn:aws:sts::123456789012:assumed-role/operator/alice';
 const CI_USER = 'arn:aws:iam::123456789012:user/ci-bot';
+const MIGRATION = 'arn:aws:iam::123456789012:role/migration';
 
 const policy = new CallerPolicy([
   { principal: PAYMENTS, use: ['acme-*'], clientToken: true },
   { principal: PAYMENTS, use: ['beta:eu-*'] },
   { principal: OPERATOR, administer: ['acme-*', 'gamma-1'] },
   { principal: CI_USER, use: ['ci-*-test'] },
+  { principal: MIGRATION, import: ['acme-*'] },
 ]);
 
 describe('principalIdentity', () => {
@@ -110,5 +112,26 @@ describe('CallerPolicy', () => {
     expect(
       () => new CallerPolicy([{ principal: 'arn:aws:iam::123456789012:role/payments/', use: ['acme-*'] }]),
     ).toThrow(BrokerError);
+  });
+});
+
+describe('the import grant', () => {
+  it('lets an importer import only the connections its import patterns cover', () => {
+    expect(policy.allows(MIGRATION, 'import', 'acme-7')).toBe(true);
+    expect(policy.allows(MIGRATION, 'import', 'beta:eu-1')).toBe(false);
+  });
+
+  it('stands apart from use and administration, both ways', () => {
+    expect(policy.mayUseConnection(MIGRATION, 'acme-7')).toBe(false);
+    expect(policy.mayAdminister(MIGRATION, 'acme-7')).toBe(false);
+    expect(policy.isAdmin(MIGRATION)).toBe(false);
+    expect(policy.allows(PAYMENTS_SESSION, 'import', 'acme-7')).toBe(false);
+    expect(policy.allows(OPERATOR_SESSION, 'import', 'acme-7')).toBe(false);
+  });
+
+  it('refuses an importer with a sentence naming the grant it lacks', () => {
+    expect(() => policy.assertAllows(PAYMENTS_SESSION, 'import', 'acme-7')).toThrow(
+      `${PAYMENTS_SESSION} may not import an existing Wise authorization, with its refresh token, into connection "acme-7"; the broker's caller policy must cover it with one of this caller's "import" patterns.`,
+    );
   });
 });

@@ -14,6 +14,7 @@ import type { TokenGrant, WiseOAuth, WiseProfile, WiseUser } from '#shared/ports
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { fakeOpen, fakePrepare } from '../../../support/fake-envelope.ts';
 import { InMemoryTokenStore } from '../../../support/in-memory-store.ts';
+import { RecordingEvents } from './refresh-fakes.ts';
 
 /** Fakes for the unit tests of connecting, completing, registering and administering connections. */
 
@@ -188,7 +189,7 @@ export function fakeRuntime(
     store: new InMemoryTokenStore(),
     cipher: new FakeCipher(),
     wise,
-    events: { reauthorizationRequired: async () => {} },
+    events: new RecordingEvents(),
     policy: new CallerPolicy(config.callers),
     clock,
     random: () => 0.5,

@@ -3,7 +3,13 @@ import { CallerPolicy } from '#shared/domain/caller-policy.ts';
 import { TokenDecryptionError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord, ConnectionStatus, GrantType, RecordKey } from '#shared/domain/records.ts';
 import { logger, metrics } from '#shared/observability.ts';
-import type { ReauthorizationRequiredEvent } from '#shared/ports/events.ts';
+import type {
+  BrokerEvents,
+  ConnectedEvent,
+  DisconnectedEvent,
+  ReauthorizationRequiredEvent,
+  RecoveredEvent,
+} from '#shared/ports/events.ts';
 import type {
   CipherContext,
   RecordOpener,
@@ -189,11 +195,27 @@ export class FakeWise implements WiseOAuth {
   }
 }
 
-export class RecordingEvents {
+export class RecordingEvents implements BrokerEvents {
+  /** The reauthorization events. */
   readonly published: ReauthorizationRequiredEvent[] = [];
+  readonly connectedEvents: ConnectedEvent[] = [];
+  readonly recoveredEvents: RecoveredEvent[] = [];
+  readonly disconnectedEvents: DisconnectedEvent[] = [];
 
   async reauthorizationRequired(event: ReauthorizationRequiredEvent): Promise<void> {
     this.published.push(event);
+  }
+
+  async connected(event: ConnectedEvent): Promise<void> {
+    this.connectedEvents.push(event);
+  }
+
+  async recovered(event: RecoveredEvent): Promise<void> {
+    this.recoveredEvents.push(event);
+  }
+
+  async disconnected(event: DisconnectedEvent): Promise<void> {
+    this.disconnectedEvents.push(event);
   }
 }
 
