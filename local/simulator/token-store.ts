@@ -162,6 +162,14 @@ export class TokenStore {
     return grant;
   }
 
+  /**
+   * Kills one access token and nothing else (its refresh token lives on), as when Wise ends a token early;
+   * `false` when it was not live.
+   */
+  revokeAccessToken(accessToken: string): boolean {
+    return this.liveAccess(accessToken) !== undefined && this.#access.delete(accessToken);
+  }
+
   /** Kills every refresh and access token of the user, as when the user revokes the partner's access. */
   revokeUser(userId: number): { refreshTokens: number; accessTokens: number } {
     const revoked = { refreshTokens: 0, accessTokens: 0 };

@@ -443,6 +443,22 @@ export class DynamoDbTokenStore implements TokenStore {
     return attributes ? toLeasedRecord(key, attributes) : undefined;
   }
 
+  async claimRejectionCheck(
+    key: RecordKey,
+    options: { generation: number; now: number; windowMs: number },
+  ): Promise<boolean> {
+    const update = new ItemUpdate();
+    update.set('rejectionCheckedAt', options.now);
+    const checkedAt = update.name('rejectionCheckedAt');
+    update.condition(
+      `${update.name('generation')} = ${update.value('expectedGeneration', options.generation)} AND (attribute_not_exists(${checkedAt}) OR ${checkedAt} <= ${update.value('since', options.now - options.windowMs)})`,
+    );
+    if (key.kind === 'connection') {
+      update.condition(`${update.name('status')} = ${update.value('active', 'active')}`);
+    }
+    return (await this.#update(itemKey(key), update)) !== undefined;
+  }
+
   async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {
     const update = new ItemUpdate();
     update.remove('leaseOwner', 'leaseExpiresAt');
@@ -671,6 +687,7 @@ function toTokenState(item: Item): TokenState {
   if (typeof item.dueAt === 'number') state.nextRefreshAt = item.dueAt;
   if (typeof item.lastRefreshAt === 'number') state.lastRefreshAt = item.lastRefreshAt;
   if (isLastError(item.lastError)) state.lastError = { ...item.lastError };
+  if (typeof item.rejectionCheckedAt === 'number') state.rejectionCheckedAt = item.rejectionCheckedAt;
   if (typeof item.leaseOwner === 'string' && typeof item.leaseExpiresAt === 'number') {
     state.lease = { owner: item.leaseOwner, expiresAt: item.leaseExpiresAt };
   }

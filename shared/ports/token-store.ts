@@ -160,6 +160,16 @@ export interface TokenStore {
     key: RecordKey,
     options: { owner: string; now: number; update: TokenUpdate },
   ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined>;
+  /**
+   * Claims the one check of a reported rejection (`rejectedGeneration`) that a record allows within
+   * `windowMs`: `true`, and the claim recorded, when the record still holds `generation` (a connection must
+   * be active) and no claim was made after `now - windowMs`; `false` otherwise. One conditional write, so
+   * the window holds across every instance. Changes no token and not the record's version.
+   */
+  claimRejectionCheck(
+    key: RecordKey,
+    options: { generation: number; now: number; windowMs: number },
+  ): Promise<boolean>;
   /** Frees the lease without changing anything else (the refresh turned out not to be needed). */
   releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean>;
   /** Records a failed refresh and frees the lease. Only while `owner` holds the lease. */

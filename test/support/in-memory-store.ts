@@ -119,6 +119,7 @@ export class InMemoryTokenStore implements TokenStore {
       createdAt: existing?.createdAt ?? options.now,
       updatedAt: options.now,
     };
+    if (existing?.rejectionCheckedAt !== undefined) record.rejectionCheckedAt = existing.rejectionCheckedAt;
     this.#connections.set(record.connectionId, record);
     return structuredClone(record);
   }
@@ -205,6 +206,19 @@ export class InMemoryTokenStore implements TokenStore {
     delete record.lease;
     delete record.lastError;
     return structuredClone(record);
+  }
+
+  async claimRejectionCheck(
+    key: RecordKey,
+    options: { generation: number; now: number; windowMs: number },
+  ): Promise<boolean> {
+    const record = this.#record(key);
+    if (!record || record.generation !== options.generation) return false;
+    if (key.kind === 'connection' && record.status !== 'active') return false;
+    const checkedAt = record.rejectionCheckedAt;
+    if (checkedAt !== undefined && checkedAt > options.now - options.windowMs) return false;
+    record.rejectionCheckedAt = options.now;
+    return true;
   }
 
   async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {

@@ -465,6 +465,40 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
     });
   });
 
+  describe('claimRejectionCheck', () => {
+    it('grants one claim a window to one of two concurrent claimants, for the current generation of an active record only', async () => {
+      const store = await newStore();
+      const saved = await store.saveConnection(grant('acme-1'), { expectedVersion: undefined, now: NOW });
+      const key: RecordKey = { kind: 'connection', connectionId: 'acme-1' };
+      const claim = (now: number, generation = saved?.generation ?? 0) =>
+        store.claimRejectionCheck(key, { generation, now, windowMs: MINUTE });
+
+      const concurrent = await Promise.all([claim(NOW), claim(NOW)]);
+      const inWindow = await claim(NOW + MINUTE - 1);
+      const olderGeneration = await claim(NOW + 2 * MINUTE, (saved?.generation ?? 0) - 1);
+      const afterWindow = await claim(NOW + MINUTE);
+      const claimed = await store.getConnection('acme-1');
+      await store.disconnect('acme-1', { now: NOW + 3 * MINUTE });
+      const disconnected = await claim(NOW + 5 * MINUTE);
+
+      expect(concurrent.filter(Boolean)).toHaveLength(1);
+      expect([inWindow, olderGeneration, afterWindow, disconnected]).toEqual([false, false, true, false]);
+      expect(claimed).toMatchObject({ version: saved?.version, rejectionCheckedAt: NOW + MINUTE });
+    });
+
+    it('claims for the client token only once it exists', async () => {
+      const store = await newStore();
+      const client: RecordKey = { kind: 'client' };
+
+      const before = await store.claimRejectionCheck(client, { generation: 0, now: NOW, windowMs: MINUTE });
+      await store.acquireLease(client, { owner: 'a', now: NOW, leaseMs: LEASE_MS });
+      const after = await store.claimRejectionCheck(client, { generation: 0, now: NOW, windowMs: MINUTE });
+
+      expect([before, after]).toEqual([false, true]);
+      expect((await store.getClientToken())?.rejectionCheckedAt).toBe(NOW);
+    });
+  });
+
   describe('disconnect', () => {
     it('leaves a tombstone without tokens or personal data that no late lease, refresh or failure can revive', async () => {
       const store = await newStore();
