@@ -110,7 +110,10 @@ export async function registerWithCode(
       ...(profile ? { profileId: profile.id } : {}),
       registration: { email, registrationCode },
     });
-    return toConnectionStatus(connection);
+    const { replacedConnectionId } = connection;
+    return replacedConnectionId === undefined
+      ? toConnectionStatus(connection)
+      : { ...toConnectionStatus(connection), replacedConnectionId };
   } catch (error) {
     throw translateWiseFailure(error, connectionId);
   }

@@ -85,8 +85,9 @@ export interface BrokerHarness {
     decision?: 'approve' | 'deny';
   }): Promise<URL>;
   /**
-   * Connects a connection end to end: a connect session as `caller`, approval at the simulator, and the
-   * callback's use case. Returns the stored connection.
+   * Connects a connection end to end: a connect session as `caller`, approval at the simulator (by
+   * `userId`; by default the default user for the first connection id, a new user for each other), and
+   * the callback's use case. Returns the stored connection.
    */
   connect(
     connectionId: string,
@@ -185,6 +186,19 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
       if (!first) throw new Error('The simulator has no users.');
       return first;
     };
+    // One Wise user per connection id, as in life (connecting a user under a second id ends the first):
+    // the default user for the first id connected, a user of its own for every other.
+    const usersByConnection = new Map<string, number>();
+    const userFor = async (connectionId: string): Promise<number> => {
+      const known = usersByConnection.get(connectionId);
+      if (known !== undefined) return known;
+      const user =
+        usersByConnection.size === 0
+          ? await defaultUser()
+          : ((await control('users', { email: `${connectionId}@users.example.com` })) as SimulatedUserView);
+      usersByConnection.set(connectionId, user.id);
+      return user.id;
+    };
     const authorize: BrokerHarness['authorize'] = async (request) => {
       const userId = request.userId ?? (await defaultUser()).id;
       const query = request.authorizeUrl ? new URL(request.authorizeUrl).searchParams : undefined;
@@ -222,11 +236,13 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
           connectionId,
         });
         const state = new URL(session.startUrl).searchParams.get('state') ?? '';
+        noteSecret('state', state);
         const started = await startAuthorization(runtime, state);
         if (started.kind !== 'started') throw new Error('The start URL was refused.');
+        const userId = connectOptions.userId ?? (await userFor(connectionId));
         const location = await authorize({
           authorizeUrl: started.authorizeUrl,
-          ...(connectOptions.userId === undefined ? {} : { userId: connectOptions.userId }),
+          userId,
           ...(connectOptions.profileId === undefined ? {} : { profileId: connectOptions.profileId }),
         });
         const code = location.searchParams.get('code');

@@ -499,6 +499,30 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
     });
   });
 
+  describe('the Wise user link', () => {
+    it("names the earlier connection of a Wise user, marks it replaced only while it is that user's, and forgets the link on disconnect", async () => {
+      const store = await newStore();
+      await store.saveConnection(grant('acme-1', { userId: 77 }), { expectedVersion: undefined, now: NOW });
+      await store.saveConnection(grant('acme-2', { userId: 77 }), { expectedVersion: undefined, now: NOW });
+      const lastError = { code: 'replaced_by_connection', message: 'replaced', at: NOW };
+
+      const first = await store.linkWiseUser(77, 'acme-1');
+      const again = await store.linkWiseUser(77, 'acme-1');
+      const second = await store.linkWiseUser(77, 'acme-2');
+      const otherUser = await store.markReplaced('acme-1', { userId: 78, lastError, now: NOW });
+      const marked = await store.markReplaced('acme-1', { userId: 77, lastError, now: NOW });
+      const markedTwice = await store.markReplaced('acme-1', { userId: 77, lastError, now: NOW });
+      await store.disconnect('acme-2', { now: NOW });
+      const afterDisconnect = await store.linkWiseUser(77, 'acme-3');
+
+      expect([first, again, second]).toEqual([undefined, undefined, 'acme-1']);
+      expect([otherUser, marked, markedTwice]).toEqual([false, true, false]);
+      expect(await store.getConnection('acme-1')).toMatchObject({ status: 'needs_reauth', lastError });
+      expect(await store.listDue({ now: NOW + 24 * 60 * MINUTE, limit: 10 })).toEqual([]);
+      expect(afterDisconnect).toBeUndefined();
+    });
+  });
+
   describe('disconnect', () => {
     it('leaves a tombstone without tokens or personal data that no late lease, refresh or failure can revive', async () => {
       const store = await newStore();

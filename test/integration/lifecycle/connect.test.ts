@@ -87,8 +87,11 @@ describe('connecting a Wise user through the authorization page', () => {
   });
 
   it('redirects to the return URL with status approved and a completion code, connecting nothing yet', async () => {
+    const user = (await broker.control('users', { email: 'redirected@example.com' })) as { id: number };
+
     const { response } = await routes.connectThroughCallback('acme-3', {
       returnUrl: 'https://app.example.com/return/acme-3?step=2',
+      userId: user.id,
     });
 
     expect(response.statusCode).toBe(303);
@@ -101,6 +104,55 @@ describe('connecting a Wise user through the authorization page', () => {
       completion: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
     });
     await expect(broker.runtime.store.getConnection('acme-3')).resolves.toBeUndefined();
+  });
+
+  it('says so when the Wise user was connected under another id: the answer, the earlier status and an event', async () => {
+    const user = (await broker.control('users', { email: 'twice@example.com' })) as { id: number };
+    await routes.connectThroughCallback('acme-first', { userId: user.id });
+    const eventsBefore = broker.aws.recordedEvents.length;
+
+    const { response } = await routes.connectThroughCallback('acme-second', {
+      userId: user.id,
+      returnUrl: 'https://app.example.com/return/',
+    });
+    const status = await invoke(routes.handlers.connections, {
+      method: 'GET',
+      route: '/connections/{id}',
+      pathParameters: { id: 'acme-first' },
+      caller: ADMIN_ARN,
+    });
+
+    expect(response.statusCode).toBe(303);
+    expect(new URL(response.headers.location ?? '').searchParams.get('replacedConnectionId')).toBe(
+      'acme-first',
+    );
+    expect(status.json).toMatchObject({
+      connectionId: 'acme-first',
+      status: 'needs_reauth',
+      lastError: { code: 'replaced_by_connection', message: expect.stringContaining('"acme-second"') },
+    });
+    const published = broker.aws.recordedEvents
+      .slice(eventsBefore)
+      .map((event) => JSON.parse(event.detail ?? '{}'));
+    expect(published).toEqual([
+      {
+        connectionId: 'acme-first',
+        reason: 'replaced_by_connection',
+        replacedBy: 'acme-second',
+        at: new Date(broker.clock.now()).toISOString(),
+      },
+    ]);
+    expect((await broker.runtime.store.getConnection('acme-second'))?.status).toBe('active');
+  });
+
+  it('shows the replacement on the page when there is no return URL', async () => {
+    const user = (await broker.control('users', { email: 'twice-paged@example.com' })) as { id: number };
+    await routes.connectThroughCallback('acme-paged-1', { userId: user.id });
+
+    const { response } = await routes.connectThroughCallback('acme-paged-2', { userId: user.id });
+
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('connected before as &quot;acme-paged-1&quot;');
   });
 
   it('replaces the tokens on a reconnect: the old refresh token is dead at Wise and the generation grew', async () => {

@@ -104,6 +104,22 @@ describe('connecting a partner-created user with a registration code', () => {
     expect(fresh.generation).toBe(stale.generation + 1);
   });
 
+  it('answers with the connection it replaced when the same user is registered under another id', async () => {
+    const user = { email: 'pat.partner-user@example.com', registrationCode: `${CODE}-pat` };
+    await register('acme-reg-pat-1', { ...user, signup: true });
+
+    const response = await register('acme-reg-pat-2', user);
+
+    expect(response.statusCode).toBe(201);
+    expect(response.json).toMatchObject({
+      connectionId: 'acme-reg-pat-2',
+      replacedConnectionId: 'acme-reg-pat-1',
+    });
+    expect(await broker.runtime.store.getConnection('acme-reg-pat-1')).toMatchObject({
+      status: 'needs_reauth',
+    });
+  });
+
   it('grants again without signup, replacing the tokens and growing the generation', async () => {
     const before = await broker.runtime.store.getConnection('acme-reg-1');
 
