@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { noteOutput, noteSecret } from '../leak-watch.ts';
 import { buildContext, buildEvent, type IncomingRequest } from './event.ts';
 import { type IamIdentity, iamIdentity } from './principal.ts';
 import { MalformedResultError, toHttpResponse } from './result.ts';
@@ -45,6 +46,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const identities = new Map<string, IamIdentity>();
   for (const credential of options.credentials) {
+    noteSecret('secret_access_key', credential.secretAccessKey);
     if (identities.has(credential.accessKeyId)) {
       throw new Error(`Local credential ${credential.accessKeyId} is listed twice.`);
     }
@@ -299,6 +301,13 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
 }
 
 function send(res: ServerResponse, statusCode: number, headers: Record<string, string[]>, body: Buffer) {
+  const type = headers['content-type']?.join(',') ?? '';
+  if (statusCode >= 300 || type.startsWith('text/html')) {
+    noteOutput(
+      `gateway answer ${statusCode}`,
+      `${headers.location?.join(' ') ?? ''}\n${body.toString('utf8')}`,
+    );
+  }
   res.writeHead(statusCode, headers);
   res.end(body);
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { noteSecret } from '../leak-watch.ts';
 import { decideAuthorization } from './authorization.ts';
 import { parseJson, readBody, sendJson, sendNoContent } from './http.ts';
 import type { SimulatorState } from './state.ts';
@@ -96,6 +97,7 @@ const ROUTES: Record<string, Route> = {
   'POST /__control/client-secret': (state, body, res) => {
     const input = parse(ClientSecretBody, body, res);
     if (!input) return;
+    noteSecret('client_secret', input.clientSecret);
     state.client.secret = input.clientSecret;
     sendNoContent(res);
   },

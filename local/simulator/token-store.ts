@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { noteSecret } from '../leak-watch.ts';
 import type { SimulatorClock } from './clock.ts';
 import { opaqueToken } from './opaque-token.ts';
 
@@ -87,6 +88,7 @@ export class TokenStore {
 
   issueCode(userId: number, redirectUri: string, codeChallenge?: string): string {
     const code = opaqueToken();
+    noteSecret('authorization_code', code);
     const expiresAt = this.#clock.now() + this.#rules.codeSeconds * 1000;
     this.#codes.set(code, { userId, redirectUri, expiresAt, codeChallenge });
     return code;
@@ -190,6 +192,7 @@ export class TokenStore {
   #issueAccess(userId: number | undefined): IssuedTokens {
     const now = this.#clock.now();
     const accessToken = opaqueToken();
+    noteSecret('access_token', accessToken);
     const expiresAt = now + this.#rules.accessTokenSeconds * 1000;
     this.#access.set(
       accessToken,
@@ -199,6 +202,8 @@ export class TokenStore {
   }
 
   #newRefreshToken(now: number): { token: string; expiresAt: number } {
-    return { token: opaqueToken(), expiresAt: now + this.#rules.refreshTokenSeconds * 1000 };
+    const token = opaqueToken();
+    noteSecret('refresh_token', token);
+    return { token, expiresAt: now + this.#rules.refreshTokenSeconds * 1000 };
   }
 }

@@ -17,6 +17,7 @@ import {
 import { publishStoredChange } from './publish-event.ts';
 import { pkceVerifier } from './start-authorization.ts';
 import { replaceEarlierConnection } from './replaced-connection.ts';
+import { pkceVerifier } from './start-authorization.ts';
 
 /** What came back on the callback, already checked for shape by the handler. */
 export type AuthorizationCallback =

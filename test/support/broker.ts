@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { noteOutput, noteSecret } from '#local/leak-watch.ts';
 import { startSimulator } from '#local/simulator/index.ts';
 import type { RunningSimulator, SimulatorOptions } from '#local/simulator/options.ts';
 import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
@@ -380,6 +381,7 @@ export async function invoke(
   handler: (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>,
   request: TestRequest,
 ): Promise<TestResponse> {
+  noteRequestSecrets(request);
   const result = (await handler(apiEvent(request), lambdaContext())) as APIGatewayProxyStructuredResultV2;
   const headers = Object.fromEntries(
     Object.entries(result.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]),
@@ -399,5 +401,47 @@ export async function invoke(
       body,
     });
   }
-  return { statusCode, headers, body, json, cookies: result.cookies ?? [] };
+  const cookies = result.cookies ?? [];
+  noteAnswerSecrets(json, headers, cookies);
+  // The leak scan checks every error body, page and redirect (the completion code a redirect hands to the
+  // partner's return URL is that URL's by design, so it is left out of what is checked).
+  if (statusCode >= 300 || headers['content-type']?.startsWith('text/html')) {
+    noteOutput(
+      `${request.method} ${request.route} answer ${statusCode}`,
+      `${withoutCompletion(headers.location)}\n${body}`,
+    );
+  }
+  return { statusCode, headers, body, json, cookies };
+}
+
+/** Tells the leak scan of the credentials a request carries: a registration code, a state, a code. */
+function noteRequestSecrets(request: TestRequest): void {
+  const body = request.body as { registrationCode?: unknown; completionCode?: unknown } | undefined;
+  if (typeof body === 'object' && body !== null) {
+    if (typeof body.registrationCode === 'string') noteSecret('registration_code', body.registrationCode);
+    if (typeof body.completionCode === 'string') noteSecret('completion_code', body.completionCode);
+  }
+  noteSecret('state', request.query?.state);
+  noteSecret('authorization_code', request.query?.code);
+}
+
+/** Tells the leak scan of the credentials an answer hands out: states, completion codes, binding cookies. */
+function noteAnswerSecrets(json: unknown, headers: Record<string, string>, cookies: readonly string[]): void {
+  const answered = json as { state?: unknown; startUrl?: unknown } | undefined;
+  if (typeof answered?.state === 'string') noteSecret('state', answered.state);
+  if (typeof answered?.startUrl === 'string') {
+    noteSecret('state', new URL(answered.startUrl).searchParams.get('state') ?? undefined);
+  }
+  if (headers.location !== undefined && URL.canParse(headers.location)) {
+    noteSecret('completion_code', new URL(headers.location).searchParams.get('completion') ?? undefined);
+  }
+  for (const cookie of cookies) noteSecret('browser_binding', /^[^=]+=([^;]*)/.exec(cookie)?.[1]);
+}
+
+/** A redirect's location without its `completion` parameter. */
+function withoutCompletion(location: string | undefined): string {
+  if (location === undefined || !URL.canParse(location)) return location ?? '';
+  const url = new URL(location);
+  url.searchParams.delete('completion');
+  return url.href;
 }
