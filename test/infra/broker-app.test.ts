@@ -464,6 +464,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:PutItem'),
       items(['COMPLETION#*'], 'dynamodb:DeleteItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tableKey,
       ...wiseCredentials,
       putEvents,
@@ -474,6 +475,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tableKey,
       tokenKey('Encrypt', ['access_token', 'refresh_token']),
       ...wiseCredentials,
@@ -481,6 +483,7 @@ describe('least privilege', () => {
     ],
     registration: [
       ...refreshRecords.filter((statement) => statement.resources[0] !== 'token key'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tokenKey('Encrypt', ['access_token', 'refresh_token', 'registration_code']),
       tokenKey('Decrypt', ['access_token']),
     ],
@@ -489,6 +492,7 @@ describe('least privilege', () => {
       logs,
       xray,
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:DeleteItem'),
       query('connections-by-status'),
       tableKey,
       tokenKey('Encrypt', ['list_cursor']),
@@ -519,7 +523,7 @@ describe('least privilege', () => {
     expect(actual).toEqual(expect.arrayContaining(expected[name] ?? []));
   });
 
-  it('limits the OAuth callback to connect sessions, pending completions and connections: it deletes only sessions', () => {
+  it('limits the OAuth callback to connect sessions, pending completions, connections and Wise user links: it deletes only sessions', () => {
     const callback = policyStatementsOf('oauth-callback').filter((statement) =>
       statement.actions.some((action) => action.startsWith('dynamodb:')),
     );
@@ -528,6 +532,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
     ]);
   });
 

@@ -222,6 +222,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       });
       await connect(store, 'acme:eu-1');
       await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+      await store.linkWiseUser(5550001, 'acme:eu-1');
 
       const { Items = [] } = await DynamoDBDocumentClient.from(dynamo.client).send(
         new ScanCommand({ TableName: tableName }),
@@ -235,6 +236,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
         'CONNECTION#acme:eu-1',
       ]);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.client, key))).toEqual(['CLIENT']);
+      expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.wiseUser, key))).toEqual(['WISE_USER#5550001']);
     });
   });
 
