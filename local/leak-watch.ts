@@ -21,8 +21,11 @@ export type WatchedSecretKind =
 
 export interface LeakWatcher {
   secret(kind: WatchedSecretKind, value: string): void;
-  /** Text someone other than the secret's owner may see: an error body, a page, a redirect. */
-  output(source: string, text: string): void;
+  /**
+   * Text someone other than the secret's owner may see: an error body or a page, and a redirect's
+   * location (which may carry what OAuth sends there by design: the state to Wise's authorization page).
+   */
+  output(source: string, text: string, location?: string): void;
 }
 
 const WATCHER = Symbol.for('wise-token-broker.leak-watcher');
@@ -42,7 +45,7 @@ export function noteSecret(kind: WatchedSecretKind, value: string | undefined): 
   if (value !== undefined && value !== '') (globalThis as WithWatcher)[WATCHER]?.secret(kind, value);
 }
 
-/** Tells the watcher, if any, of an output to check. */
-export function noteOutput(source: string, text: string): void {
-  (globalThis as WithWatcher)[WATCHER]?.output(source, text);
+/** Tells the watcher, if any, of an output to check: a body, and the location of a redirect. */
+export function noteOutput(source: string, text: string, location?: string): void {
+  (globalThis as WithWatcher)[WATCHER]?.output(source, text, location);
 }

@@ -303,10 +303,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
 function send(res: ServerResponse, statusCode: number, headers: Record<string, string[]>, body: Buffer) {
   const type = headers['content-type']?.join(',') ?? '';
   if (statusCode >= 300 || type.startsWith('text/html')) {
-    noteOutput(
-      `gateway answer ${statusCode}`,
-      `${headers.location?.join(' ') ?? ''}\n${body.toString('utf8')}`,
-    );
+    noteOutput(`gateway answer ${statusCode}`, body.toString('utf8'), headers.location?.join(' '));
   }
   res.writeHead(statusCode, headers);
   res.end(body);

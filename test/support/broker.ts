@@ -403,13 +403,9 @@ export async function invoke(
   }
   const cookies = result.cookies ?? [];
   noteAnswerSecrets(json, headers, cookies);
-  // The leak scan checks every error body, page and redirect (the completion code a redirect hands to the
-  // partner's return URL is that URL's by design, so it is left out of what is checked).
+  // The leak scan checks every error body, page and redirect.
   if (statusCode >= 300 || headers['content-type']?.startsWith('text/html')) {
-    noteOutput(
-      `${request.method} ${request.route} answer ${statusCode}`,
-      `${withoutCompletion(headers.location)}\n${body}`,
-    );
+    noteOutput(`${request.method} ${request.route} answer ${statusCode}`, body, headers.location);
   }
   return { statusCode, headers, body, json, cookies };
 }
@@ -436,12 +432,4 @@ function noteAnswerSecrets(json: unknown, headers: Record<string, string>, cooki
     noteSecret('completion_code', new URL(headers.location).searchParams.get('completion') ?? undefined);
   }
   for (const cookie of cookies) noteSecret('browser_binding', /^[^=]+=([^;]*)/.exec(cookie)?.[1]);
-}
-
-/** A redirect's location without its `completion` parameter. */
-function withoutCompletion(location: string | undefined): string {
-  if (location === undefined || !URL.canParse(location)) return location ?? '';
-  const url = new URL(location);
-  url.searchParams.delete('completion');
-  return url.href;
 }

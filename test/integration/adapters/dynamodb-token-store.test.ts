@@ -229,7 +229,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       );
       const keys = Items.map((item) => String(item.pk));
 
-      expect(keys).toHaveLength(4);
+      expect(keys).toHaveLength(5);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connectSession, key))).toHaveLength(1);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.pendingCompletion, key))).toHaveLength(1);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connection, key))).toEqual([

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WiseInvalidGrantError } from '#shared/wise/errors.ts';
-import { ADMIN_ARN, type BrokerHarness, invoke, startBroker, TEST_CLIENT_ID } from '../../support/broker.ts';
+import {
+  ADMIN_ARN,
+  type BrokerHarness,
+  invoke,
+  PARTNER_SESSION_ARN,
+  startBroker,
+  TEST_CLIENT_ID,
+} from '../../support/broker.ts';
 import { connectRoutes, itemText } from './connect-support.ts';
 
 let broker: BrokerHarness;
@@ -110,10 +117,18 @@ describe('connecting a Wise user through the authorization page', () => {
     const user = (await broker.control('users', { email: 'twice@example.com' })) as { id: number };
     await routes.connectThroughCallback('acme-first', { userId: user.id });
     const eventsBefore = broker.aws.recordedEvents.length;
-
-    const { response } = await routes.connectThroughCallback('acme-second', {
+    const { response: approved } = await routes.connectThroughCallback('acme-second', {
       userId: user.id,
       returnUrl: 'https://app.example.com/return/',
+    });
+    const completionCode = new URL(approved.headers.location ?? '').searchParams.get('completion') ?? '';
+
+    const completed = await invoke(routes.handlers.connectSessions, {
+      method: 'POST',
+      route: '/connections/{id}/completion',
+      pathParameters: { id: 'acme-second' },
+      caller: PARTNER_SESSION_ARN,
+      body: { completionCode },
     });
     const status = await invoke(routes.handlers.connections, {
       method: 'GET',
@@ -122,10 +137,12 @@ describe('connecting a Wise user through the authorization page', () => {
       caller: ADMIN_ARN,
     });
 
-    expect(response.statusCode).toBe(303);
-    expect(new URL(response.headers.location ?? '').searchParams.get('replacedConnectionId')).toBe(
-      'acme-first',
-    );
+    expect(completed.statusCode).toBe(200);
+    expect(completed.json).toMatchObject({
+      connectionId: 'acme-second',
+      status: 'active',
+      replacedConnectionId: 'acme-first',
+    });
     expect(status.json).toMatchObject({
       connectionId: 'acme-first',
       status: 'needs_reauth',
@@ -142,7 +159,6 @@ describe('connecting a Wise user through the authorization page', () => {
         at: new Date(broker.clock.now()).toISOString(),
       },
     ]);
-    expect((await broker.runtime.store.getConnection('acme-second'))?.status).toBe('active');
   });
 
   it('shows the replacement on the page when there is no return URL', async () => {
