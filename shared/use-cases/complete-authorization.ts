@@ -15,7 +15,6 @@ import {
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
 import { publishStoredChange } from './publish-event.ts';
-import { pkceVerifier } from './start-authorization.ts';
 import { replaceEarlierConnection } from './replaced-connection.ts';
 import { pkceVerifier } from './start-authorization.ts';
 

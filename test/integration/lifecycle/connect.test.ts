@@ -150,7 +150,8 @@ describe('connecting a Wise user through the authorization page', () => {
     });
     const published = broker.aws.recordedEvents
       .slice(eventsBefore)
-      .map((event) => JSON.parse(event.detail ?? '{}'));
+      .map((event) => JSON.parse(event.detail ?? '{}'))
+      .filter((detail) => detail.reason !== undefined);
     expect(published).toEqual([
       {
         connectionId: 'acme-first',
