@@ -62,7 +62,7 @@ interface FunctionSpec {
   readonly access: FunctionAccess;
 }
 
-const { connection, client, connectSession, pendingCompletion } = ITEM_PARTITION_KEYS;
+const { connection, client, connectSession, pendingCompletion, wiseUser } = ITEM_PARTITION_KEYS;
 
 /**
  * What a function that may refresh a token uses (the refresh-record use case, for connections and for the
@@ -92,9 +92,11 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     access: {
       items: [
         { actions: ['dynamodb:PutItem'], leadingKeys: [connectSession] },
-        // The completion exchange: takes the pending grant once and stores it as the connection.
+        // The completion exchange: takes the pending grant once and stores it as the connection, links the
+        // Wise user to it, and marks (with an event) the user's earlier connection.
         { actions: ['dynamodb:DeleteItem'], leadingKeys: [pendingCompletion] },
         { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:PutItem'], leadingKeys: [wiseUser] },
       ],
       queryIndexes: [],
       // Seals the pending grant again when its connection was refreshed or disconnected since the callback.
@@ -109,11 +111,13 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       "Binds a Wise authorization to the browser that starts it, then completes it: consumes the state, exchanges the code, stores the user's tokens",
     access: {
       // Binds (UpdateItem) and consumes connect sessions, keeps a grant waiting for its completion code
-      // (PutItem), and writes connections; no other item, and no delete of a connection.
+      // (PutItem), and writes connections; no other item, and no delete of a connection. It links the Wise
+      // user to the connection, and marks (with an event) the user's earlier connection.
       items: [
         { actions: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'], leadingKeys: [connectSession] },
         { actions: ['dynamodb:PutItem'], leadingKeys: [pendingCompletion] },
         { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:PutItem'], leadingKeys: [wiseUser] },
       ],
       queryIndexes: [],
       // A data key for the connection's write; it never opens a stored one.
@@ -126,8 +130,10 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   registration: {
     description: 'Connects a partner-created Wise user with the registration_code grant',
     access: {
-      // Stores the new connection with its code; reads (and mints) the client token for the signup.
       ...REFRESHES_TOKENS,
+      // Stores the new connection with its code and links the Wise user to it; reads (and mints) the client
+      // token for the signup.
+      items: [...REFRESHES_TOKENS.items, { actions: ['dynamodb:PutItem'], leadingKeys: [wiseUser] }],
     },
   },
   tokens: {
@@ -137,8 +143,10 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   connections: {
     description: 'Lists, reads the status of and disconnects connections',
     access: {
+      // A disconnect also removes the Wise user's link to the connection.
       items: [
         { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:DeleteItem'], leadingKeys: [wiseUser] },
       ],
       queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],
       // Seals and opens the listing's nextToken, and nothing else: no stored token.
@@ -152,9 +160,11 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     description:
       'Imports an existing Wise connection: refreshes its token once at Wise and stores the new tokens',
     access: {
-      // Reads the connection (is it already there?) and writes it; never a session, the client token or a delete.
+      // Reads the connection (is it already there?) and writes it, and links the Wise user to it (marking the
+      // user's earlier connection); never a session, the client token or a delete.
       items: [
         { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:PutItem'], leadingKeys: [wiseUser] },
       ],
       queryIndexes: [],
       // A data key for the connection's write; it never opens a stored one: the refresh token it refreshes

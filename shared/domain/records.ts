@@ -90,6 +90,8 @@ export interface TokenState {
    * record, never written with it): a record below it was written back from an older copy.
    */
   minimumGeneration?: number;
+  /** When a caller's report that the token was rejected was last checked (epoch ms); see the vend. */
+  rejectionCheckedAt?: number;
   createdAt: number;
   updatedAt: number;
 }

@@ -17,6 +17,7 @@ import {
 } from '#shared/wise/errors.ts';
 import { publishStoredChange } from './publish-event.ts';
 import { raiseFenceQuietly } from './refresh-record.ts';
+import { replaceEarlierConnection } from './replaced-connection.ts';
 import { pkceVerifier } from './start-authorization.ts';
 
 /** What came back on the callback, already checked for shape by the handler. */
@@ -51,7 +52,7 @@ interface SessionFacts {
 
 /** The callback's outcome. Expected failures are values; only the unexpected is thrown. */
 export type AuthorizationResult =
-  | ({ kind: 'connected'; connection: ConnectionRecord } & SessionFacts)
+  | ({ kind: 'connected'; connection: StoredConnection } & SessionFacts)
   /**
    * Wise granted; the connection waits for the partner's service to exchange `completionCode` (handed to
    * the return URL) before it becomes active.
@@ -286,6 +287,12 @@ export interface GrantedConnection {
   imported?: boolean;
 }
 
+/**
+ * A stored connection; `replacedConnectionId` when the same Wise user was connected under that other id,
+ * which this grant ended (see {@link replaceEarlierConnection}).
+ */
+export type StoredConnection = ConnectionRecord & { replacedConnectionId?: string };
+
 /** How often a save is retried when another writer changed the connection in between. */
 const SAVE_ATTEMPTS = 3;
 
@@ -332,7 +339,7 @@ export async function storeGrantedConnection(
   runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random' | 'events'>,
   granted: GrantedConnection,
   prepared: PreparedConnectionWrite,
-): Promise<ConnectionRecord> {
+): Promise<StoredConnection> {
   const options = { imported: granted.imported === true };
   const connection = newConnectionFrom(runtime, granted, prepared.sealer);
   const saved = await runtime.store.saveConnection(connection, {
@@ -408,7 +415,7 @@ export async function saveNewConnection(
   runtime: Pick<Runtime, 'store' | 'clock' | 'cipher' | 'events'>,
   sealed: NewConnection,
   options: { imported?: boolean } = {},
-): Promise<ConnectionRecord> {
+): Promise<StoredConnection> {
   const record: RecordKey = { kind: 'connection', connectionId: sealed.connectionId };
   let connection = sealed;
   for (let attempt = 1; attempt <= SAVE_ATTEMPTS; attempt++) {
@@ -448,13 +455,16 @@ async function sealAgain(
   return again;
 }
 
-/** A connection just stored: its fence raised to its generation, and the log line. */
+/**
+ * A connection just stored: its fence raised to its generation, the log line and the event, then the Wise
+ * user's link, which marks the user's earlier connection replaced.
+ */
 async function stored(
-  runtime: Pick<Runtime, 'store' | 'events'>,
+  runtime: Pick<Runtime, 'store' | 'events' | 'clock'>,
   saved: ConnectionRecord,
   replaced: ConnectionRecord['status'] | undefined,
   options: { imported?: boolean },
-): Promise<ConnectionRecord> {
+): Promise<StoredConnection> {
   await raiseFenceQuietly(
     runtime,
     { kind: 'connection', connectionId: saved.connectionId },
@@ -477,5 +487,9 @@ async function stored(
       at: saved.updatedAt,
     }),
   );
-  return saved;
+  const replacedConnectionId =
+    saved.userId === undefined
+      ? undefined
+      : await replaceEarlierConnection(runtime, saved.userId, saved.connectionId);
+  return replacedConnectionId === undefined ? saved : { ...saved, replacedConnectionId };
 }

@@ -469,6 +469,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:PutItem'),
       items(['COMPLETION#*'], 'dynamodb:DeleteItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tableKey,
       tokenKey('Encrypt', ['data_key']),
       tokenKey('Decrypt', ['data_key']),
@@ -481,28 +482,32 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tableKey,
       tokenKey('Encrypt', ['data_key']),
       ...wiseCredentials,
       putEvents,
     ],
-    registration: refreshRecords,
+    registration: [...refreshRecords, items(['WISE_USER#*'], 'dynamodb:PutItem')],
     tokens: refreshRecords,
     connections: [
       logs,
       xray,
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:DeleteItem'),
       query('connections-by-status'),
       tableKey,
       tokenKey('Encrypt', ['list_cursor']),
       tokenKey('Decrypt', ['list_cursor']),
       putEvents,
     ],
-    // Reads and writes connections only, encrypts the tokens Wise grants, decrypts nothing.
+    // Reads and writes connections and links the Wise user, makes a data key for the tokens Wise grants,
+    // opens nothing.
     import: [
       logs,
       xray,
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tableKey,
       tokenKey('Encrypt', ['data_key']),
       ...wiseCredentials,
@@ -518,7 +523,7 @@ describe('least privilege', () => {
     expect(actual).toEqual(expect.arrayContaining(expected[name] ?? []));
   });
 
-  it('limits the OAuth callback to connect sessions, pending completions and connections: it deletes only sessions', () => {
+  it('limits the OAuth callback to connect sessions, pending completions, connections and Wise user links: it deletes only sessions', () => {
     const callback = policyStatementsOf('oauth-callback').filter((statement) =>
       statement.actions.some((action) => action.startsWith('dynamodb:')),
     );
@@ -527,6 +532,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
     ]);
   });
 

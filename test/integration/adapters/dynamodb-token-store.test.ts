@@ -123,7 +123,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB, beyond the token store co
           .join('.*')}$`,
       ).test(key);
 
-    it('writes each kind of item, fences included, under the partition key pattern the deployment grants for it', async () => {
+    it('writes each kind of item, fences and Wise user links included, under the partition key pattern the deployment grants for it', async () => {
       const tableName = await newTable();
       const store = new DynamoDbTokenStore({ client: dynamo.client, tableName });
       await store.putConnectSession({
@@ -143,13 +143,14 @@ describe('DynamoDbTokenStore on the embedded DynamoDB, beyond the token store co
       await store.raiseFence({ kind: 'connection', connectionId: 'acme:eu-1' }, 1);
       await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: 30_000 });
       await store.raiseFence({ kind: 'client' }, 1);
+      await store.linkWiseUser(5550001, 'acme:eu-1');
 
       const { Items = [] } = await DynamoDBDocumentClient.from(dynamo.client).send(
         new ScanCommand({ TableName: tableName }),
       );
       const keys = Items.map((item) => String(item.pk));
 
-      expect(keys).toHaveLength(6);
+      expect(keys).toHaveLength(7);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connectSession, key))).toHaveLength(1);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.pendingCompletion, key))).toHaveLength(1);
       // Fences live beside their records, under the same partition key.
@@ -158,6 +159,7 @@ describe('DynamoDbTokenStore on the embedded DynamoDB, beyond the token store co
         'CONNECTION#acme:eu-1',
       ]);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.client, key))).toEqual(['CLIENT', 'CLIENT']);
+      expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.wiseUser, key))).toEqual(['WISE_USER#5550001']);
     });
   });
 });
