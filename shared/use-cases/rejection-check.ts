@@ -62,7 +62,7 @@ export function rejectionCheckedRecently(record: { rejectionCheckedAt?: number }
 export async function checkRejection(
   deps: RejectionCheckDeps,
   key: RecordKey,
-  record: { generation: number; accessToken?: Uint8Array },
+  record: { generation: number; dataKey?: Uint8Array; accessToken?: Uint8Array },
 ): Promise<RejectionVerdict> {
   const claimed = await deps.store.claimRejectionCheck(key, {
     generation: record.generation,
@@ -70,9 +70,13 @@ export async function checkRejection(
     windowMs: REJECTION_CHECK_WINDOW_MS,
   });
   if (!claimed) return notHonoured(key, record, 'checked_recently');
-  if (key.kind === 'client' || record.accessToken === undefined) return honoured(key, record, 'client_token');
+  if (key.kind === 'client' || record.accessToken === undefined || record.dataKey === undefined) {
+    return honoured(key, record, 'client_token');
+  }
 
-  const accessToken = await deps.cipher.decrypt(record.accessToken, { record: key, kind: 'access_token' });
+  // The token is sealed under the record's data key for its generation, like every stored secret.
+  const opener = await deps.cipher.open(record.dataKey, { record: key, generation: record.generation });
+  const accessToken = opener.open(record.accessToken, 'access_token');
   try {
     await deps.wise.getCurrentUser(accessToken, {
       deadlineMs: deps.clock.now() + REJECTION_CHECK_TIMEOUT_MS,

@@ -16,6 +16,7 @@ import {
   runImport,
 } from '../../../tools/import-connections.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
+import { openStored } from '../../support/fake-envelope.ts';
 
 const ACCOUNT = '000000000000';
 const role = (name: string) => `arn:aws:iam::${ACCOUNT}:role/${name}`;
@@ -203,15 +204,13 @@ describe('POST /connections/{id}/import', () => {
     // The broker holds tokens Wise accepts, encrypted: none of them is in the table in plaintext.
     const stored = await broker.runtime.store.getConnection('acme-imported-1');
     expect(stored?.userId).toBe(user.id);
+    if (!stored) throw new Error('The imported connection was not stored.');
     const record = { kind: 'connection' as const, connectionId: 'acme-imported-1' };
-    const accessToken = await broker.runtime.cipher.decrypt(stored?.accessToken ?? new Uint8Array(), {
-      record,
-      kind: 'access_token',
-    });
-    const refreshToken = await broker.runtime.cipher.decrypt(stored?.refreshToken ?? new Uint8Array(), {
-      record,
-      kind: 'refresh_token',
-    });
+    const accessToken = await openStored(broker.runtime.cipher, record, stored, 'access_token');
+    const refreshToken = await openStored(broker.runtime.cipher, record, stored, 'refresh_token');
+    if (accessToken === undefined || refreshToken === undefined) {
+      throw new Error('The imported connection holds no access or refresh token.');
+    }
     expect((await wiseMe(accessToken)).status).toBe(200);
     const table = await tableItems();
     for (const secret of [accessToken, refreshToken, old.refreshToken]) expect(table).not.toContain(secret);

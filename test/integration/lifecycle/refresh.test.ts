@@ -357,7 +357,7 @@ describe('a refresh that crashes', () => {
       status: 'needs_reauth',
       lastError: { code: 'refresh_token_lost' },
     });
-    const published = broker.aws.recordedEvents.map((event) => JSON.parse(event.detail ?? '{}'));
+    const published = reauthorizationEvents(broker).map((event) => JSON.parse(event.detail ?? '{}'));
     expect(published).toMatchObject([{ connectionId: 'acme-1', reason: 'refresh_token_lost' }]);
   });
 
