@@ -1,0 +1,359 @@
+import type { RecordedEvent } from '#local/aws/local-aws.ts';
+import { SignedTransport } from '../client/signed-transport.ts';
+import { RehearsalError } from './errors.ts';
+
+/** A caller of the broker's IAM routes: its access key and the principal it stands for. */
+export interface JourneyCaller {
+  accessKeyId: string;
+  secretAccessKey: string;
+  principal: string;
+  /** A connection id the caller's `connections` patterns allow. */
+  connectionId: (suffix: string) => string;
+}
+
+export interface JourneyOptions {
+  apiUrl: string;
+  region: string;
+  /** May use connections and fetch the client-credentials token. */
+  user: JourneyCaller;
+  /** May administer connections. */
+  admin: JourneyCaller;
+  simulator: { url: string; clientId: string };
+  redirectUri: string;
+  /** Every event the functions put on an event bus. */
+  events: readonly RecordedEvent[];
+  /** Delivers the schedule's event to its function, as the template's rule or schedule would. */
+  runSchedule: () => Promise<unknown>;
+  /** Waits, bounded, for the wall clock to reach `epochMs`. */
+  waitUntil: (epochMs: number) => Promise<void>;
+}
+
+/** One step of the journey and how it went. */
+export interface JourneyStep {
+  name: string;
+  ok: boolean;
+  ms: number;
+  detail?: string;
+}
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  text: string;
+}
+
+interface VendedToken {
+  accessToken: string;
+  generation: number;
+  validUntil: string;
+}
+
+/**
+ * The broker's whole journey through the rehearsed functions, against the Wise simulator: a connect
+ * session, its approval and callback, vends, a scheduled sweep that refreshes, the vend of the new
+ * generation, a `rejectedGeneration`, a registration-code connection, the client-credentials token, the
+ * listing, a status, a delete, and a re-authorization event on the bus. Stops at the first step that fails.
+ */
+export async function runJourney(options: JourneyOptions, steps: JourneyStep[]): Promise<void> {
+  const userApi = transport(options, options.user);
+  const adminApi = transport(options, options.admin);
+  const connected = options.user.connectionId('rehearsal-1');
+  const second = options.user.connectionId('rehearsal-2');
+  const registered = options.user.connectionId('rehearsal-3');
+  let first: VendedToken | undefined;
+  let swept: VendedToken | undefined;
+  let rejected: VendedToken | undefined;
+
+  const step = async (name: string, run: () => Promise<string | undefined>) => {
+    const startedAt = performance.now();
+    try {
+      const detail = await run();
+      steps.push({
+        name,
+        ok: true,
+        ms: Math.round(performance.now() - startedAt),
+        ...(detail ? { detail } : {}),
+      });
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      steps.push({ name, ok: false, ms: Math.round(performance.now() - startedAt), detail });
+      throw new RehearsalError(`Journey step "${name}" failed: ${detail}`, { cause: error });
+    }
+  };
+
+  await step('an unsigned call to an IAM route is refused', async () => {
+    const answer = await fetch(`${options.apiUrl}/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ connectionId: connected }),
+    });
+    expectStatus('POST /tokens unsigned', await read(answer), 403);
+    return undefined;
+  });
+
+  const users = async () =>
+    (await (await fetch(`${options.simulator.url}/__control/users`)).json()) as { id: number }[];
+  const approve = async (state: string, userId: number | undefined): Promise<string> => {
+    const answer = await fetch(`${options.simulator.url}/__control/authorize`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        clientId: options.simulator.clientId,
+        redirectUri: options.redirectUri,
+        state,
+        userId,
+        decision: 'approve',
+      }),
+    });
+    const body = (await answer.json()) as { location?: string; message?: string };
+    if (!answer.ok || !body.location)
+      throw new Error(`the Wise stand-in refused the approval: ${body.message}`);
+    return body.location;
+  };
+  const revoke = async (userId: number | undefined) => {
+    await fetch(`${options.simulator.url}/__control/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId }),
+    });
+  };
+
+  let state = '';
+  await step('connect session', async () => {
+    const answer = await call(userApi, 'POST', '/connect-sessions', { connectionId: connected });
+    expectStatus('POST /connect-sessions', answer, 201);
+    state = String(answer.body.state ?? '');
+    const authorizeUrl = String(answer.body.authorizeUrl ?? '');
+    if (!authorizeUrl.startsWith(options.simulator.url)) {
+      throw new Error(
+        `the authorize URL ${authorizeUrl} does not lead to the Wise stand-in ${options.simulator.url}`,
+      );
+    }
+    return `state issued, authorize URL at the Wise stand-in`;
+  });
+
+  let callbackLocation = '';
+  let firstUser: number | undefined;
+  await step('approval at Wise', async () => {
+    firstUser = (await users())[0]?.id;
+    callbackLocation = await approve(state, firstUser);
+    return undefined;
+  });
+
+  await step('callback (public route, unsigned, as the browser follows Wise)', async () => {
+    const answer = await read(await fetch(callbackLocation, { redirect: 'manual' }));
+    expectStatus('GET /oauth/callback', answer, 200);
+    return undefined;
+  });
+
+  await step('vend', async () => {
+    first = await vend(userApi, { connectionId: connected });
+    await expectLiveAtWise(options, first.accessToken);
+    return `generation ${first.generation}, valid until ${first.validUntil}`;
+  });
+
+  let secondUser: number | undefined;
+  await step('a second connection, of another Wise user', async () => {
+    const created = await fetch(`${options.simulator.url}/__control/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'rehearsal.second@example.com' }),
+    });
+    secondUser = ((await created.json()) as { id?: number }).id;
+    const session = await call(userApi, 'POST', '/connect-sessions', { connectionId: second });
+    expectStatus('POST /connect-sessions', session, 201);
+    const location = await approve(String(session.body.state ?? ''), secondUser);
+    expectStatus('GET /oauth/callback', await read(await fetch(location, { redirect: 'manual' })), 200);
+    const token = await vend(userApi, { connectionId: second });
+    return `generation ${token.generation}`;
+  });
+
+  await step('client-credentials token', async () => {
+    const token = await vend(userApi, { kind: 'client' });
+    return `generation ${token.generation}`;
+  });
+
+  await step('registration-code connection', async () => {
+    const answer = await call(
+      userApi,
+      'POST',
+      `/connections/${encodeURIComponent(registered)}/registration-code`,
+      {
+        email: 'rehearsal.user@example.com',
+        registrationCode: 'rehearsal-registration-code-0123456789abcdef',
+        signup: true,
+      },
+    );
+    expectStatus('POST /connections/{id}/registration-code', answer, 201);
+    const token = await vend(userApi, { connectionId: registered });
+    await expectLiveAtWise(options, token.accessToken);
+    return `connected, generation ${token.generation}`;
+  });
+
+  await step('listing, page by page', async () => {
+    const ids: string[] = [];
+    let nextToken: string | undefined;
+    let pages = 0;
+    do {
+      const query: Record<string, string> = {
+        status: 'active',
+        limit: '1',
+        ...(nextToken ? { nextToken } : {}),
+      };
+      const answer = await call(adminApi, 'GET', '/connections', undefined, query);
+      expectStatus('GET /connections', answer, 200);
+      for (const entry of (answer.body.connections as { connectionId: string }[] | undefined) ?? []) {
+        ids.push(entry.connectionId);
+      }
+      nextToken = typeof answer.body.nextToken === 'string' ? answer.body.nextToken : undefined;
+      pages += 1;
+    } while (nextToken && pages < 10);
+    for (const id of [connected, second, registered]) {
+      if (!ids.includes(id))
+        throw new Error(`GET /connections?status=active lists ${JSON.stringify(ids)}, not ${id}`);
+    }
+    if (pages < 2) throw new Error('the listing answered no nextToken for limit=1');
+    return `${ids.length} active connections on ${pages} pages`;
+  });
+
+  await step('status', async () => {
+    const answer = await call(adminApi, 'GET', `/connections/${encodeURIComponent(connected)}`);
+    expectStatus('GET /connections/{id}', answer, 200);
+    if (answer.body.status !== 'active')
+      throw new Error(`status is ${String(answer.body.status)}, not active`);
+    return undefined;
+  });
+
+  await step('scheduled sweep refreshes the due token', async () => {
+    const promised = Date.parse(first?.validUntil ?? '');
+    await options.waitUntil(promised + 1000);
+    const summary = await options.runSchedule();
+    return `sweep answered ${JSON.stringify(summary)}`;
+  });
+
+  await step('vend of the new generation', async () => {
+    swept = await vend(userApi, { connectionId: connected });
+    if (swept.generation <= (first?.generation ?? 0)) {
+      throw new Error(
+        `after the sweep the vend still answers generation ${swept.generation}: the sweep refreshed nothing`,
+      );
+    }
+    await expectLiveAtWise(options, swept.accessToken);
+    return `generation ${swept.generation}`;
+  });
+
+  await step('rejectedGeneration', async () => {
+    rejected = await vend(userApi, { connectionId: connected, rejectedGeneration: swept?.generation });
+    if (rejected.generation <= (swept?.generation ?? 0)) {
+      throw new Error(
+        `rejectedGeneration ${swept?.generation} answered generation ${rejected.generation}, not a newer one`,
+      );
+    }
+    await expectLiveAtWise(options, rejected.accessToken);
+    return `generation ${swept?.generation} rejected, generation ${rejected.generation} vended`;
+  });
+
+  await step('re-authorization event from a vend', async () => {
+    await revoke(firstUser);
+    const answer = await call(userApi, 'POST', '/tokens', {
+      connectionId: connected,
+      rejectedGeneration: rejected?.generation,
+    });
+    expectStatus('POST /tokens after Wise revoked the grant', answer, 409);
+    return `409 reauthorization_required; ${eventFor(options, connected)}`;
+  });
+
+  await step('re-authorization event from the scheduled sweep', async () => {
+    await revoke(secondUser);
+    const status = await call(adminApi, 'GET', `/connections/${encodeURIComponent(second)}`);
+    expectStatus('GET /connections/{id}', status, 200);
+    await options.waitUntil(Date.parse(String(status.body.nextRefreshAt ?? '')) + 1000);
+    const summary = await options.runSchedule();
+    const after = await call(adminApi, 'GET', `/connections/${encodeURIComponent(second)}`);
+    if (after.body.status !== 'needs_reauth') {
+      throw new Error(
+        `after the sweep met invalid_grant the connection is ${String(after.body.status)}, not needs_reauth`,
+      );
+    }
+    return `sweep answered ${JSON.stringify(summary)}; ${eventFor(options, second)}`;
+  });
+
+  await step('delete', async () => {
+    const answer = await call(adminApi, 'DELETE', `/connections/${encodeURIComponent(registered)}`);
+    expectStatus('DELETE /connections/{id}', answer, 204);
+    const after = await call(adminApi, 'GET', `/connections/${encodeURIComponent(registered)}`);
+    const vendAfter = await call(userApi, 'POST', '/tokens', { connectionId: registered });
+    if (vendAfter.status === 200) throw new Error('the deleted connection still vends a token');
+    return `status after delete: ${after.status} ${String(after.body.status ?? after.body.error ?? '')}; vend: ${vendAfter.status}`;
+  });
+}
+
+/** The re-authorization event for a connection on the bus, or an error. */
+function eventFor(options: JourneyOptions, connectionId: string): string {
+  const event = options.events.find(
+    (entry) =>
+      entry.detailType === 'Connection Reauthorization Required' &&
+      String(entry.detail ?? '').includes(JSON.stringify(connectionId)),
+  );
+  if (!event)
+    throw new Error(`no "Connection Reauthorization Required" event for ${connectionId} reached the bus`);
+  return `event on ${event.eventBusName}`;
+}
+
+function transport(options: JourneyOptions, caller: JourneyCaller): SignedTransport {
+  return new SignedTransport({
+    baseUrl: options.apiUrl,
+    region: options.region,
+    credentials: { accessKeyId: caller.accessKeyId, secretAccessKey: caller.secretAccessKey },
+    fetch: globalThis.fetch,
+    now: Date.now,
+  });
+}
+
+async function call(
+  api: SignedTransport,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+  query?: Record<string, string>,
+): Promise<Answer> {
+  return read(
+    await api.send({ method, path, ...(body === undefined ? {} : { body }), ...(query ? { query } : {}) }),
+  );
+}
+
+async function vend(api: SignedTransport, body: Record<string, unknown>): Promise<VendedToken> {
+  const answer = await call(api, 'POST', '/tokens', body);
+  expectStatus(`POST /tokens ${JSON.stringify(body)}`, answer, 200);
+  const token = answer.body as unknown as VendedToken;
+  if (typeof token.accessToken !== 'string' || typeof token.generation !== 'number') {
+    throw new Error(`POST /tokens answered 200 without a token: ${answer.text.slice(0, 200)}`);
+  }
+  return token;
+}
+
+/** The vended token is one Wise accepts now. */
+async function expectLiveAtWise(options: JourneyOptions, accessToken: string): Promise<void> {
+  const answer = await fetch(`${options.simulator.url}/v1/me`, {
+    headers: { authorization: `Bearer ${accessToken}` },
+  });
+  if (answer.status !== 200) throw new Error(`Wise answers ${answer.status} to the vended access token`);
+}
+
+async function read(response: Response): Promise<Answer> {
+  const text = await response.text();
+  let body: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === 'object') body = parsed as Record<string, unknown>;
+  } catch {
+    body = {};
+  }
+  return { status: response.status, body, text };
+}
+
+function expectStatus(what: string, answer: Answer, expected: number): void {
+  if (answer.status !== expected) {
+    throw new Error(`${what} answered ${answer.status}, expected ${expected}: ${answer.text.slice(0, 300)}`);
+  }
+}
