@@ -40,6 +40,7 @@ export class FunctionHost {
   invocations = 0;
   readonly #options: FunctionHostOptions;
   readonly #outputTail: string[] = [];
+  readonly #errors: { at: number; text: string }[] = [];
   #api: RuntimeApi | undefined;
   #process: ChildProcess | undefined;
   #log: WriteStream | undefined;
@@ -119,6 +120,8 @@ export class FunctionHost {
         if (line.trim() === '') continue;
         this.#outputTail.push(line);
         if (this.#outputTail.length > OUTPUT_TAIL_LINES) this.#outputTail.shift();
+        const error = errorOf(line);
+        if (error) this.#errors.push({ at: Date.now(), text: error });
       }
     };
     child.stdout?.on('data', capture);
@@ -147,6 +150,11 @@ export class FunctionHost {
     return outcome;
   }
 
+  /** What the function logged at level ERROR since `epochMs`: each line's message and error. */
+  errorsSince(epochMs: number): string[] {
+    return this.#errors.filter((entry) => entry.at >= epochMs).map((entry) => entry.text);
+  }
+
   /** The last lines the process wrote. */
   outputTail(): string {
     return this.#outputTail.join('\n');
@@ -167,5 +175,22 @@ export class FunctionHost {
     }
     await this.#api?.close();
     await new Promise<void>((resolve) => (this.#log ? this.#log.end(() => resolve()) : resolve()));
+  }
+}
+
+/** A structured log line at level ERROR as `message: error name: error message`; undefined for others. */
+function errorOf(line: string): string | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const entry = JSON.parse(line) as {
+      level?: string;
+      message?: string;
+      error?: { name?: string; message?: string };
+    };
+    if (entry.level !== 'ERROR') return undefined;
+    const error = entry.error ? `: ${entry.error.name ?? 'Error'}: ${entry.error.message ?? ''}` : '';
+    return `${entry.message ?? ''}${error}`;
+  } catch {
+    return undefined;
   }
 }

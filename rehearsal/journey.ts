@@ -24,6 +24,8 @@ export interface JourneyOptions {
   events: readonly RecordedEvent[];
   /** Delivers the schedule's event to its function, as the template's rule or schedule would. */
   runSchedule: () => Promise<unknown>;
+  /** Hears each step begin, before its first request. */
+  onStep?: (name: string) => void;
   /** Waits, bounded, for the wall clock to reach `epochMs`. */
   waitUntil: (epochMs: number) => Promise<void>;
 }
@@ -66,6 +68,7 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
 
   const step = async (name: string, run: () => Promise<string | undefined>) => {
     const startedAt = performance.now();
+    options.onStep?.(name);
     try {
       const detail = await run();
       steps.push({

@@ -28,6 +28,8 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024;
  */
 export class CallRecorder {
   readonly calls: RecordedCall[] = [];
+  /** Requests to services the rehearsal does not stand in for. */
+  readonly unknown: string[] = [];
   readonly #standIns: StandIns;
   readonly #evaluator: PolicyEvaluator;
   readonly #functionsByKey = new Map<string, string>();
@@ -72,11 +74,17 @@ export class CallRecorder {
       return;
     }
     const target = String(request.headers['x-amz-target'] ?? '');
-    const input = body.length === 0 ? {} : (JSON.parse(body.toString('utf8')) as Record<string, unknown>);
+    const input = parseInput(body);
     const upstream = target.startsWith('DynamoDB_')
       ? this.#standIns.dynamodb.endpoint
       : this.#standIns.aws.endpoint;
     const calls = this.#callsOf(functionId, target, input);
+    if (calls.length === 0) {
+      const what = target || `${request.method} ${request.url}`;
+      this.unknown.push(`${functionId} called ${what}, which the rehearsal has no stand-in for`);
+      sendError(response, 400, 'UnknownOperationException', `The rehearsal has no stand-in for ${what}.`);
+      return;
+    }
 
     // A Decrypt without KeyId names its key only through the ciphertext: KMS answers, then the policy decides.
     const decryptWithoutKey = target === 'TrentService.Decrypt' && typeof input.KeyId !== 'string';
@@ -210,7 +218,6 @@ export class CallRecorder {
       }
       return calls;
     }
-    calls.push({ functionId, action: target || 'unknown', resource: '*', context: {} });
     return calls;
   }
 
@@ -220,6 +227,16 @@ export class CallRecorder {
     } catch {
       return keyId;
     }
+  }
+}
+
+/** The AWS JSON protocol's request body; any other protocol's body reads as empty. */
+function parseInput(body: Buffer): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as unknown;
+    return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
   }
 }
 

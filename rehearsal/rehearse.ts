@@ -84,6 +84,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   let deployment: Deployment | undefined;
   let recorder: CallRecorder | undefined;
   const hosts = new Map<string, FunctionHost>();
+  const bundleBytes = new Map<string, number>();
   let evaluator: PolicyEvaluator | undefined;
   try {
     if (!assemblyDir) {
@@ -100,6 +101,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     });
     closers.push(() => standIns.close());
     deployment = readDeployment(assembly, standIns);
+    for (const fn of deployment.functions) bundleBytes.set(fn.id, folderBytes(fn.assetDir));
     checkRuntimes(deployment, failures);
 
     const redirectUri = redirectUriOf(deployment);
@@ -122,6 +124,8 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     const awsEndpoint = await recorder.start();
     closers.push(() => recorder?.close() ?? Promise.resolve());
     const endpoints = {
+      // Every other service too: the recorder refuses what it has no stand-in for, so nothing reaches AWS.
+      AWS_ENDPOINT_URL: awsEndpoint,
       AWS_ENDPOINT_URL_DYNAMODB: awsEndpoint,
       AWS_ENDPOINT_URL_KMS: awsEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: awsEndpoint,
@@ -137,7 +141,8 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       hosts.set(fn.id, host);
     }
     closers.push(() => Promise.allSettled([...hosts.values()].map((host) => host.stop())));
-    await Promise.all([...hosts.values()].map((host) => host.start()));
+    // One after the other, so each init time is the function's own, not the machine's contention.
+    for (const host of hosts.values()) await host.start();
     for (const host of hosts.values()) {
       if (host.initError) {
         failures.push(
@@ -148,7 +153,9 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
 
     if (failures.length === 0) {
       const callers = journeyCallers(config, deployment.functions[0]?.stack);
-      const gateway = await startApi(deployment, hosts, failures, apiPort, callers);
+      const trail: string[] = [];
+      let stepStartedAt = Date.now();
+      const gateway = await startApi(deployment, hosts, failures, apiPort, callers, trail);
       closers.push(() => gateway.close());
       try {
         await runJourney(
@@ -160,6 +167,10 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
             simulator: { url: simulator.url, clientId: config.wise.clientId ?? WISE_STAND_IN.clientId },
             redirectUri,
             events: standIns.aws.events,
+            onStep: () => {
+              trail.length = 0;
+              stepStartedAt = Date.now();
+            },
             runSchedule: () => runSchedules(deployment as Deployment, hosts, failures),
             waitUntil: async (epochMs) => {
               await sleep(Math.min(MAX_WAIT_MS, Math.max(0, epochMs - Date.now())));
@@ -168,7 +179,15 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
           journey,
         );
       } catch (error) {
-        failures.push(error instanceof Error ? error.message : String(error));
+        const logged = [...hosts.values()].flatMap((host) =>
+          host.errorsSince(stepStartedAt).map((text) => `${host.fn.label} logged "${text}"`),
+        );
+        const context = [
+          trail.length > 0 ? `its requests: ${trail.join('; ')}` : undefined,
+          logged.length > 0 ? logged.join('; ') : undefined,
+        ].filter((part) => part !== undefined);
+        const message = error instanceof Error ? error.message : String(error);
+        failures.push(context.length > 0 ? `${message} (${context.join('; ')})` : message);
       }
     }
   } catch (error) {
@@ -180,15 +199,21 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   }
 
   const calls = recorder?.calls ?? [];
+  for (const unknown of recorder?.unknown ?? []) failures.push(unknown);
   for (const denial of recorder?.denials() ?? []) {
     failures.push(`${labelOf(deployment, denial.functionId)}: ${denial.explanation ?? denial.decision}`);
   }
   const journeyDone = journey.length > 0 && journey.every((step) => step.ok) && failures.length === 0;
   const functions = (deployment?.functions ?? []).map((fn) =>
-    functionReport(fn, hosts.get(fn.id), calls, evaluator, journeyDone),
+    functionReport(fn, bundleBytes.get(fn.id) ?? 0, hosts.get(fn.id), calls, evaluator, journeyDone),
   );
   if (journeyDone) {
     for (const report of functions) {
+      if (report.invocations === 0) {
+        failures.push(
+          `${report.function}: the journey never invoked it, so nothing it does was rehearsed: extend rehearsal/journey.ts to use its route or schedule.`,
+        );
+      }
       for (const unused of report.unusedPermissions) {
         if (unused.reason) continue;
         failures.push(
@@ -271,8 +296,20 @@ async function startApi(
   failures: string[],
   port: number,
   callers: { user: LocalCredential; admin: LocalCredential },
+  trail: string[],
 ): Promise<RunningGateway> {
   const [first] = deployment.functions;
+  const wiring = new Map(
+    deployment.routes.map((route) => [
+      route.routeKey,
+      `${route.routeKey} (authorization ${route.authorizationType}, function ${hosts.get(route.functionId)?.fn.label ?? route.functionId})`,
+    ]),
+  );
+  const heard = (attributes: Record<string, unknown>) => {
+    const route = wiring.get(String(attributes.routeKey)) ?? `${String(attributes.path)} (no route)`;
+    const reason = attributes.reason === undefined ? '' : `: ${String(attributes.reason)}`;
+    trail.push(`${route} answered ${String(attributes.status ?? 500)}${reason}`);
+  };
   const routes: GatewayRoute[] = deployment.routes.map((route) => {
     const host = hosts.get(route.functionId);
     if (!host)
@@ -282,9 +319,9 @@ async function startApi(
         `${route.routeKey}: its integration sends payload format ${route.payloadFormatVersion}; the broker's handlers read 2.0.`,
       );
     }
-    if (!['GET', 'POST', 'DELETE'].includes(route.method)) {
+    if (!/^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$/.test(route.method) || !route.path.startsWith('/')) {
       throw new RehearsalError(
-        `${route.routeKey}: the rehearsal's gateway serves GET, POST and DELETE routes only.`,
+        `${route.routeKey}: the rehearsal's gateway serves routes of one method and path only.`,
       );
     }
     const handler = async (event: unknown) => {
@@ -313,6 +350,11 @@ async function startApi(
     accountId: first?.stack.account ?? '000000000000',
     credentials: [callers.user, callers.admin],
     routes,
+    logger: {
+      info: (_message, attributes) => heard(attributes),
+      warn: (_message, attributes) => heard(attributes),
+      error: (_message, attributes) => heard(attributes),
+    },
   });
 }
 
@@ -356,6 +398,7 @@ async function runSchedules(
 
 function functionReport(
   fn: DeployedFunction,
+  bytes: number,
   host: FunctionHost | undefined,
   calls: readonly RecordedCall[],
   evaluator: PolicyEvaluator | undefined,
@@ -393,7 +436,7 @@ function functionReport(
     function: fn.label,
     logicalId: fn.logicalId,
     handler: fn.handler,
-    bundleBytes: folderBytes(fn.assetDir),
+    bundleBytes: bytes,
     ...(host?.initMs === undefined ? {} : { initMs: Math.round(host.initMs) }),
     invocations: host?.invocations ?? 0,
     callsByOperation,

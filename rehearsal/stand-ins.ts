@@ -85,6 +85,11 @@ export async function startStandIns(assembly: CloudAssembly, options: StandInOpt
       keyId: keyIds.get(`${stack.name}/${logicalId}`),
       secretArn: physicalSecrets.get(`${stack.name}/${logicalId}`),
       apiEndpoint: () => options.apiEndpoint(stack, logicalId),
+      property: (name) => {
+        const value = resource.Properties?.[name];
+        if (value === undefined) return undefined;
+        return resolver.resolveString(stack, value, `${stack.name} ${logicalId} ${name}`);
+      },
     });
   };
   const resolver = new ReferenceResolver(assembly, physical);
@@ -210,17 +215,18 @@ function generatedName(stack: AssemblyStack, logicalId: string, maxLength: numbe
   return `${stack.name}-${logicalId}`.slice(0, maxLength - suffix.length - 1) + `-${suffix}`;
 }
 
-function stringProperty(resource: TemplateResource, name: string): string | undefined {
-  const value = resource.Properties?.[name];
-  return typeof value === 'string' ? value : undefined;
-}
-
 /** The `Ref` and `Fn::GetAtt` values of a resource, as AWS would give them. */
 function physicalOf(
   stack: AssemblyStack,
   logicalId: string,
   resource: TemplateResource,
-  local: { keyId: string | undefined; secretArn: string | undefined; apiEndpoint: () => string },
+  local: {
+    keyId: string | undefined;
+    secretArn: string | undefined;
+    apiEndpoint: () => string;
+    /** A property that names the resource, its references resolved. */
+    property: (name: string) => string | undefined;
+  },
 ): PhysicalResource {
   const { account, region } = stack;
   const arn = (service: string, rest: string, withRegion = true) =>
@@ -228,7 +234,7 @@ function physicalOf(
   switch (resource.Type) {
     case 'AWS::DynamoDB::Table':
     case 'AWS::DynamoDB::GlobalTable': {
-      const name = stringProperty(resource, 'TableName') ?? generatedName(stack, logicalId, 255);
+      const name = local.property('TableName') ?? generatedName(stack, logicalId, 255);
       const tableArn = arn('dynamodb', `table/${name}`);
       return { ref: name, attributes: { Arn: tableArn, StreamArn: `${tableArn}/stream/local` } };
     }
@@ -237,22 +243,22 @@ function physicalOf(
       return { ref: keyId, attributes: { Arn: arn('kms', `key/${keyId}`), KeyId: keyId } };
     }
     case 'AWS::KMS::Alias':
-      return { ref: stringProperty(resource, 'AliasName') ?? logicalId, attributes: {} };
+      return { ref: local.property('AliasName') ?? logicalId, attributes: {} };
     case 'AWS::SecretsManager::Secret': {
       const secretArn = local.secretArn ?? arn('secretsmanager', `secret:${logicalId}`);
       return { ref: secretArn, attributes: { Id: secretArn } };
     }
     case 'AWS::Events::EventBus': {
-      const name = stringProperty(resource, 'Name') ?? generatedName(stack, logicalId, 256);
+      const name = local.property('Name') ?? generatedName(stack, logicalId, 256);
       return { ref: name, attributes: { Name: name, Arn: arn('events', `event-bus/${name}`) } };
     }
     case 'AWS::Events::Rule': {
-      const name = stringProperty(resource, 'Name') ?? generatedName(stack, logicalId, 64);
+      const name = local.property('Name') ?? generatedName(stack, logicalId, 64);
       return { ref: name, attributes: { Arn: arn('events', `rule/${name}`) } };
     }
     case 'AWS::IAM::Role': {
-      const name = stringProperty(resource, 'RoleName') ?? generatedName(stack, logicalId, 64);
-      const path = stringProperty(resource, 'Path') ?? '/';
+      const name = local.property('RoleName') ?? generatedName(stack, logicalId, 64);
+      const path = local.property('Path') ?? '/';
       return {
         ref: name,
         attributes: {
@@ -262,16 +268,16 @@ function physicalOf(
       };
     }
     case 'AWS::IAM::ManagedPolicy': {
-      const name = stringProperty(resource, 'ManagedPolicyName') ?? generatedName(stack, logicalId, 128);
+      const name = local.property('ManagedPolicyName') ?? generatedName(stack, logicalId, 128);
       const policyArn = arn('iam', `policy/${name}`, false);
       return { ref: policyArn, attributes: { PolicyArn: policyArn } };
     }
     case 'AWS::Lambda::Function': {
-      const name = stringProperty(resource, 'FunctionName') ?? generatedName(stack, logicalId, 64);
+      const name = local.property('FunctionName') ?? generatedName(stack, logicalId, 64);
       return { ref: name, attributes: { Arn: arn('lambda', `function:${name}`) } };
     }
     case 'AWS::Logs::LogGroup': {
-      const name = stringProperty(resource, 'LogGroupName') ?? generatedName(stack, logicalId, 512);
+      const name = local.property('LogGroupName') ?? generatedName(stack, logicalId, 512);
       return { ref: name, attributes: { Arn: arn('logs', `log-group:${name}:*`) } };
     }
     case 'AWS::ApiGatewayV2::Api': {
@@ -279,7 +285,7 @@ function physicalOf(
       return { ref: apiId, attributes: { ApiEndpoint: local.apiEndpoint(), ApiId: apiId } };
     }
     case 'AWS::SQS::Queue': {
-      const name = stringProperty(resource, 'QueueName') ?? generatedName(stack, logicalId, 80);
+      const name = local.property('QueueName') ?? generatedName(stack, logicalId, 80);
       return {
         ref: `https://sqs.${region}.amazonaws.com/${account}/${name}`,
         attributes: {
@@ -290,7 +296,7 @@ function physicalOf(
       };
     }
     case 'AWS::SNS::Topic': {
-      const name = stringProperty(resource, 'TopicName') ?? generatedName(stack, logicalId, 256);
+      const name = local.property('TopicName') ?? generatedName(stack, logicalId, 256);
       return { ref: arn('sns', name), attributes: { TopicArn: arn('sns', name), TopicName: name } };
     }
     default:
