@@ -26,6 +26,8 @@ export interface FunctionHostOptions {
 }
 
 const OUTPUT_TAIL_LINES = 40;
+/** The share of the function's memory given to V8's old space, as Lambda's Node.js bootstrap does. */
+const HEAP_SHARE = 0.9;
 
 /**
  * One function in its own Node.js process under the AWS Lambda Runtime Interface Client, as Lambda runs
@@ -41,6 +43,7 @@ export class FunctionHost {
   readonly #options: FunctionHostOptions;
   readonly #outputTail: string[] = [];
   readonly #errors: { at: number; text: string }[] = [];
+  #output = '';
   #api: RuntimeApi | undefined;
   #process: ChildProcess | undefined;
   #log: WriteStream | undefined;
@@ -108,7 +111,9 @@ export class FunctionHost {
       AWS_XRAY_DAEMON_ADDRESS: '127.0.0.1:2000',
     };
     startedAt = performance.now();
-    const child = spawn(process.execPath, [RIC_ENTRY], {
+    // Lambda's Node.js bootstrap gives the old space the function's memory less a tenth; so does the rehearsal.
+    const heapMb = Math.floor(fn.memorySize * HEAP_SHARE);
+    const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, RIC_ENTRY], {
       cwd: taskRoot,
       env: environment,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -116,6 +121,7 @@ export class FunctionHost {
     this.#process = child;
     const capture = (chunk: Buffer) => {
       this.#log?.write(chunk);
+      this.#output += chunk.toString('utf8');
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line.trim() === '') continue;
         this.#outputTail.push(line);
@@ -153,6 +159,11 @@ export class FunctionHost {
   /** What the function logged at level ERROR since `epochMs`: each line's message and error. */
   errorsSince(epochMs: number): string[] {
     return this.#errors.filter((entry) => entry.at >= epochMs).map((entry) => entry.text);
+  }
+
+  /** Whether the process ever wrote `text` to its output (which Lambda sends to CloudWatch Logs). */
+  wrote(text: string): boolean {
+    return this.#output.includes(text);
   }
 
   /** The last lines the process wrote. */

@@ -24,6 +24,8 @@ export interface JourneyOptions {
   events: readonly RecordedEvent[];
   /** Delivers the schedule's event to its function, as the template's rule or schedule would. */
   runSchedule: () => Promise<unknown>;
+  /** Hears each secret the journey meets (access tokens, the registration code), which no log may hold. */
+  onSecret?: (secret: string) => void;
   /** Hears each step begin, before its first request. */
   onStep?: (name: string) => void;
   /** Waits, bounded, for the wall clock to reach `epochMs`. */
@@ -37,6 +39,8 @@ export interface JourneyStep {
   ms: number;
   detail?: string;
 }
+
+const REGISTRATION_CODE = 'rehearsal-registration-code-0123456789abcdef';
 
 interface Answer {
   status: number;
@@ -57,6 +61,7 @@ interface VendedToken {
  * listing, a status, a delete, and a re-authorization event on the bus. Stops at the first step that fails.
  */
 export async function runJourney(options: JourneyOptions, steps: JourneyStep[]): Promise<void> {
+  options.onSecret?.(REGISTRATION_CODE);
   const userApi = transport(options, options.user);
   const adminApi = transport(options, options.admin);
   const connected = options.user.connectionId('rehearsal-1');
@@ -150,7 +155,7 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
   });
 
   await step('vend', async () => {
-    first = await vend(userApi, { connectionId: connected });
+    first = await vend(options, userApi, { connectionId: connected });
     await expectLiveAtWise(options, first.accessToken);
     return `generation ${first.generation}, valid until ${first.validUntil}`;
   });
@@ -167,12 +172,12 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
     expectStatus('POST /connect-sessions', session, 201);
     const location = await approve(String(session.body.state ?? ''), secondUser);
     expectStatus('GET /oauth/callback', await read(await fetch(location, { redirect: 'manual' })), 200);
-    const token = await vend(userApi, { connectionId: second });
+    const token = await vend(options, userApi, { connectionId: second });
     return `generation ${token.generation}`;
   });
 
   await step('client-credentials token', async () => {
-    const token = await vend(userApi, { kind: 'client' });
+    const token = await vend(options, userApi, { kind: 'client' });
     return `generation ${token.generation}`;
   });
 
@@ -183,12 +188,12 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
       `/connections/${encodeURIComponent(registered)}/registration-code`,
       {
         email: 'rehearsal.user@example.com',
-        registrationCode: 'rehearsal-registration-code-0123456789abcdef',
+        registrationCode: REGISTRATION_CODE,
         signup: true,
       },
     );
     expectStatus('POST /connections/{id}/registration-code', answer, 201);
-    const token = await vend(userApi, { connectionId: registered });
+    const token = await vend(options, userApi, { connectionId: registered });
     await expectLiveAtWise(options, token.accessToken);
     return `connected, generation ${token.generation}`;
   });
@@ -235,7 +240,7 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
   });
 
   await step('vend of the new generation', async () => {
-    swept = await vend(userApi, { connectionId: connected });
+    swept = await vend(options, userApi, { connectionId: connected });
     if (swept.generation <= (first?.generation ?? 0)) {
       throw new Error(
         `after the sweep the vend still answers generation ${swept.generation}: the sweep refreshed nothing`,
@@ -246,7 +251,10 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
   });
 
   await step('rejectedGeneration', async () => {
-    rejected = await vend(userApi, { connectionId: connected, rejectedGeneration: swept?.generation });
+    rejected = await vend(options, userApi, {
+      connectionId: connected,
+      rejectedGeneration: swept?.generation,
+    });
     if (rejected.generation <= (swept?.generation ?? 0)) {
       throw new Error(
         `rejectedGeneration ${swept?.generation} answered generation ${rejected.generation}, not a newer one`,
@@ -325,13 +333,18 @@ async function call(
   );
 }
 
-async function vend(api: SignedTransport, body: Record<string, unknown>): Promise<VendedToken> {
+async function vend(
+  options: JourneyOptions,
+  api: SignedTransport,
+  body: Record<string, unknown>,
+): Promise<VendedToken> {
   const answer = await call(api, 'POST', '/tokens', body);
   expectStatus(`POST /tokens ${JSON.stringify(body)}`, answer, 200);
   const token = answer.body as unknown as VendedToken;
   if (typeof token.accessToken !== 'string' || typeof token.generation !== 'number') {
     throw new Error(`POST /tokens answered 200 without a token: ${answer.text.slice(0, 200)}`);
   }
+  options.onSecret?.(token.accessToken);
   return token;
 }
 

@@ -46,6 +46,8 @@ export interface RehearsalResult {
   ok: boolean;
   /** Each sentence names one cause; empty when the rehearsal passed. */
   failures: string[];
+  /** What the rehearsal could not cover, without failing: a function the journey never invoked. */
+  warnings: string[];
   assembly: string;
   functions: FunctionReport[];
   journey: JourneyStep[];
@@ -78,6 +80,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   const startedAt = performance.now();
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'rehearsal-'));
   const failures: string[] = [];
+  const warnings: string[] = [];
   const journey: JourneyStep[] = [];
   const closers: (() => Promise<unknown>)[] = [];
   let assemblyDir = options.assemblyDir;
@@ -85,6 +88,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   let recorder: CallRecorder | undefined;
   const hosts = new Map<string, FunctionHost>();
   const bundleBytes = new Map<string, number>();
+  const secrets = new Set<string>([WISE_STAND_IN.clientSecret]);
   let evaluator: PolicyEvaluator | undefined;
   try {
     if (!assemblyDir) {
@@ -167,6 +171,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
             simulator: { url: simulator.url, clientId: config.wise.clientId ?? WISE_STAND_IN.clientId },
             redirectUri,
             events: standIns.aws.events,
+            onSecret: (secret) => secrets.add(secret),
             onStep: () => {
               trail.length = 0;
               stepStartedAt = Date.now();
@@ -195,6 +200,14 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     failures.push(error.message);
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
+    for (const host of hosts.values()) {
+      const leaked = [...secrets].filter((secret) => host.wrote(secret)).length;
+      if (leaked > 0) {
+        failures.push(
+          `${host.fn.label} wrote ${leaked} secret(s) (access tokens, the registration code or the Wise client secret) to its log.`,
+        );
+      }
+    }
     if (!options.workDir) rmSync(workDir, { recursive: true, force: true });
   }
 
@@ -210,8 +223,9 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   if (journeyDone) {
     for (const report of functions) {
       if (report.invocations === 0) {
-        failures.push(
-          `${report.function}: the journey never invoked it, so nothing it does was rehearsed: extend rehearsal/journey.ts to use its route or schedule.`,
+        // Its process started and loaded its handler; what it does is not rehearsed until the journey uses it.
+        warnings.push(
+          `${report.function}: started, but the journey never invoked it, so its calls and grants are not rehearsed: extend rehearsal/journey.ts to use its route or schedule.`,
         );
       }
       for (const unused of report.unusedPermissions) {
@@ -225,6 +239,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   return {
     ok: failures.length === 0,
     failures: [...new Set(failures)],
+    warnings,
     assembly: assemblyDir ?? '',
     functions,
     journey,
@@ -411,7 +426,7 @@ function functionReport(
     callsByOperation[name] = (callsByOperation[name] ?? 0) + 1;
   }
   const unusedPermissions: UnusedPermission[] = [];
-  if (journeyDone && evaluator) {
+  if (journeyDone && evaluator && (host?.invocations ?? 0) > 0) {
     for (const grant of evaluator.grants().filter((entry) => entry.functionId === fn.id)) {
       const key = `${grant.policy}#${grant.statement}`;
       const used = own.some(

@@ -42,6 +42,7 @@ export function formatReport(result: RehearsalResult): string {
     for (const [name, value] of rows) lines.push(`  ${name.padEnd(width)} | ${value}`);
   }
   lines.push('');
+  for (const warning of result.warnings) lines.push(`Warning: ${warning}`);
   if (result.ok) {
     lines.push('The rehearsal passed.');
   } else {

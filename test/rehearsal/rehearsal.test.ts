@@ -80,6 +80,7 @@ describe('the deployment rehearsal', () => {
 
   it('runs the whole journey through every function of the synthesized assembly with no denial', () => {
     expect(passing.failures).toEqual([]);
+    expect(passing.warnings).toEqual([]);
     expect(passing.ok).toBe(true);
     expect(passing.journey.map((step) => step.name)).toEqual([
       'an unsigned call to an IAM route is refused',
