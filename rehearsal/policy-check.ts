@@ -59,14 +59,10 @@ export class PolicyEvaluator {
       const statements: PreparedFunction['statements'] = [];
       const policies = fn.policies.map(({ name, document }) => {
         const list = Array.isArray(document.Statement) ? document.Statement : [document.Statement];
-        const labelled = list.map((statement, index) => {
-          const key = `${name}#${index}`;
-          // The Sid names the statement in the simulator's analysis; it changes nothing in the evaluation.
-          const withSid = { ...statement, Sid: `S${index}` };
-          statements.push({ key, policy: name, index, statement });
-          return withSid;
+        list.forEach((statement, index) => {
+          statements.push({ key: `${name}#${index}`, policy: name, index, statement });
         });
-        return { name, policy: { Version: document.Version ?? '2012-10-17', Statement: labelled } };
+        return { name, policy: { Version: document.Version ?? '2012-10-17', Statement: list } };
       });
       const roleSession = `arn:aws:sts::${fn.stack.account}:assumed-role/${fn.roleName}/${fn.name}`;
       this.#functions.set(fn.id, { fn, principal: roleSession, policies, statements });

@@ -212,7 +212,8 @@ function shortId(stackName: string, logicalId: string, length: number): string {
 /** A generated physical name as CloudFormation makes one: the stack name, the logical id, a suffix. */
 function generatedName(stack: AssemblyStack, logicalId: string, maxLength: number): string {
   const suffix = shortId(stack.name, logicalId, 12).toUpperCase();
-  return `${stack.name}-${logicalId}`.slice(0, maxLength - suffix.length - 1) + `-${suffix}`;
+  const prefix = `${stack.name}-${logicalId}`.slice(0, maxLength - suffix.length - 1);
+  return `${prefix}-${suffix}`;
 }
 
 /** The `Ref` and `Fn::GetAtt` values of a resource, as AWS would give them. */
