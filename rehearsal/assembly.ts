@@ -62,12 +62,12 @@ function fileURLToProjectRoot(): string {
 
 /**
  * Synthesizes the CDK app with the project's own CDK CLI into `outdir`, exactly as `cdk deploy` would
- * before it deploys (bundling every function with esbuild).
+ * before it deploys (bundling every function with esbuild). `context` holds more `-c key=value` options.
  */
-export async function synthesize(outdir: string): Promise<void> {
+export async function synthesize(outdir: string, context: string[] = []): Promise<void> {
   const cdk = join(PROJECT_ROOT, 'node_modules', '.bin', 'cdk');
   try {
-    await run(cdk, ['synth', '--quiet', '--output', outdir], {
+    await run(cdk, ['synth', '--quiet', '--output', outdir, ...context], {
       cwd: PROJECT_ROOT,
       maxBuffer: 64 * 1024 * 1024,
       env: { ...process.env, CI: 'true' },

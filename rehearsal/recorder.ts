@@ -148,12 +148,13 @@ export class CallRecorder {
         const tableName = table.startsWith('arn:') ? table.replace(/^.*:table\//, '') : table;
         const tableArn = `arn:aws:dynamodb:${region}:${account}:table/${tableName}`;
         const index = typeof input.IndexName === 'string' ? input.IndexName : undefined;
+        const leadingKeys = this.#leadingKeys(tableName, table, input);
         calls.push({
           functionId,
           action: `dynamodb:${operation}`,
           resource: index === undefined ? tableArn : `${tableArn}/index/${index}`,
           ...(index === undefined ? {} : { index }),
-          context: {},
+          context: leadingKeys.length > 0 ? { 'dynamodb:LeadingKeys': leadingKeys } : {},
         });
         const keyArn = this.#standIns.tableKeyArn(tableName);
         if (keyArn) {
@@ -219,6 +220,33 @@ export class CallRecorder {
       return calls;
     }
     return calls;
+  }
+
+  /**
+   * The partition key values an item request names (`dynamodb:LeadingKeys`): its `Key` or `Item`, or each
+   * of a batch's. A query's key condition is not read, so a query carries none.
+   */
+  #leadingKeys(tableName: string, requested: string, input: Record<string, unknown>): string[] {
+    const attribute = this.#standIns.tablePartitionKey(tableName);
+    if (!attribute) return [];
+    type Item = Record<string, { S?: string; N?: string } | undefined>;
+    const items: (Item | undefined)[] = [input.Key as Item | undefined, input.Item as Item | undefined];
+    const batch = (input.RequestItems as Record<string, unknown> | undefined)?.[requested];
+    if (Array.isArray(batch)) {
+      for (const entry of batch as { PutRequest?: { Item: Item }; DeleteRequest?: { Key: Item } }[]) {
+        items.push(entry.PutRequest?.Item, entry.DeleteRequest?.Key);
+      }
+    } else if (batch && typeof batch === 'object') {
+      items.push(...((batch as { Keys?: Item[] }).Keys ?? []));
+    }
+    return [
+      ...new Set(
+        items.flatMap((item) => {
+          const value = item?.[attribute];
+          return value?.S ?? value?.N ?? [];
+        }),
+      ),
+    ];
   }
 
   #keyArn(keyId: string): string {

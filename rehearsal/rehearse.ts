@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway } from '#local/gateway/index.ts';
 import type { GatewayMethod, GatewayRoute, LocalCredential, RunningGateway } from '#local/gateway/types.ts';
 import { startSimulator } from '#local/simulator/index.ts';
-import { type AssemblyStack, readAssembly, synthesize } from './assembly.ts';
+import { type AssemblyStack, PROJECT_ROOT, readAssembly, synthesize } from './assembly.ts';
 import { type DeployedFunction, type Deployment, readDeployment } from './deployment.ts';
 import { RehearsalError } from './errors.ts';
 import { FunctionHost } from './function-host.ts';
@@ -16,7 +16,14 @@ import { actionMatches, type Grant, PolicyEvaluator } from './policy-check.ts';
 import { CallRecorder, type RecordedCall } from './recorder.ts';
 import { startStandIns } from './stand-ins.ts';
 import { unusedGrantReason } from './unused-grants.ts';
-import { brokerConfigOf, callersOf, pointAtWise, WISE_STAND_IN } from './wise-stand-in.ts';
+import {
+  brokerConfigOf,
+  callersOf,
+  pointAtWise,
+  REHEARSAL_RETURN_URL,
+  returnUrlOf,
+  WISE_STAND_IN,
+} from './wise-stand-in.ts';
 
 /** One unused permission of a function's role, and why it stays. */
 export interface UnusedPermission {
@@ -93,7 +100,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   try {
     if (!assemblyDir) {
       assemblyDir = join(workDir, 'cdk.out');
-      await synthesize(assemblyDir);
+      await synthesizeForRehearsal(assemblyDir);
     }
     const assembly = readAssembly(assemblyDir);
     const config = brokerConfigOf(assembly);
@@ -157,6 +164,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
 
     if (failures.length === 0) {
       const callers = journeyCallers(config, deployment.functions[0]?.stack);
+      const returnUrl = returnUrlOf(config);
       const trail: string[] = [];
       let stepStartedAt = Date.now();
       const gateway = await startApi(deployment, hosts, failures, apiPort, callers, trail);
@@ -168,8 +176,8 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
             region: standIns.region,
             user: callers.user,
             admin: callers.admin,
-            simulator: { url: simulator.url, clientId: config.wise.clientId ?? WISE_STAND_IN.clientId },
-            redirectUri,
+            simulator: { url: simulator.url },
+            ...(returnUrl === undefined ? {} : { returnUrl }),
             events: standIns.aws.events,
             onSecret: (secret) => secrets.add(secret),
             onStep: () => {
@@ -248,6 +256,18 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   };
 }
 
+/**
+ * Synthesizes the app with cdk.json's configuration and one more allowed return URL, so the journey's
+ * connect sessions can name one (the example configuration allows none).
+ */
+export async function synthesizeForRehearsal(outdir: string): Promise<void> {
+  const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as {
+    context?: { returnUrls?: string[] };
+  };
+  const returnUrls = [...(cdkJson.context?.returnUrls ?? []), REHEARSAL_RETURN_URL];
+  await synthesize(outdir, ['--context', `returnUrls=${JSON.stringify(returnUrls)}`]);
+}
+
 /** Lambda runs the template's `Runtime`; the rehearsal runs the Node.js it runs on, which must be that one. */
 function checkRuntimes(deployment: Deployment, failures: string[]): void {
   const major = Number(process.versions.node.split('.')[0]);
@@ -299,8 +319,8 @@ function journeyCallers(
     };
   };
   return {
-    user: credential(user.principal, user.connections),
-    admin: credential(admin.principal, admin.connections),
+    user: credential(user.principal, user.patterns),
+    admin: credential(admin.principal, admin.patterns),
   };
 }
 

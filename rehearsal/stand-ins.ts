@@ -38,6 +38,8 @@ export interface StandIns {
   physical(stack: AssemblyStack, logicalId: string): PhysicalResource | undefined;
   /** Secret ARNs by every name a caller may use for them (name, full ARN). */
   secretArn(secretId: string): string | undefined;
+  /** The name of the table's partition key attribute. */
+  tablePartitionKey(tableName: string): string | undefined;
   /** The table's customer-managed key ARN, when it has one. */
   tableKeyArn(tableName: string): string | undefined;
   /** The secret's key ARN, when it has a customer-managed one. */
@@ -76,6 +78,7 @@ export async function startStandIns(assembly: CloudAssembly, options: StandInOpt
   const secretArns = new Map<string, string>();
   const physicalSecrets = new Map<string, string>();
   const tableKeys = new Map<string, string>();
+  const partitionKeys = new Map<string, string>();
   const secretKeys = new Map<string, string>();
 
   const physical = (stack: AssemblyStack, logicalId: string): PhysicalResource | undefined => {
@@ -146,6 +149,8 @@ export async function startStandIns(assembly: CloudAssembly, options: StandInOpt
         }),
       );
       await waitUntilTableExists({ client: dynamoClient, maxWaitTime: 30 }, { TableName: tableName });
+      const hash = props.KeySchema.find((element) => element.KeyType === 'HASH')?.AttributeName;
+      if (hash) partitionKeys.set(tableName, hash);
       const keyArn =
         props.Replicas?.find((replica) => replica.Region === region)?.SSESpecification?.KMSMasterKeyId ??
         props.SSESpecification?.KMSMasterKeyId;
@@ -166,6 +171,7 @@ export async function startStandIns(assembly: CloudAssembly, options: StandInOpt
     physical,
     secretArn: (secretId) => secretArns.get(secretId),
     tableKeyArn: (tableName) => tableKeys.get(tableName),
+    tablePartitionKey: (tableName) => partitionKeys.get(tableName),
     secretKeyArn: (secretArn) => secretKeys.get(secretArn),
     close: async () => {
       await Promise.allSettled([aws.close(), dynamodb.close()]);

@@ -34,6 +34,14 @@ export const UNUSED_GRANT_REASONS: readonly UnusedGrantReason[] = [
       "DynamoDB uses the table's customer-managed key with the caller's permissions when it creates, rotates or caches the table key; the rehearsal checks the Decrypt each table call implies, but the embedded engine has no table key to make.",
   },
   {
+    covers: (grant) =>
+      grant.functionLabel === 'oauth-callback' &&
+      JSON.stringify(grant.condition ?? {}).includes('CONNECTION#') &&
+      (grant.action === 'dynamodb:GetItem' || grant.action === 'dynamodb:UpdateItem'),
+    reason:
+      'The callback stores the connection itself only for a session without a return URL, which only connectWithoutConfirmation allows; the rehearsed configuration confirms every connection with its completion code.',
+  },
+  {
     covers: (grant) => grant.functionLabel === 'refresh' && grant.action === 'dynamodb:GetItem',
     reason:
       'The sweep reads a record only when another holder has its lease or the answer to its write was lost (refresh-record.ts, withoutLease and landedRecord); the journey meets neither.',

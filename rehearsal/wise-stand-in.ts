@@ -1,5 +1,5 @@
 import type { RunningSimulator } from '#local/simulator/index.ts';
-import { type BrokerConfig, type CallerConfig, parseBrokerConfig } from '#shared/config/broker-config.ts';
+import { type BrokerConfig, parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { type CloudAssembly, resources } from './assembly.ts';
 import { RehearsalError } from './errors.ts';
 
@@ -46,17 +46,42 @@ export function brokerConfigOf(assembly: CloudAssembly): BrokerConfig {
 }
 
 /** The callers the journey signs as: one that uses connections and the client token, one administrator. */
-export function callersOf(config: BrokerConfig): { user: CallerConfig; admin: CallerConfig } {
+export function callersOf(config: BrokerConfig): { user: JourneyIdentity; admin: JourneyIdentity } {
   const user =
-    config.callers.find((caller) => caller.connections.length > 0 && caller.clientToken) ??
-    config.callers.find((caller) => caller.connections.length > 0);
-  const admin = config.callers.find((caller) => caller.admin);
+    config.callers.find((caller) => caller.use.length > 0 && caller.clientToken) ??
+    config.callers.find((caller) => caller.use.length > 0);
+  const admin = config.callers.find((caller) => caller.administer.length > 0);
   if (!user || !admin) {
     throw new RehearsalError(
-      'The configuration needs a caller with connection patterns and one with "admin": true for the journey (cdk.json has both).',
+      'The configuration needs a caller with "use" patterns and one with "administer" patterns for the journey (cdk.json has both).',
     );
   }
-  return { user, admin };
+  return {
+    user: { principal: user.principal, patterns: user.use },
+    admin: { principal: admin.principal, patterns: admin.administer },
+  };
+}
+
+/**
+ * The return URL the journey's connect sessions name: the first the configuration allows, or none when it
+ * connects without confirmation.
+ */
+export function returnUrlOf(config: BrokerConfig): string | undefined {
+  const [first] = config.returnUrls;
+  if (first !== undefined) return first;
+  if (config.connectWithoutConfirmation) return undefined;
+  throw new RehearsalError(
+    'The configuration allows no return URL and connects only with confirmation, so no connect session can start: add one to "returnUrls".',
+  );
+}
+
+/** A return URL the rehearsal adds to the configuration it synthesizes; the journey never opens it. */
+export const REHEARSAL_RETURN_URL = 'https://partner.example/wise/connected';
+
+/** A caller of the journey: its principal and the connection patterns of its grant. */
+export interface JourneyIdentity {
+  principal: string;
+  patterns: string[];
 }
 
 /** Points the configuration in a function's environment at the Wise simulator instead of Wise's hosts. */

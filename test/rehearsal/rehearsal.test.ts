@@ -2,8 +2,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { synthesize } from '../../rehearsal/assembly.ts';
-import { type RehearsalResult, rehearse } from '../../rehearsal/rehearse.ts';
+import { type RehearsalResult, rehearse, synthesizeForRehearsal } from '../../rehearsal/rehearse.ts';
 import { writeReport } from '../../rehearsal/report.ts';
 
 interface Resource {
@@ -69,7 +68,7 @@ describe('the deployment rehearsal', () => {
   let passing: RehearsalResult;
 
   beforeAll(async () => {
-    await synthesize(assemblyDir);
+    await synthesizeForRehearsal(assemblyDir);
     passing = await rehearse({ assemblyDir });
     writeReport(passing);
   }, 300_000);
@@ -84,9 +83,7 @@ describe('the deployment rehearsal', () => {
     expect(passing.ok).toBe(true);
     expect(passing.journey.map((step) => step.name)).toEqual([
       'an unsigned call to an IAM route is refused',
-      'connect session',
-      'approval at Wise',
-      'callback (public route, unsigned, as the browser follows Wise)',
+      'connect session, approval at Wise, callback and completion',
       'vend',
       'a second connection, of another Wise user',
       'client-credentials token',
@@ -204,7 +201,7 @@ describe('the deployment rehearsal', () => {
     const result = await rehearse({ assemblyDir: dir });
     expect(result.ok).toBe(false);
     expect(result.failures.join('\n')).toMatch(
-      /Journey step "callback .*" failed: GET \/oauth\/callback answered 403, expected 200.*GET \/oauth\/callback \(authorization AWS_IAM, function oauth-callback\) answered 403/,
+      /Journey step "connect session.*" failed: GET \/oauth\/callback answered 403, expected 303.*GET \/oauth\/callback \(authorization AWS_IAM, function oauth-callback\) answered 403/,
     );
   }, 120_000);
 });
