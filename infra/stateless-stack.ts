@@ -43,7 +43,7 @@ export interface FunctionAccess {
   readonly queryIndexes: readonly string[];
   /**
    * The kinds of secret (the encryption context's `kind`) the function encrypts with the token key
-   * (`kms:Encrypt`, and `kms:GenerateDataKey` for envelope encryption under the same context).
+   * (`kms:Encrypt`).
    */
   readonly encrypts: readonly CipherKind[];
   /** The kinds of secret the function decrypts with the token key. */
@@ -93,7 +93,8 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       queryIndexes: [],
       encrypts: [],
       decrypts: [],
-      wiseCredentials: 'client-id',
+      // The start URL's function builds the authorize URL: sessions and completions need nothing of Wise.
+      wiseCredentials: false,
       putEvents: true,
     },
   },

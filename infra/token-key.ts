@@ -2,8 +2,8 @@ import { ArnFormat, type Stack } from 'aws-cdk-lib';
 import { AccountRootPrincipal, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { CipherKind } from '#shared/domain/records.ts';
 
-/** What encrypts under the token key: `kms:Encrypt`, and `kms:GenerateDataKey` for envelope encryption. */
-export const TOKEN_KEY_ENCRYPT_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey'] as const;
+/** What encrypts under the token key: `kms:Encrypt` (the broker seals each secret itself, with no data key). */
+export const TOKEN_KEY_ENCRYPT_ACTIONS = ['kms:Encrypt'] as const;
 
 /** What decrypts under the token key. */
 export const TOKEN_KEY_DECRYPT_ACTIONS = ['kms:Decrypt'] as const;

@@ -203,7 +203,7 @@ describe('the token key', () => {
     Sid: `${fn.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase())}${direction}s`,
     Effect: 'Allow',
     Principal: accountRoot,
-    Action: direction === 'Encrypt' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : 'kms:Decrypt',
+    Action: direction === 'Encrypt' ? 'kms:Encrypt' : 'kms:Decrypt',
     Resource: '*',
     Condition: {
       StringEquals: {
@@ -419,7 +419,7 @@ describe('least privilege', () => {
     conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${REGION}.amazonaws.com` } },
   };
   const tokenKey = (direction: 'Encrypt' | 'Decrypt', kinds: string[]): Statement => ({
-    actions: direction === 'Encrypt' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'],
+    actions: direction === 'Encrypt' ? ['kms:Encrypt'] : ['kms:Decrypt'],
     resources: ['token key'],
     conditions: {
       StringEquals: {
@@ -465,7 +465,6 @@ describe('least privilege', () => {
       items(['COMPLETION#*'], 'dynamodb:DeleteItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
       tableKey,
-      ...wiseCredentials,
       putEvents,
     ],
     'oauth-callback': [
@@ -481,7 +480,9 @@ describe('least privilege', () => {
     ],
     // Registration refreshes only the client-credentials token, which never needs re-authorization: no events.
     registration: [
-      ...refreshRecords.filter((statement) => statement.resources[0] !== 'token key' && statement !== putEvents),
+      ...refreshRecords.filter(
+        (statement) => statement.resources[0] !== 'token key' && statement !== putEvents,
+      ),
       tokenKey('Encrypt', ['access_token', 'refresh_token', 'registration_code']),
       tokenKey('Decrypt', ['access_token']),
     ],
