@@ -71,11 +71,20 @@ export interface DeployedSchedule {
   input?: unknown;
 }
 
+/** A log subscription filter that delivers a log group's lines to a function. */
+export interface DeployedSubscription {
+  logicalId: string;
+  logGroupName: string;
+  filterPattern: string;
+  functionId: string;
+}
+
 /** What the rehearsal reads from the assembly: the functions, routes, schedules and key policies. */
 export interface Deployment {
   functions: DeployedFunction[];
   routes: DeployedRoute[];
   schedules: DeployedSchedule[];
+  subscriptions: DeployedSubscription[];
   /** Key policies by key ARN. */
   keyPolicies: Map<string, PolicyDocument>;
 }
@@ -207,6 +216,20 @@ export function readDeployment(assembly: CloudAssembly, standIns: StandIns): Dep
     });
   }
 
+  const subscriptions: DeployedSubscription[] = [];
+  for (const { stack, logicalId, resource } of resources(assembly, 'AWS::Logs::SubscriptionFilter')) {
+    const props = resource.Properties ?? {};
+    const where = `${stack.name} subscription filter ${logicalId}`;
+    const arn = resolver.resolveString(stack, props.DestinationArn, where);
+    if (!arn.includes(':lambda:')) continue;
+    subscriptions.push({
+      logicalId,
+      logGroupName: resolver.resolveString(stack, props.LogGroupName, where),
+      filterPattern: resolver.resolveString(stack, props.FilterPattern ?? '', where),
+      functionId: functionAt(arn, where).id,
+    });
+  }
+
   const keyPolicies = new Map<string, PolicyDocument>();
   for (const { stack, logicalId, resource } of resources(assembly, 'AWS::KMS::Key')) {
     const arn = standIns.physical(stack, logicalId)?.attributes.Arn ?? '';
@@ -218,7 +241,7 @@ export function readDeployment(assembly: CloudAssembly, standIns: StandIns): Dep
       );
     }
   }
-  return { functions, routes, schedules, keyPolicies };
+  return { functions, routes, schedules, subscriptions, keyPolicies };
 }
 
 function labelOf(resource: TemplateResource, logicalId: string): string {

@@ -161,6 +161,11 @@ export class FunctionHost {
     return this.#errors.filter((entry) => entry.at >= epochMs).map((entry) => entry.text);
   }
 
+  /** Every line the process wrote, as Lambda would put it into the function's log group. */
+  outputLines(): string[] {
+    return this.#output.split('\n').filter((line) => line.trim() !== '');
+  }
+
   /** Whether the process ever wrote `text` to its output (which Lambda sends to CloudWatch Logs). */
   wrote(text: string): boolean {
     return this.#output.includes(text);

@@ -30,6 +30,9 @@ export class CallRecorder {
   readonly calls: RecordedCall[] = [];
   /** Requests to services the rehearsal does not stand in for. */
   readonly unknown: string[] = [];
+  /** What the functions wrote to CloudWatch Logs, which the recorder itself stands in for. */
+  readonly logEvents: { logGroupName: string; logStreamName: string; message: string }[] = [];
+  readonly #logStreams = new Set<string>();
   readonly #standIns: StandIns;
   readonly #evaluator: PolicyEvaluator;
   readonly #functionsByKey = new Map<string, string>();
@@ -83,6 +86,17 @@ export class CallRecorder {
       const what = target || `${request.method} ${request.url}`;
       this.unknown.push(`${functionId} called ${what}, which the rehearsal has no stand-in for`);
       sendError(response, 400, 'UnknownOperationException', `The rehearsal has no stand-in for ${what}.`);
+      return;
+    }
+
+    // CloudWatch Logs has no stand-in of its own: the recorder answers it.
+    if (target.startsWith('Logs_')) {
+      const denied = await this.#decide(calls);
+      if (denied) {
+        sendError(response, 400, 'AccessDeniedException', denied);
+        return;
+      }
+      this.#answerLogs(response, target, input);
       return;
     }
 
@@ -201,6 +215,17 @@ export class CallRecorder {
       }
       return calls;
     }
+    if (prefix === 'Logs_20140328' && (operation === 'CreateLogStream' || operation === 'PutLogEvents')) {
+      const group = String(input.logGroupName ?? '');
+      const stream = String(input.logStreamName ?? '');
+      calls.push({
+        functionId,
+        action: `logs:${operation}`,
+        resource: `arn:aws:logs:${region}:${account}:log-group:${group}:log-stream:${stream}`,
+        context: {},
+      });
+      return calls;
+    }
     if (prefix === 'AWSEvents') {
       const entries =
         (input.Entries as { EventBusName?: string; Source?: string; DetailType?: string }[] | undefined) ??
@@ -220,6 +245,30 @@ export class CallRecorder {
       return calls;
     }
     return calls;
+  }
+
+  /** CloudWatch Logs' answers to CreateLogStream and PutLogEvents; the events are kept in `logEvents`. */
+  #answerLogs(response: ServerResponse, target: string, input: Record<string, unknown>): void {
+    const logGroupName = String(input.logGroupName ?? '');
+    const logStreamName = String(input.logStreamName ?? '');
+    const stream = `${logGroupName}:${logStreamName}`;
+    if (target.endsWith('.CreateLogStream')) {
+      if (this.#logStreams.has(stream)) {
+        sendError(response, 400, 'ResourceAlreadyExistsException', 'The specified log stream already exists');
+        return;
+      }
+      this.#logStreams.add(stream);
+      sendJson(response, {});
+      return;
+    }
+    if (!this.#logStreams.has(stream)) {
+      sendError(response, 400, 'ResourceNotFoundException', 'The specified log stream does not exist.');
+      return;
+    }
+    for (const event of (input.logEvents as { message?: string }[] | undefined) ?? []) {
+      this.logEvents.push({ logGroupName, logStreamName, message: String(event.message ?? '') });
+    }
+    sendJson(response, { nextSequenceToken: String(this.logEvents.length) });
   }
 
   /**
@@ -327,6 +376,15 @@ function forward(
     outgoing.on('error', reject);
     outgoing.end(body);
   });
+}
+
+function sendJson(response: ServerResponse, body: object): void {
+  const text = JSON.stringify(body);
+  response.writeHead(200, {
+    'content-type': 'application/x-amz-json-1.1',
+    'content-length': Buffer.byteLength(text),
+  });
+  response.end(text);
 }
 
 function sendError(response: ServerResponse, status: number, type: string, message: string): void {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
 import { startGateway } from '#local/gateway/index.ts';
 import type { GatewayMethod, GatewayRoute, LocalCredential, RunningGateway } from '#local/gateway/types.ts';
 import { startSimulator } from '#local/simulator/index.ts';
@@ -191,6 +192,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
           },
           journey,
         );
+        await deliverSubscriptions(deployment, hosts, journey, recorder);
       } catch (error) {
         const logged = [...hosts.values()].flatMap((host) =>
           host.errorsSince(stepStartedAt).map((text) => `${host.fn.label} logged "${text}"`),
@@ -391,6 +393,62 @@ async function startApi(
       error: (_message, attributes) => heard(attributes),
     },
   });
+}
+
+/**
+ * Delivers each function's output to the functions its log group's subscription filters name, as
+ * CloudWatch Logs does (a gzipped, base64 `awslogs` event); every line is delivered, the filter pattern is
+ * not evaluated. A step of the journey: it fails when a delivery fails or nothing reached CloudWatch Logs.
+ */
+async function deliverSubscriptions(
+  deployment: Deployment,
+  hosts: ReadonlyMap<string, FunctionHost>,
+  journey: JourneyStep[],
+  recorder: CallRecorder,
+): Promise<void> {
+  if (deployment.subscriptions.length === 0) return;
+  const startedAt = performance.now();
+  const name = 'log lines delivered by the subscription filters';
+  const answers: unknown[] = [];
+  try {
+    for (const subscription of deployment.subscriptions) {
+      const source = [...hosts.values()].find((host) => host.fn.logGroupName === subscription.logGroupName);
+      const target = hosts.get(subscription.functionId);
+      if (!source || !target) continue;
+      const now = Date.now();
+      const payload = {
+        messageType: 'DATA_MESSAGE',
+        owner: source.fn.stack.account,
+        logGroup: subscription.logGroupName,
+        logStream: `rehearsal/[$LATEST]${randomUUID().replaceAll('-', '')}`,
+        subscriptionFilters: [subscription.logicalId],
+        logEvents: source.outputLines().map((message, index) => ({
+          id: `${now}${String(index).padStart(6, '0')}`,
+          timestamp: now,
+          message,
+        })),
+      };
+      const data = gzipSync(Buffer.from(JSON.stringify(payload))).toString('base64');
+      const outcome = await target.invoke({ awslogs: { data } });
+      if (!outcome.ok) {
+        throw new Error(
+          `${subscription.logicalId} → ${target.fn.label}: the function failed with ${outcome.errorType}: ${outcome.errorMessage}`,
+        );
+      }
+      answers.push(outcome.payload);
+    }
+    if (recorder.logEvents.length === 0) throw new Error('no line reached CloudWatch Logs');
+    journey.push({
+      name,
+      ok: true,
+      ms: Math.round(performance.now() - startedAt),
+      detail: `${answers.length} deliveries, ${recorder.logEvents.length} lines written to ${[...new Set(recorder.logEvents.map((event) => event.logGroupName))].join(', ')}`,
+    });
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    journey.push({ name, ok: false, ms: Math.round(performance.now() - startedAt), detail });
+    throw new RehearsalError(`Journey step "${name}" failed: ${detail}`);
+  }
 }
 
 /** Delivers every schedule's event to its function: the rule's scheduled event, or the target's input. */

@@ -35,6 +35,12 @@ export const UNUSED_GRANT_REASONS: readonly UnusedGrantReason[] = [
   },
   {
     covers: (grant) =>
+      ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'].includes(grant.action),
+    reason:
+      "A dead-letter queue: Lambda itself sends an event that failed every retry there with the function's role; no delivery of the journey failed.",
+  },
+  {
+    covers: (grant) =>
       grant.functionLabel === 'oauth-callback' &&
       JSON.stringify(grant.condition ?? {}).includes('CONNECTION#') &&
       (grant.action === 'dynamodb:GetItem' || grant.action === 'dynamodb:UpdateItem'),
