@@ -123,8 +123,6 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       // Stores the new connection with its code; reads (and mints) the client token for the signup.
       encrypts: ['access_token', 'refresh_token', 'registration_code'],
       decrypts: ['access_token'],
-      // It refreshes only the client-credentials token, which never needs re-authorization: no events.
-      putEvents: false,
     },
   },
   tokens: {

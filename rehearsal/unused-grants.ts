@@ -42,10 +42,11 @@ export const UNUSED_GRANT_REASONS: readonly UnusedGrantReason[] = [
   {
     covers: (grant) =>
       grant.functionLabel === 'oauth-callback' &&
-      JSON.stringify(grant.condition ?? {}).includes('CONNECTION#') &&
-      (grant.action === 'dynamodb:GetItem' || grant.action === 'dynamodb:UpdateItem'),
+      (grant.action === 'events:PutEvents' ||
+        (JSON.stringify(grant.condition ?? {}).includes('CONNECTION#') &&
+          (grant.action === 'dynamodb:GetItem' || grant.action === 'dynamodb:UpdateItem'))),
     reason:
-      'The callback stores the connection itself only for a session without a return URL, which only connectWithoutConfirmation allows; the rehearsed configuration confirms every connection with its completion code.',
+      'The callback stores the connection itself (and announces it) only for a session without a return URL, which only connectWithoutConfirmation allows; the rehearsed configuration confirms every connection with its completion code.',
   },
   {
     covers: (grant) => grant.functionLabel === 'refresh' && grant.action === 'dynamodb:GetItem',

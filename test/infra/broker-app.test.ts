@@ -478,11 +478,8 @@ describe('least privilege', () => {
       ...wiseCredentials,
       putEvents,
     ],
-    // Registration refreshes only the client-credentials token, which never needs re-authorization: no events.
     registration: [
-      ...refreshRecords.filter(
-        (statement) => statement.resources[0] !== 'token key' && statement !== putEvents,
-      ),
+      ...refreshRecords.filter((statement) => statement.resources[0] !== 'token key'),
       tokenKey('Encrypt', ['access_token', 'refresh_token', 'registration_code']),
       tokenKey('Decrypt', ['access_token']),
     ],
