@@ -4,10 +4,13 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
-    // Checks every response of a local broker against docs/openapi.json.
-    setupFiles: ['test/support/contract-setup.ts'],
-    // The broker logs every request; the suite keeps warnings and errors only.
-    env: { POWERTOOLS_LOG_LEVEL: 'WARN' },
+    // The broker logs at every level, so the leak scan reads every log line the suite reaches; the scan
+    // shows only warnings and errors (LEAK_SCAN_SHOW_ALL=1 shows all).
+    env: { POWERTOOLS_LOG_LEVEL: 'DEBUG' },
+    // Checks every response of a local broker against docs/openapi.json; the leak scan checks every file's
+    // output for every credential the suite created.
+    setupFiles: ['test/support/contract-setup.ts', 'test/support/leak-scan/setup.ts'],
+    globalSetup: ['test/support/leak-scan/global.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // The JSON report is what `.ci/run` reads to print its summary line.

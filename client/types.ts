@@ -43,6 +43,11 @@ export interface ConnectionStatus {
   nextRefreshAt: string | null;
   lastRefreshAt: string | null;
   lastError: { code: string; message: string; at: string } | null;
+  /**
+   * Only in the answer of a new grant (registration, completion): the connection the same Wise user was
+   * connected as before, which the grant ended at Wise (it now needs reauthorization).
+   */
+  replacedConnectionId?: string;
 }
 
 /**
@@ -83,6 +88,7 @@ export const ConnectionStatusBody = z.looseObject({
   nextRefreshAt: isoTime.nullable(),
   lastRefreshAt: isoTime.nullable(),
   lastError: z.object({ code: z.string(), message: z.string(), at: isoTime }).nullable(),
+  replacedConnectionId: z.string().exactOptional(),
 }) satisfies z.ZodType<ConnectionStatus>;
 
 export const ConnectionPageBody = z.object({

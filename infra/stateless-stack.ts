@@ -62,7 +62,7 @@ interface FunctionSpec {
   readonly access: FunctionAccess;
 }
 
-const { connection, client, connectSession, pendingCompletion } = ITEM_PARTITION_KEYS;
+const { connection, client, connectSession, pendingCompletion, wiseUser } = ITEM_PARTITION_KEYS;
 
 /**
  * What a function that may refresh a token uses (the refresh-record use case, for connections and for the
@@ -86,9 +86,11 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     access: {
       items: [
         { actions: ['dynamodb:PutItem'], leadingKeys: [connectSession] },
-        // The completion exchange: takes the pending grant once and stores it as the connection.
+        // The completion exchange: takes the pending grant once and stores it as the connection, links the
+        // Wise user to it, and marks (with an event) the user's earlier connection.
         { actions: ['dynamodb:DeleteItem'], leadingKeys: [pendingCompletion] },
         { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:PutItem'], leadingKeys: [wiseUser] },
       ],
       queryIndexes: [],
       encrypts: [],
@@ -103,11 +105,13 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       "Binds a Wise authorization to the browser that starts it, then completes it: consumes the state, exchanges the code, stores the user's tokens",
     access: {
       // Binds (UpdateItem) and consumes connect sessions, keeps a grant waiting for its completion code
-      // (PutItem), and writes connections; no other item, and no delete of a connection.
+      // (PutItem), and writes connections; no other item, and no delete of a connection. It links the Wise
+      // user to the connection, and marks (with an event) the user's earlier connection.
       items: [
         { actions: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'], leadingKeys: [connectSession] },
         { actions: ['dynamodb:PutItem'], leadingKeys: [pendingCompletion] },
         { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:PutItem'], leadingKeys: [wiseUser] },
       ],
       queryIndexes: [],
       encrypts: ['access_token', 'refresh_token'],
@@ -120,7 +124,9 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     description: 'Connects a partner-created Wise user with the registration_code grant',
     access: {
       ...REFRESHES_TOKENS,
-      // Stores the new connection with its code; reads (and mints) the client token for the signup.
+      // Stores the new connection with its code and links the Wise user to it; reads (and mints) the client
+      // token for the signup.
+      items: [...REFRESHES_TOKENS.items, { actions: ['dynamodb:PutItem'], leadingKeys: [wiseUser] }],
       encrypts: ['access_token', 'refresh_token', 'registration_code'],
       decrypts: ['access_token'],
     },
@@ -132,7 +138,11 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   connections: {
     description: 'Lists, reads the status of and disconnects connections',
     access: {
-      items: [{ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] }],
+      // A disconnect also removes the Wise user's link to the connection.
+      items: [
+        { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:DeleteItem'], leadingKeys: [wiseUser] },
+      ],
       queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],
       // Seals and opens the listing's nextToken, and nothing else: no stored token.
       encrypts: ['list_cursor'],

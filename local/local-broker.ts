@@ -24,6 +24,7 @@ import { type Clock, systemClock } from '#shared/ports/clock.ts';
 import { type AwsClients, createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { FileAuditTrail } from './audit-file.ts';
+import { makePrivate } from './aws/private-files.ts';
 import type { LocalConfig } from './local-config.ts';
 import { openApiDocumentFor } from './openapi-document.ts';
 
@@ -100,6 +101,7 @@ export async function startLocalBroker(
   };
   try {
     const dataDir = local.dataDir === null ? null : resolve(local.dataDir);
+    if (dataDir !== null) makePrivate(dataDir);
     let runtime: Runtime | undefined;
     const runtimeSource = () => {
       if (!runtime) throw new Error('The local broker is still starting.');

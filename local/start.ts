@@ -56,6 +56,8 @@ function banner(broker: LocalBroker, config: LocalConfig): string {
 }
 
 async function main(): Promise<void> {
+  // Everything the local run writes (tokens, key material, the Wise secret) is for this user alone.
+  process.umask(0o077);
   const { values } = parseArgs({
     options: {
       config: { type: 'string', default: DEFAULT_CONFIG_FILE },

@@ -4,6 +4,7 @@ Run by test/e2e/python-client.test.ts, which starts the broker and sets BROKER_U
 CONNECTION_ID and the caller's AWS keys in the environment (read by botocore's default chain).
 """
 
+import json
 import os
 import threading
 import time
@@ -35,6 +36,18 @@ class CountingClient(BrokerClient):
 class WiseAnswer:
     def __init__(self, status):
         self.status = status
+
+
+def end_at_wise(token):
+    """Makes the simulator refuse this access token from now on, as when Wise ends a token early."""
+    request = urllib.request.Request(
+        WISE_URL + "/__control/revoke",
+        data=json.dumps({"accessToken": token["accessToken"]}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
 
 
 def call_wise(token):
@@ -91,7 +104,8 @@ class BrokerClientTest(unittest.TestCase):
     def test_after_a_401_from_wise_asks_once_more_with_the_rejected_generation(self):
         client = CountingClient(BROKER_URL, "us-east-1")
         stale = client.get_token(connection_id=CONNECTION_ID)
-        # Another service reports the same token as rejected: the broker refreshes, and Wise kills it.
+        # Wise ends the token early; another service meets the 401 first and makes the broker refresh.
+        end_at_wise(stale)
         BrokerClient(BROKER_URL, "us-east-1").get_token(
             connection_id=CONNECTION_ID, rejected_generation=stale["generation"]
         )

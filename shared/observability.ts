@@ -50,6 +50,8 @@ export const MetricName = {
   refreshRefused: 'RefreshRefused',
   /** Requests the broker refused (4xx), by error code in the `error` dimension. */
   requestRefused: 'RequestRefused',
+  /** Reported rejections (`rejectedGeneration`) not honoured: Wise still took the token, or one was checked within the minute. */
+  rejectionNotHonoured: 'RejectionNotHonoured',
 } as const;
 
 /** The classes of refused refreshes: the `class` dimension of {@link MetricName.refreshRefused}. */

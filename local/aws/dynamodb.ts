@@ -1,8 +1,8 @@
-import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { closeServer, DEFAULT_HOST, listen } from './http-server.ts';
+import { makePrivate } from './private-files.ts';
 
 /** The part of dynalite's options this module sets (dynalite ships no type declarations). */
 interface DynaliteOptions {
@@ -46,15 +46,19 @@ export async function startEmbeddedDynamoDb(
   const dynaliteOptions: DynaliteOptions = { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 };
   if (options.dataDir) {
     dynaliteOptions.path = resolve(options.dataDir);
-    await mkdir(dynaliteOptions.path, { recursive: true });
+    makePrivate(dynaliteOptions.path);
   }
+  const dataPath = dynaliteOptions.path;
   const server = dynalite(dynaliteOptions);
   const endpoint = await listen(server, options.host ?? DEFAULT_HOST, options.port ?? 0);
   let closing: Promise<void> | undefined;
   return {
     endpoint,
     close: () => {
-      closing ??= closeServer(server);
+      // LevelDB wrote its files with the default mode; the folder kept them private until now.
+      closing ??= closeServer(server).then(() => {
+        if (dataPath !== undefined) makePrivate(dataPath);
+      });
       return closing;
     },
   };

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { noteSecret } from '../leak-watch.ts';
 import {
   AwsServiceError,
   epochSeconds,
@@ -215,6 +216,7 @@ export class LocalKms implements LocalService {
 
   #createKey(keyId: string): KmsKey {
     const key = { keyId, material: randomBytes(KEY_BYTES), creationDate: new Date() };
+    noteSecret('key_material', key.material.toString('base64'));
     this.#keys.set(keyId, key);
     return key;
   }

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
 import { EVENTS_FILE, LocalEventBus, type RecordedEvent } from './events.ts';
 import { closeServer, DEFAULT_HOST, listen } from './http-server.ts';
 import { AwsServiceError, isJsonObject, type JsonObject, type LocalService } from './json-protocol.ts';
 import { LocalKms } from './kms.ts';
+import { makePrivate } from './private-files.ts';
 import { LocalSecretsManager } from './secrets-manager.ts';
 
 export type { RecordedEvent } from './events.ts';
@@ -66,7 +66,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
   }
   if (!/^\d{12}$/.test(accountId)) throw new Error(`The account id must be 12 digits, not "${accountId}".`);
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
-  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
+  if (dataDir !== undefined) makePrivate(dataDir);
 
   const kms = new LocalKms({ region, accountId, stateFile: dataDir && join(dataDir, 'kms-keys.json') });
   for (const key of options.keys ?? []) kms.ensureKey(key);

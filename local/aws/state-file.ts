@@ -34,7 +34,7 @@ export function readStateFile<T>(path: string, schema: z.ZodType<T>): T | undefi
  * it holds key material and secret values.
  */
 export function writeStateFile(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const temporary = `${path}.${process.pid}.tmp`;
   writeFileSync(temporary, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
   renameSync(temporary, path);

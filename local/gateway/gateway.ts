@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { noteOutput, noteSecret } from '../leak-watch.ts';
 import { buildContext, buildEvent, type IncomingRequest } from './event.ts';
 import { type IamIdentity, iamIdentity } from './principal.ts';
 import { MalformedResultError, toHttpResponse } from './result.ts';
@@ -45,6 +46,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const identities = new Map<string, IamIdentity>();
   for (const credential of options.credentials) {
+    noteSecret('secret_access_key', credential.secretAccessKey);
     if (identities.has(credential.accessKeyId)) {
       throw new Error(`Local credential ${credential.accessKeyId} is listed twice.`);
     }
@@ -92,6 +94,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       });
       let result: unknown;
       if (route.auth === 'iam') {
+        const repeated = repeatedSigningHeader(req.rawHeaders);
+        if (repeated !== undefined) {
+          throw new GatewayRefusal(
+            403,
+            'forbidden',
+            `The request carries more than one ${repeated} header; send exactly one, as the signature covers one.`,
+          );
+        }
         const verification = await verifier.verify({ method, rawPath, rawQuery, query, headers, body });
         if (!verification.ok) throw new GatewayRefusal(403, 'forbidden', verification.reason);
         const iam = identities.get(verification.credential.accessKeyId) as IamIdentity;
@@ -226,6 +236,30 @@ function parseQuery(rawQuery: string): Record<string, string | string[]> {
   return query;
 }
 
+/**
+ * The headers SigV4 reads one value of: a request that repeats one is refused (API Gateway refuses a
+ * repeated Authorization header), since a signature covers one value and a second could be read instead.
+ */
+const SINGLE_VALUED_SIGNING_HEADERS: ReadonlyMap<string, string> = new Map([
+  ['authorization', 'Authorization'],
+  ['x-amz-date', 'X-Amz-Date'],
+  ['x-amz-security-token', 'X-Amz-Security-Token'],
+  ['x-amz-content-sha256', 'X-Amz-Content-Sha256'],
+]);
+
+/** The name of the first signing header the request repeats; `undefined` when none is repeated. */
+function repeatedSigningHeader(rawHeaders: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    const name = (rawHeaders[index] as string).toLowerCase();
+    const shown = SINGLE_VALUED_SIGNING_HEADERS.get(name);
+    if (shown === undefined) continue;
+    if (seen.has(name)) return shown;
+    seen.add(name);
+  }
+  return undefined;
+}
+
 /** Lower-cased headers with repeats joined by commas, as HTTP API passes them and SigV4 signs them. */
 function combineHeaders(rawHeaders: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -267,6 +301,10 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
 }
 
 function send(res: ServerResponse, statusCode: number, headers: Record<string, string[]>, body: Buffer) {
+  const type = headers['content-type']?.join(',') ?? '';
+  if (statusCode >= 300 || type.startsWith('text/html')) {
+    noteOutput(`gateway answer ${statusCode}`, body.toString('utf8'), headers.location?.join(' '));
+  }
   res.writeHead(statusCode, headers);
   res.end(body);
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { noteSecret } from '../leak-watch.ts';
 import { bearerToken, parseJson, readBody, sendJson } from './http.ts';
 import type { SimulatorState } from './state.ts';
 import type { SimulatedUser } from './users.ts';
@@ -51,6 +52,7 @@ export async function handleSignup(
     return sendJson(res, 400, { errors });
   }
   const { email, registrationCode, language } = parsed.data;
+  noteSecret('registration_code', registrationCode);
   const user = state.users.add({
     email,
     registration: { code: registrationCode, language: language ?? 'en' },

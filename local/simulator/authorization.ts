@@ -1,3 +1,4 @@
+import { noteSecret } from '../leak-watch.ts';
 import { withQuery } from './http.ts';
 import type { SimulatorState } from './state.ts';
 
@@ -41,6 +42,7 @@ export function decideAuthorization(
   state: SimulatorState,
   decision: AuthorizationDecision,
 ): AuthorizationOutcome {
+  noteSecret('state', decision.state);
   const rejection = rejectAuthorizationRequest(state, decision.clientId, decision.redirectUri);
   if (rejection) return { ok: false, message: rejection };
   if (decision.decision === 'deny') {

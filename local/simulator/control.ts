@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { noteSecret } from '../leak-watch.ts';
 import { decideAuthorization } from './authorization.ts';
 import { parseJson, readBody, sendJson, sendNoContent } from './http.ts';
 import type { SimulatorState } from './state.ts';
@@ -37,7 +38,7 @@ const FaultBody = z
   .refine((fault) => (fault.status ?? 200) !== 200 || fault.delayMs !== undefined || fault.drop === true, {
     message: 'give a failing status, a delayMs or drop: true',
   });
-const RevokeBody = z.object({ userId: Id });
+const RevokeBody = z.union([z.object({ userId: Id }), z.object({ accessToken: z.string().min(1) })]);
 const ReclaimBody = z.object({ email: Email });
 const ClientSecretBody = z.object({ clientSecret: z.string().min(1) });
 const ClockBody = z.object({ advanceSeconds: z.number().finite() });
@@ -70,6 +71,10 @@ const ROUTES: Record<string, Route> = {
   'POST /__control/revoke': (state, body, res) => {
     const input = parse(RevokeBody, body, res);
     if (!input) return;
+    if ('accessToken' in input) {
+      const revoked = state.tokens.revokeAccessToken(input.accessToken);
+      return sendJson(res, 200, { revoked: { refreshTokens: 0, accessTokens: revoked ? 1 : 0 } });
+    }
     if (!state.users.find(input.userId))
       return controlError(res, 404, 'not_found', `No user ${input.userId} exists.`);
     sendJson(res, 200, { revoked: state.tokens.revokeUser(input.userId) });
@@ -92,6 +97,7 @@ const ROUTES: Record<string, Route> = {
   'POST /__control/client-secret': (state, body, res) => {
     const input = parse(ClientSecretBody, body, res);
     if (!input) return;
+    noteSecret('client_secret', input.clientSecret);
     state.client.secret = input.clientSecret;
     sendNoContent(res);
   },

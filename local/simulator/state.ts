@@ -1,3 +1,4 @@
+import { noteSecret } from '../leak-watch.ts';
 import { SimulatorClock } from './clock.ts';
 import { FaultPlan } from './faults.ts';
 import type { SimulatorConfig } from './options.ts';
@@ -31,6 +32,7 @@ export interface SimulatorState {
 export function createSimulatorState(config: SimulatorConfig): SimulatorState {
   const saved = config.stateFile === undefined ? undefined : readStateFile(config.stateFile);
   const clock = new SimulatorClock(config.now, saved?.clockOffsetMs);
+  noteSecret('client_secret', config.clientSecret);
   const state: SimulatorState = {
     config,
     clock,

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { noteSecret } from '../leak-watch.ts';
 import type { Fault } from './faults.ts';
 import { basicCredentials, formFields, readBody, sendJson } from './http.ts';
 import { GRANT_TYPES } from './options.ts';
@@ -93,6 +94,7 @@ function refreshTokenGrant(state: SimulatorState, form: URLSearchParams): Answer
 function registrationCodeGrant(state: SimulatorState, form: URLSearchParams): Answer {
   const fields = requiredFields(form, ['client_id', 'email', 'registration_code']);
   if ('missing' in fields) return oauthError(400, 'invalid_request', `Missing ${fields.missing}`);
+  noteSecret('registration_code', fields.registration_code);
   if (fields.client_id !== state.client.id)
     return invalidClient('Given client ID does not match authenticated client');
   const user = state.users.findByEmail(fields.email);

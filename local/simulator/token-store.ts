@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { noteSecret } from '../leak-watch.ts';
 import type { SimulatorClock } from './clock.ts';
 import { opaqueToken } from './opaque-token.ts';
 
@@ -87,6 +88,7 @@ export class TokenStore {
 
   issueCode(userId: number, redirectUri: string, codeChallenge?: string): string {
     const code = opaqueToken();
+    noteSecret('authorization_code', code);
     const expiresAt = this.#clock.now() + this.#rules.codeSeconds * 1000;
     this.#codes.set(code, { userId, redirectUri, expiresAt, codeChallenge });
     return code;
@@ -162,6 +164,14 @@ export class TokenStore {
     return grant;
   }
 
+  /**
+   * Kills one access token and nothing else (its refresh token lives on), as when Wise ends a token early;
+   * `false` when it was not live.
+   */
+  revokeAccessToken(accessToken: string): boolean {
+    return this.liveAccess(accessToken) !== undefined && this.#access.delete(accessToken);
+  }
+
   /** Kills every refresh and access token of the user, as when the user revokes the partner's access. */
   revokeUser(userId: number): { refreshTokens: number; accessTokens: number } {
     const revoked = { refreshTokens: 0, accessTokens: 0 };
@@ -182,6 +192,7 @@ export class TokenStore {
   #issueAccess(userId: number | undefined): IssuedTokens {
     const now = this.#clock.now();
     const accessToken = opaqueToken();
+    noteSecret('access_token', accessToken);
     const expiresAt = now + this.#rules.accessTokenSeconds * 1000;
     this.#access.set(
       accessToken,
@@ -191,6 +202,8 @@ export class TokenStore {
   }
 
   #newRefreshToken(now: number): { token: string; expiresAt: number } {
-    return { token: opaqueToken(), expiresAt: now + this.#rules.refreshTokenSeconds * 1000 };
+    const token = opaqueToken();
+    noteSecret('refresh_token', token);
+    return { token, expiresAt: now + this.#rules.refreshTokenSeconds * 1000 };
   }
 }

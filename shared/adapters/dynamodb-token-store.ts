@@ -21,6 +21,7 @@ import {
   type ConnectionRecord,
   type ConnectionStatus,
   type ConnectSessionRecord,
+  type LastError,
   type RecordKey,
   type TokenState,
 } from '#shared/domain/records.ts';
@@ -59,6 +60,7 @@ const CLIENT_PK = 'CLIENT';
 const CONNECTION_PREFIX = 'CONNECTION#';
 const SESSION_PREFIX = 'SESSION#';
 const COMPLETION_PREFIX = 'COMPLETION#';
+const WISE_USER_PREFIX = 'WISE_USER#';
 
 /**
  * The partition keys (`pk`) of each kind of item, as patterns for IAM's `dynamodb:LeadingKeys`: the
@@ -69,6 +71,7 @@ export const ITEM_PARTITION_KEYS = {
   client: CLIENT_PK,
   connectSession: `${SESSION_PREFIX}*`,
   pendingCompletion: `${COMPLETION_PREFIX}*`,
+  wiseUser: `${WISE_USER_PREFIX}*`,
 } as const;
 const DAY_SECONDS = 86_400;
 const LISTED_STATUSES: readonly string[] = ['active', 'needs_reauth'];
@@ -329,7 +332,56 @@ export class DynamoDbTokenStore implements TokenStore {
     return attributes ? toConnection(attributes) : undefined;
   }
 
+  async linkWiseUser(userId: number, connectionId: string): Promise<string | undefined> {
+    const output = await this.#documents.send(
+      new PutCommand({
+        TableName: this.#tableName,
+        Item: { ...wiseUserKey(userId), connectionId },
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    const previous = output.Attributes?.connectionId;
+    return typeof previous === 'string' && previous !== connectionId ? previous : undefined;
+  }
+
+  async markReplaced(
+    connectionId: string,
+    options: { userId: number; lastError: LastError; now: number },
+  ): Promise<boolean> {
+    const update = new ItemUpdate();
+    update.set('status', 'needs_reauth');
+    update.set('lastError', { ...options.lastError });
+    update.setTo('version', `${update.name('version')} + :one`);
+    update.set('updatedAt', options.now);
+    update.remove('dueShard', 'dueAt');
+    update.value('one', 1);
+    update.condition(
+      `${update.name('status')} = ${update.value('active', 'active')} AND ${update.name('userId')} = ${update.value('userId', options.userId)}`,
+    );
+    return (await this.#update(connectionKey(connectionId), update)) !== undefined;
+  }
+
   async disconnect(connectionId: string, options: { now: number }): Promise<boolean> {
+    const before = await this.#tombstone(connectionId, options);
+    const userId = before?.userId;
+    if (typeof userId === 'number') {
+      // The user's link goes with the connection, unless it already points to a newer one.
+      await this.#conditional(
+        this.#documents.send(
+          new DeleteCommand({
+            TableName: this.#tableName,
+            Key: wiseUserKey(userId),
+            ConditionExpression: 'connectionId = :connectionId',
+            ExpressionAttributeValues: { ':connectionId': connectionId },
+          }),
+        ),
+      );
+    }
+    return before !== undefined;
+  }
+
+  /** Turns a live connection into a tombstone; the item as it was before, `undefined` when none was live. */
+  async #tombstone(connectionId: string, options: { now: number }): Promise<Item | undefined> {
     const update = new ItemUpdate();
     update.set('status', 'disconnected');
     update.setTo('version', `${update.name('version')} + :one`);
@@ -351,7 +403,17 @@ export class DynamoDbTokenStore implements TokenStore {
     update.value('one', 1);
     update.condition(`attribute_exists(pk) AND ${update.name('status')} <> :disconnected`);
     update.value('disconnected', 'disconnected');
-    return (await this.#update(connectionKey(connectionId), update)) !== undefined;
+    const output = await this.#conditional(
+      this.#documents.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: connectionKey(connectionId),
+          ...update.input(),
+          ReturnValues: 'ALL_OLD',
+        }),
+      ),
+    );
+    return output === undefined ? undefined : (output.Attributes ?? {});
   }
 
   async getClientToken(): Promise<ClientTokenRecord | undefined> {
@@ -441,6 +503,22 @@ export class DynamoDbTokenStore implements TokenStore {
     this.#leaseHeldBy(update, key, options.owner);
     const attributes = await this.#update(itemKey(key), update);
     return attributes ? toLeasedRecord(key, attributes) : undefined;
+  }
+
+  async claimRejectionCheck(
+    key: RecordKey,
+    options: { generation: number; now: number; windowMs: number },
+  ): Promise<boolean> {
+    const update = new ItemUpdate();
+    update.set('rejectionCheckedAt', options.now);
+    const checkedAt = update.name('rejectionCheckedAt');
+    update.condition(
+      `${update.name('generation')} = ${update.value('expectedGeneration', options.generation)} AND (attribute_not_exists(${checkedAt}) OR ${checkedAt} <= ${update.value('since', options.now - options.windowMs)})`,
+    );
+    if (key.kind === 'connection') {
+      update.condition(`${update.name('status')} = ${update.value('active', 'active')}`);
+    }
+    return (await this.#update(itemKey(key), update)) !== undefined;
   }
 
   async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {
@@ -612,6 +690,10 @@ function connectionKey(connectionId: string): Key {
   return { pk: `${CONNECTION_PREFIX}${connectionId}`, sk: 'CONNECTION' };
 }
 
+function wiseUserKey(userId: number): Key {
+  return { pk: `${WISE_USER_PREFIX}${userId}`, sk: 'WISE_USER' };
+}
+
 function clientKey(): Key {
   return { pk: CLIENT_PK, sk: 'CLIENT' };
 }
@@ -671,6 +753,7 @@ function toTokenState(item: Item): TokenState {
   if (typeof item.dueAt === 'number') state.nextRefreshAt = item.dueAt;
   if (typeof item.lastRefreshAt === 'number') state.lastRefreshAt = item.lastRefreshAt;
   if (isLastError(item.lastError)) state.lastError = { ...item.lastError };
+  if (typeof item.rejectionCheckedAt === 'number') state.rejectionCheckedAt = item.rejectionCheckedAt;
   if (typeof item.leaseOwner === 'string' && typeof item.leaseExpiresAt === 'number') {
     state.lease = { owner: item.leaseOwner, expiresAt: item.leaseExpiresAt };
   }

@@ -40,11 +40,12 @@ export class EventBridgeEvents implements BrokerEvents {
     this.#source = options.source ?? EVENT_SOURCE;
   }
 
-  /** Detail: `{ connectionId, reason, at }`. Throws when the event was not accepted. */
+  /** Detail: `{ connectionId, reason, replacedBy?, at }`. Throws when the event was not accepted. */
   reauthorizationRequired(event: ReauthorizationRequiredEvent): Promise<void> {
     return this.#put('reauthorizationRequired', event.connectionId, event.at, {
       connectionId: event.connectionId,
       reason: event.reason,
+      ...(event.replacedBy === undefined ? {} : { replacedBy: event.replacedBy }),
     });
   }
 

@@ -30,8 +30,10 @@ export const CONNECTION_EVENTS = {
     detailType: 'Connection Reauthorization Required',
     detail: z.strictObject({
       connectionId: z.string(),
-      /** Why, such as `invalid_grant`. */
+      /** Why, such as `invalid_grant`, or `replaced_by_connection` (see `replacedBy`). */
       reason: z.string(),
+      /** With `replaced_by_connection`: the connection id the same Wise user is now connected as. */
+      replacedBy: z.string().optional(),
       at: z.iso.datetime(),
     }),
   },

@@ -66,6 +66,8 @@ export interface TokenState {
   /** Consecutive transient failures, for backoff; zero after a success. */
   failureCount: number;
   lease?: Lease;
+  /** When a caller's report that the token was rejected was last checked (epoch ms); see the vend. */
+  rejectionCheckedAt?: number;
   createdAt: number;
   updatedAt: number;
 }

@@ -125,7 +125,12 @@ export function callbackResponse(outcome: CallbackOutcome): APIGatewayProxyStruc
     return {
       statusCode: 303,
       headers: {
-        location: returnTo(outcome.returnUrl, 'connected', outcome.connectionId),
+        location: returnTo(
+          outcome.returnUrl,
+          'connected',
+          outcome.connectionId,
+          outcome.connection.replacedConnectionId,
+        ),
         ...pageSecurityHeaders,
       },
     };
@@ -144,11 +149,20 @@ export function callbackResponse(outcome: CallbackOutcome): APIGatewayProxyStruc
  */
 export type ReturnStatus = PageStatus | 'approved';
 
-/** The return URL with `status` and `connectionId` set, keeping its own query and fragment. */
-export function returnTo(returnUrl: string, status: ReturnStatus, connectionId: string): string {
+/**
+ * The return URL with `status` and `connectionId` set (and `replacedConnectionId` when the Wise user was
+ * connected under that other id, which this connection ended), keeping its own query and fragment.
+ */
+export function returnTo(
+  returnUrl: string,
+  status: ReturnStatus,
+  connectionId: string,
+  replacedConnectionId?: string,
+): string {
   const url = new URL(returnUrl);
   url.searchParams.set('status', status);
   url.searchParams.set('connectionId', connectionId);
+  if (replacedConnectionId !== undefined) url.searchParams.set('replacedConnectionId', replacedConnectionId);
   return url.href;
 }
 
@@ -164,7 +178,10 @@ function pageFor(outcome: Exclude<CallbackOutcome, { kind: 'approved' }>): {
         page: {
           status: 'connected',
           title: 'Your Wise account is connected',
-          message: 'The application can now work with your Wise account on your behalf.',
+          message:
+            outcome.connection.replacedConnectionId === undefined
+              ? 'The application can now work with your Wise account on your behalf.'
+              : `The application can now work with your Wise account on your behalf. This Wise account was connected before as "${outcome.connection.replacedConnectionId}": that earlier connection no longer works.`,
           advice: 'You can close this page. You can remove the access at any time in your Wise settings.',
           connectionId: outcome.connectionId,
         },

@@ -1,8 +1,10 @@
 /** Tells the partner's other systems that a connection needs the Wise user to authorize again. */
 export interface ReauthorizationRequiredEvent {
   connectionId: string;
-  /** Why, without secrets: e.g. `invalid_grant`. */
+  /** Why, without secrets: `invalid_grant`, or `replaced_by_connection` (see `replacedBy`). */
   reason: string;
+  /** With `replaced_by_connection`: the connection id the same Wise user is now connected as. */
+  replacedBy?: string;
   /** Epoch ms. */
   at: number;
 }

@@ -141,6 +141,22 @@ export interface TokenStore {
    */
   disconnect(connectionId: string, options: { now: number }): Promise<boolean>;
 
+  /**
+   * Records that the Wise user `userId` is now connected as `connectionId` (one Wise user has one refresh
+   * token per partner application, so one connection). Returns the other connection id the user was
+   * recorded under before, if any. A disconnect removes the record it points to.
+   */
+  linkWiseUser(userId: number, connectionId: string): Promise<string | undefined>;
+  /**
+   * Marks an active connection of the Wise user `userId` `needs_reauth` with `lastError` (the same Wise
+   * user was connected again under another id, which ended its refresh token at Wise); it leaves the due
+   * index. `false` when it is no longer an active connection of that user.
+   */
+  markReplaced(
+    connectionId: string,
+    options: { userId: number; lastError: LastError; now: number },
+  ): Promise<boolean>;
+
   getClientToken(): Promise<ClientTokenRecord | undefined>;
 
   /** The records whose refresh is due at `now`, read from the sharded due index (never a scan). */
@@ -160,6 +176,16 @@ export interface TokenStore {
     key: RecordKey,
     options: { owner: string; now: number; update: TokenUpdate },
   ): Promise<(TokenState & Partial<ConnectionRecord>) | undefined>;
+  /**
+   * Claims the one check of a reported rejection (`rejectedGeneration`) that a record allows within
+   * `windowMs`: `true`, and the claim recorded, when the record still holds `generation` (a connection must
+   * be active) and no claim was made after `now - windowMs`; `false` otherwise. One conditional write, so
+   * the window holds across every instance. Changes no token and not the record's version.
+   */
+  claimRejectionCheck(
+    key: RecordKey,
+    options: { generation: number; now: number; windowMs: number },
+  ): Promise<boolean>;
   /** Frees the lease without changing anything else (the refresh turned out not to be needed). */
   releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean>;
   /** Records a failed refresh and frees the lease. Only while `owner` holds the lease. */

@@ -15,6 +15,7 @@ import {
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
 import { publishStoredChange } from './publish-event.ts';
+import { replaceEarlierConnection } from './replaced-connection.ts';
 import { pkceVerifier } from './start-authorization.ts';
 
 /** What came back on the callback, already checked for shape by the handler. */
@@ -49,7 +50,7 @@ interface SessionFacts {
 
 /** The callback's outcome. Expected failures are values; only the unexpected is thrown. */
 export type AuthorizationResult =
-  | ({ kind: 'connected'; connection: ConnectionRecord } & SessionFacts)
+  | ({ kind: 'connected'; connection: StoredConnection } & SessionFacts)
   /**
    * Wise granted; the connection waits for the partner's service to exchange `completionCode` (handed to
    * the return URL) before it becomes active.
@@ -290,6 +291,12 @@ export interface GrantedConnection {
   imported?: boolean;
 }
 
+/**
+ * A stored connection; `replacedConnectionId` when the same Wise user was connected under that other id,
+ * which this grant ended (see {@link replaceEarlierConnection}).
+ */
+export type StoredConnection = ConnectionRecord & { replacedConnectionId?: string };
+
 /** How often a save is retried when another writer changed the connection in between. */
 const SAVE_ATTEMPTS = 3;
 
@@ -301,7 +308,7 @@ const SAVE_ATTEMPTS = 3;
 export async function storeGrantedConnection(
   runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random' | 'events'>,
   granted: GrantedConnection,
-): Promise<ConnectionRecord> {
+): Promise<StoredConnection> {
   return saveNewConnection(runtime, await newConnectionFrom(runtime, granted), {
     imported: granted.imported === true,
   });
@@ -373,7 +380,7 @@ export async function saveNewConnection(
   runtime: Pick<Runtime, 'store' | 'clock' | 'events'>,
   connection: NewConnection,
   options: { imported?: boolean } = {},
-): Promise<ConnectionRecord> {
+): Promise<StoredConnection> {
   for (let attempt = 1; attempt <= SAVE_ATTEMPTS; attempt++) {
     const current = await runtime.store.getConnection(connection.connectionId);
     const saved = await runtime.store.saveConnection(connection, {
@@ -398,7 +405,11 @@ export async function saveNewConnection(
           at: saved.updatedAt,
         }),
       );
-      return saved;
+      const replaced =
+        connection.userId === undefined
+          ? undefined
+          : await replaceEarlierConnection(runtime, connection.userId, saved.connectionId);
+      return replaced === undefined ? saved : { ...saved, replacedConnectionId: replaced };
     }
   }
   throw new BrokerError(

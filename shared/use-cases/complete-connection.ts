@@ -61,5 +61,8 @@ export async function completeConnection(
     );
   }
   const connection = await saveNewConnection(runtime, pending.connection);
-  return toConnectionStatus(connection);
+  const { replacedConnectionId } = connection;
+  return replacedConnectionId === undefined
+    ? toConnectionStatus(connection)
+    : { ...toConnectionStatus(connection), replacedConnectionId };
 }

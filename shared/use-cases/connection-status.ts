@@ -16,6 +16,11 @@ export interface ConnectionStatusView {
   nextRefreshAt: string | null;
   lastRefreshAt: string | null;
   lastError: { code: string; message: string; at: string } | null;
+  /**
+   * Only in the answer of a new grant: the connection the same Wise user was connected as before, which
+   * the grant ended at Wise (it now needs reauthorization).
+   */
+  replacedConnectionId?: string;
 }
 
 /** The one mapper from a stored (or listed) connection to what the API shows of it. */

@@ -31,6 +31,7 @@ import {
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
 import { publishStoredChange } from './publish-event.ts';
+import { checkRejection, type RejectionVerdict, refreshOnlyForRejection } from './rejection-check.ts';
 
 /** A record as the store hands it out under a lease: a connection, or the client token's state. */
 export type StoredRecord = TokenState & Partial<ConnectionRecord>;
@@ -108,7 +109,8 @@ const LAST_WRITE_MARGIN_MS = 1_000;
  *    to Wise gets a deadline at half of it, so the lease outlives the longest refresh, and ends
  *    {@link STORE_RESERVE_MS} before the invocation does);
  * 2. re-checks the need on the leased record, and gives the lease back when someone else already did it
- *    or when the record is backing off after a failure (a vend may ask for an expired or rejected token);
+ *    or when the record is backing off after a failure (a vend may ask for an expired or rejected token),
+ *    and when only a caller's reported rejection asks for it and {@link checkRejection} does not honour it;
  * 3. asks Wise (refresh token grant; the client-credentials grant for the client token; the stored
  *    registration code again when a registration-code connection's refresh token is refused);
  * 4. encrypts what Wise returned (the old refresh token stays when Wise returned none) and writes it with
@@ -170,6 +172,20 @@ export async function refreshRecord(
       retryAfterSeconds: Math.ceil(backingOffMs / 1000),
       rateLimited: false,
     };
+  }
+  if (refreshOnlyForRejection(leased, startedAt, options.demand)) {
+    // Only a caller's word asks for a new token: check it before killing the one others were promised.
+    let verdict: RejectionVerdict;
+    try {
+      verdict = await checkRejection(deps, key, leased);
+    } catch (error) {
+      await releaseQuietly(attempt);
+      throw error;
+    }
+    if (!verdict.honour) {
+      await releaseQuietly(attempt);
+      return { outcome: 'not_needed', record: leased };
+    }
   }
 
   const wiseDeadline = Math.min(

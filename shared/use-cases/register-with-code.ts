@@ -1,14 +1,13 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import {
-  BrokerError,
   InvalidRequestError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
 } from '#shared/domain/errors.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
-import { WiseError } from '#shared/wise/errors.ts';
+import { WiseError, WiseInvalidTokenError } from '#shared/wise/errors.ts';
 import { obtainClientAccessToken } from './client-token.ts';
 import {
   chooseProfile,
@@ -60,10 +59,19 @@ export type RegistrationInput = z.output<typeof RegistrationRequest> & {
   connectionId: string;
 };
 
+/** A client-credentials access token and its generation. */
+export interface SignupToken {
+  accessToken: string;
+  generation: number;
+}
+
 /** What registration needs beyond the runtime; tests replace the client token. */
 export interface RegistrationDependencies {
-  /** A client-credentials access token for the signup call. */
-  clientAccessToken: () => Promise<string>;
+  /**
+   * A client-credentials access token for the signup call; with `rejectedGeneration` (Wise refused that
+   * one), a newer one.
+   */
+  clientAccessToken: (rejectedGeneration?: number) => Promise<SignupToken>;
 }
 
 /**
@@ -81,7 +89,8 @@ export async function registerWithCode(
   runtime: Runtime,
   input: RegistrationInput,
   dependencies: RegistrationDependencies = {
-    clientAccessToken: async () => (await obtainClientAccessToken(runtime)).accessToken,
+    clientAccessToken: (rejectedGeneration) =>
+      obtainClientAccessToken(runtime, rejectedGeneration === undefined ? {} : { rejectedGeneration }),
   },
 ): Promise<ConnectionStatusView> {
   const { connectionId, email, registrationCode } = input;
@@ -101,7 +110,10 @@ export async function registerWithCode(
       ...(profile ? { profileId: profile.id } : {}),
       registration: { email, registrationCode },
     });
-    return toConnectionStatus(connection);
+    const { replacedConnectionId } = connection;
+    return replacedConnectionId === undefined
+      ? toConnectionStatus(connection)
+      : { ...toConnectionStatus(connection), replacedConnectionId };
   } catch (error) {
     throw translateWiseFailure(error, connectionId);
   }
@@ -112,14 +124,28 @@ async function signUp(
   input: RegistrationInput,
   dependencies: RegistrationDependencies,
 ): Promise<void> {
-  const clientAccessToken = await dependencies.clientAccessToken();
-  try {
-    await runtime.wise.signUpWithRegistrationCode({
+  let clientToken = await dependencies.clientAccessToken();
+  const signUpWith = (token: SignupToken) =>
+    runtime.wise.signUpWithRegistrationCode({
       email: input.email,
       registrationCode: input.registrationCode,
       ...(input.language === undefined ? {} : { language: input.language }),
-      clientAccessToken,
+      clientAccessToken: token.accessToken,
     });
+  try {
+    try {
+      await signUpWith(clientToken);
+    } catch (error) {
+      if (!(error instanceof WiseInvalidTokenError)) throw error;
+      // The stored client token is stale (Wise ended it early): a new one, once, and the signup again.
+      logger.warn('Wise refused the client token for the signup; minting a new one and trying once more', {
+        connectionId: input.connectionId,
+        generation: clientToken.generation,
+        traceId: error.traceId,
+      });
+      clientToken = await dependencies.clientAccessToken(clientToken.generation);
+      await signUpWith(clientToken);
+    }
   } catch (error) {
     // 409: Wise already has this user (an earlier signup); the grant below decides whether the code fits.
     if (error instanceof WiseError && error.status === 409) {
@@ -139,6 +165,23 @@ async function signUp(
         throw new InvalidRequestError(
           `Wise refused to sign up a user with this e-mail and registration code (status ${error.status}); check both, or leave "signup" out if the user already exists.`,
           { cause: error },
+        );
+      }
+      if (error.status === 401 || error.status === 403) {
+        // Wise refused the broker itself (a client token it will not take, or signups not allowed for this
+        // application): nothing the caller can fix, so the operator is told and the caller asked to wait.
+        metrics.addMetric(MetricName.invalidClient, MetricUnit.Count, 1);
+        logger.error(
+          "Wise refused the signup with the broker's client token; the operator must check the Wise application",
+          {
+            connectionId: input.connectionId,
+            status: error.status,
+            traceId: error.traceId,
+          },
+        );
+        throw new ProviderUnavailableError(
+          `Wise refused the broker's own authorization for the signup (status ${error.status}), and the operator has been alerted; try the registration again in ${INVALID_CLIENT_RETRY_AFTER_SECONDS / 60} minutes.`,
+          { retryAfterSeconds: INVALID_CLIENT_RETRY_AFTER_SECONDS, cause: error },
         );
       }
     }
@@ -174,8 +217,17 @@ function translateWiseFailure(error: unknown, connectionId: string): unknown {
         { retryAfterSeconds: INVALID_CLIENT_RETRY_AFTER_SECONDS, cause: error },
       );
     default:
-      return new BrokerError('Wise refused the registration unexpectedly; tell the operator.', {
-        cause: error,
+      // Wise refused a request the broker made (a bug or a configuration error, never the caller's input):
+      // no 500 for it, but the operator is told and the caller asked to try again later.
+      logger.error('Wise refused the registration unexpectedly; the operator must look at the trace', {
+        connectionId,
+        error: error instanceof WiseError ? error.name : undefined,
+        status: error instanceof WiseError ? error.status : undefined,
+        traceId: error instanceof WiseError ? error.traceId : undefined,
       });
+      return new ProviderUnavailableError(
+        `Wise refused the registration for a reason on the broker's side, and the operator has been alerted; try again in ${INVALID_CLIENT_RETRY_AFTER_SECONDS / 60} minutes.`,
+        { retryAfterSeconds: INVALID_CLIENT_RETRY_AFTER_SECONDS, cause: error },
+      );
   }
 }

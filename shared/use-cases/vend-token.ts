@@ -26,6 +26,12 @@ import {
   refreshRecord,
   type StoredRecord,
 } from './refresh-record.ts';
+import {
+  type checkRejection,
+  notHonoured,
+  refreshOnlyForRejection,
+  rejectionCheckedRecently,
+} from './rejection-check.ts';
 
 /**
  * How long an instance serves a vended token from memory. A disconnect (or a refresh made elsewhere) is
@@ -150,7 +156,8 @@ export class VendCache {
 
 /**
  * `POST /tokens`: the caller's policy first, then the warm cache, then the stored token, refreshed on
- * demand when it is due, expired or rejected (`rejectedGeneration` equals the stored generation). A
+ * demand when it is due, expired or rejected (`rejectedGeneration` equals the stored generation and the
+ * rejection is honoured: see {@link checkRejection}, at most one a record in a short window). A
  * `minValiditySeconds` the token cannot meet is logged and changes nothing: no token is replaced before
  * its `validUntil`, and after it the token is due anyway.
  *
@@ -240,6 +247,17 @@ export async function currentToken(
   if (basis && !refreshNeeded(basis, now, demand)) return decryptStored(deps, key, basis);
   const backingOffMs = basis ? backoffRemaining(basis, now) : 0;
   if (backingOffMs > 0) return fallback(deps, key, basis, demand, Math.ceil(backingOffMs / 1000));
+  const leaseFree = basis?.lease === undefined || basis.lease.expiresAt < now;
+  // With the lease taken, the check may be honouring the rejection right now: wait for it below instead.
+  if (
+    basis &&
+    leaseFree &&
+    refreshOnlyForRejection(basis, now, demand) &&
+    rejectionCheckedRecently(basis, now)
+  ) {
+    notHonoured(key, basis, 'checked_recently');
+    return decryptStored(deps, key, basis);
+  }
 
   let retryAfterSeconds = 1;
   for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -291,6 +309,15 @@ export async function currentToken(
           const waitMs = leaseHeld && current?.lease ? current.lease.expiresAt - now : 0;
           const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
           return fallback(deps, key, current, demand, retryAfter);
+        }
+        if (
+          current &&
+          refreshOnlyForRejection(current, now, demand) &&
+          rejectionCheckedRecently(current, now)
+        ) {
+          // The other attempt checked this rejection and did not honour it: the stored token stays.
+          notHonoured(key, current, 'checked_recently');
+          return decryptStored(deps, key, current);
         }
         // The other attempt gave its lease back without a new token: it did not need one. Try again.
         basis = current;

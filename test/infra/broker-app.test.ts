@@ -464,6 +464,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:PutItem'),
       items(['COMPLETION#*'], 'dynamodb:DeleteItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tableKey,
       putEvents,
     ],
@@ -473,6 +474,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tableKey,
       tokenKey('Encrypt', ['access_token', 'refresh_token']),
       ...wiseCredentials,
@@ -480,6 +482,7 @@ describe('least privilege', () => {
     ],
     registration: [
       ...refreshRecords.filter((statement) => statement.resources[0] !== 'token key'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
       tokenKey('Encrypt', ['access_token', 'refresh_token', 'registration_code']),
       tokenKey('Decrypt', ['access_token']),
     ],
@@ -488,6 +491,7 @@ describe('least privilege', () => {
       logs,
       xray,
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:DeleteItem'),
       query('connections-by-status'),
       tableKey,
       tokenKey('Encrypt', ['list_cursor']),
@@ -518,7 +522,7 @@ describe('least privilege', () => {
     expect(actual).toEqual(expect.arrayContaining(expected[name] ?? []));
   });
 
-  it('limits the OAuth callback to connect sessions, pending completions and connections: it deletes only sessions', () => {
+  it('limits the OAuth callback to connect sessions, pending completions, connections and Wise user links: it deletes only sessions', () => {
     const callback = policyStatementsOf('oauth-callback').filter((statement) =>
       statement.actions.some((action) => action.startsWith('dynamodb:')),
     );
@@ -527,6 +531,7 @@ describe('least privilege', () => {
       items(['SESSION#*'], 'dynamodb:DeleteItem', 'dynamodb:UpdateItem'),
       items(['COMPLETION#*'], 'dynamodb:PutItem'),
       items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      items(['WISE_USER#*'], 'dynamodb:PutItem'),
     ]);
   });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { noteOutput, noteSecret } from '#local/leak-watch.ts';
 import { startSimulator } from '#local/simulator/index.ts';
 import type { RunningSimulator, SimulatorOptions } from '#local/simulator/options.ts';
 import { createBrokerTable } from '#shared/adapters/dynamodb-token-store.ts';
@@ -85,8 +86,9 @@ export interface BrokerHarness {
     decision?: 'approve' | 'deny';
   }): Promise<URL>;
   /**
-   * Connects a connection end to end: a connect session as `caller`, approval at the simulator, and the
-   * callback's use case. Returns the stored connection.
+   * Connects a connection end to end: a connect session as `caller`, approval at the simulator (by
+   * `userId`; by default the default user for the first connection id, a new user for each other), and
+   * the callback's use case. Returns the stored connection.
    */
   connect(
     connectionId: string,
@@ -185,6 +187,19 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
       if (!first) throw new Error('The simulator has no users.');
       return first;
     };
+    // One Wise user per connection id, as in life (connecting a user under a second id ends the first):
+    // the default user for the first id connected, a user of its own for every other.
+    const usersByConnection = new Map<string, number>();
+    const userFor = async (connectionId: string): Promise<number> => {
+      const known = usersByConnection.get(connectionId);
+      if (known !== undefined) return known;
+      const user =
+        usersByConnection.size === 0
+          ? await defaultUser()
+          : ((await control('users', { email: `${connectionId}@users.example.com` })) as SimulatedUserView);
+      usersByConnection.set(connectionId, user.id);
+      return user.id;
+    };
     const authorize: BrokerHarness['authorize'] = async (request) => {
       const userId = request.userId ?? (await defaultUser()).id;
       const query = request.authorizeUrl ? new URL(request.authorizeUrl).searchParams : undefined;
@@ -222,11 +237,13 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
           connectionId,
         });
         const state = new URL(session.startUrl).searchParams.get('state') ?? '';
+        noteSecret('state', state);
         const started = await startAuthorization(runtime, state);
         if (started.kind !== 'started') throw new Error('The start URL was refused.');
+        const userId = connectOptions.userId ?? (await userFor(connectionId));
         const location = await authorize({
           authorizeUrl: started.authorizeUrl,
-          ...(connectOptions.userId === undefined ? {} : { userId: connectOptions.userId }),
+          userId,
           ...(connectOptions.profileId === undefined ? {} : { profileId: connectOptions.profileId }),
         });
         const code = location.searchParams.get('code');
@@ -364,6 +381,7 @@ export async function invoke(
   handler: (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>,
   request: TestRequest,
 ): Promise<TestResponse> {
+  noteRequestSecrets(request);
   const result = (await handler(apiEvent(request), lambdaContext())) as APIGatewayProxyStructuredResultV2;
   const headers = Object.fromEntries(
     Object.entries(result.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]),
@@ -383,5 +401,35 @@ export async function invoke(
       body,
     });
   }
-  return { statusCode, headers, body, json, cookies: result.cookies ?? [] };
+  const cookies = result.cookies ?? [];
+  noteAnswerSecrets(json, headers, cookies);
+  // The leak scan checks every error body, page and redirect.
+  if (statusCode >= 300 || headers['content-type']?.startsWith('text/html')) {
+    noteOutput(`${request.method} ${request.route} answer ${statusCode}`, body, headers.location);
+  }
+  return { statusCode, headers, body, json, cookies };
+}
+
+/** Tells the leak scan of the credentials a request carries: a registration code, a state, a code. */
+function noteRequestSecrets(request: TestRequest): void {
+  const body = request.body as { registrationCode?: unknown; completionCode?: unknown } | undefined;
+  if (typeof body === 'object' && body !== null) {
+    if (typeof body.registrationCode === 'string') noteSecret('registration_code', body.registrationCode);
+    if (typeof body.completionCode === 'string') noteSecret('completion_code', body.completionCode);
+  }
+  noteSecret('state', request.query?.state);
+  noteSecret('authorization_code', request.query?.code);
+}
+
+/** Tells the leak scan of the credentials an answer hands out: states, completion codes, binding cookies. */
+function noteAnswerSecrets(json: unknown, headers: Record<string, string>, cookies: readonly string[]): void {
+  const answered = json as { state?: unknown; startUrl?: unknown } | undefined;
+  if (typeof answered?.state === 'string') noteSecret('state', answered.state);
+  if (typeof answered?.startUrl === 'string') {
+    noteSecret('state', new URL(answered.startUrl).searchParams.get('state') ?? undefined);
+  }
+  if (headers.location !== undefined && URL.canParse(headers.location)) {
+    noteSecret('completion_code', new URL(headers.location).searchParams.get('completion') ?? undefined);
+  }
+  for (const cookie of cookies) noteSecret('browser_binding', /^[^=]+=([^;]*)/.exec(cookie)?.[1]);
 }

@@ -4,6 +4,7 @@ import {
   CONNECTION_ID_PATTERN,
   type ConnectionRecord,
   type ConnectSessionRecord,
+  type LastError,
   type RecordKey,
   type TokenState,
 } from '#shared/domain/records.ts';
@@ -33,6 +34,8 @@ export class InMemoryTokenStore implements TokenStore {
   readonly #sessions = new Map<string, ConnectSessionRecord>();
   readonly #completions = new Map<string, PendingCompletion>();
   #client: ClientTokenRecord | undefined;
+  /** Which connection each Wise user is connected as. */
+  readonly #wiseUsers = new Map<number, string>();
 
   /** Puts a record as it is, bypassing every condition: the arrange step of a test. */
   seedConnection(record: ConnectionRecord): void {
@@ -119,6 +122,7 @@ export class InMemoryTokenStore implements TokenStore {
       createdAt: existing?.createdAt ?? options.now,
       updatedAt: options.now,
     };
+    if (existing?.rejectionCheckedAt !== undefined) record.rejectionCheckedAt = existing.rejectionCheckedAt;
     this.#connections.set(record.connectionId, record);
     return structuredClone(record);
   }
@@ -126,6 +130,9 @@ export class InMemoryTokenStore implements TokenStore {
   async disconnect(connectionId: string, options: { now: number }): Promise<boolean> {
     const record = this.#connections.get(connectionId);
     if (!record || record.status === 'disconnected') return false;
+    if (record.userId !== undefined && this.#wiseUsers.get(record.userId) === connectionId) {
+      this.#wiseUsers.delete(record.userId);
+    }
     record.status = 'disconnected';
     record.version += 1;
     record.updatedAt = options.now;
@@ -137,6 +144,26 @@ export class InMemoryTokenStore implements TokenStore {
     delete record.profileId;
     delete record.nextRefreshAt;
     delete record.lease;
+    return true;
+  }
+
+  async linkWiseUser(userId: number, connectionId: string): Promise<string | undefined> {
+    const previous = this.#wiseUsers.get(userId);
+    this.#wiseUsers.set(userId, connectionId);
+    return previous !== undefined && previous !== connectionId ? previous : undefined;
+  }
+
+  async markReplaced(
+    connectionId: string,
+    options: { userId: number; lastError: LastError; now: number },
+  ): Promise<boolean> {
+    const record = this.#connections.get(connectionId);
+    if (record?.status !== 'active' || record.userId !== options.userId) return false;
+    record.status = 'needs_reauth';
+    record.lastError = { ...options.lastError };
+    record.version += 1;
+    record.updatedAt = options.now;
+    delete record.nextRefreshAt;
     return true;
   }
 
@@ -205,6 +232,19 @@ export class InMemoryTokenStore implements TokenStore {
     delete record.lease;
     delete record.lastError;
     return structuredClone(record);
+  }
+
+  async claimRejectionCheck(
+    key: RecordKey,
+    options: { generation: number; now: number; windowMs: number },
+  ): Promise<boolean> {
+    const record = this.#record(key);
+    if (!record || record.generation !== options.generation) return false;
+    if (key.kind === 'connection' && record.status !== 'active') return false;
+    const checkedAt = record.rejectionCheckedAt;
+    if (checkedAt !== undefined && checkedAt > options.now - options.windowMs) return false;
+    record.rejectionCheckedAt = options.now;
+    return true;
   }
 
   async releaseLease(key: RecordKey, options: { owner: string }): Promise<boolean> {

@@ -51,3 +51,17 @@ export async function approveAtSimulator(
   const callback = await fetch(location, { headers: { cookie }, redirect: 'manual' });
   return { cookie, callbackUrl: location, callback };
 }
+
+/**
+ * Makes Wise (the simulator at `simulatorUrl`) refuse one access token from now on, its refresh token
+ * untouched: what a caller's 401 means when the token really is dead.
+ */
+export async function endAccessTokenAtWise(simulatorUrl: string, accessToken: string): Promise<void> {
+  const answer = await fetch(`${simulatorUrl}/__control/revoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ accessToken }),
+  });
+  const body = (await answer.json()) as { revoked?: { accessTokens?: number } };
+  if (body.revoked?.accessTokens !== 1) throw new Error('The simulator did not hold that access token live.');
+}

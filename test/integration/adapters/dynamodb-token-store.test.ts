@@ -222,19 +222,21 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       });
       await connect(store, 'acme:eu-1');
       await store.acquireLease({ kind: 'client' }, { owner: 'worker-1', now: NOW, leaseMs: LEASE_MS });
+      await store.linkWiseUser(5550001, 'acme:eu-1');
 
       const { Items = [] } = await DynamoDBDocumentClient.from(dynamo.client).send(
         new ScanCommand({ TableName: tableName }),
       );
       const keys = Items.map((item) => String(item.pk));
 
-      expect(keys).toHaveLength(4);
+      expect(keys).toHaveLength(5);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connectSession, key))).toHaveLength(1);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.pendingCompletion, key))).toHaveLength(1);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.connection, key))).toEqual([
         'CONNECTION#acme:eu-1',
       ]);
       expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.client, key))).toEqual(['CLIENT']);
+      expect(keys.filter((key) => matches(ITEM_PARTITION_KEYS.wiseUser, key))).toEqual(['WISE_USER#5550001']);
     });
   });
 
@@ -462,6 +464,64 @@ describe('DynamoDbTokenStore on the embedded DynamoDB', () => {
       expect(await store.getConnection('nobody')).toBeUndefined();
       expect(reauth).toBeUndefined();
       expect(await store.getConnection('acme-1')).toMatchObject({ status: 'needs_reauth' });
+    });
+  });
+
+  describe('claimRejectionCheck', () => {
+    it('grants one claim a window to one of two concurrent claimants, for the current generation of an active record only', async () => {
+      const store = await newStore();
+      const saved = await store.saveConnection(grant('acme-1'), { expectedVersion: undefined, now: NOW });
+      const key: RecordKey = { kind: 'connection', connectionId: 'acme-1' };
+      const claim = (now: number, generation = saved?.generation ?? 0) =>
+        store.claimRejectionCheck(key, { generation, now, windowMs: MINUTE });
+
+      const concurrent = await Promise.all([claim(NOW), claim(NOW)]);
+      const inWindow = await claim(NOW + MINUTE - 1);
+      const olderGeneration = await claim(NOW + 2 * MINUTE, (saved?.generation ?? 0) - 1);
+      const afterWindow = await claim(NOW + MINUTE);
+      const claimed = await store.getConnection('acme-1');
+      await store.disconnect('acme-1', { now: NOW + 3 * MINUTE });
+      const disconnected = await claim(NOW + 5 * MINUTE);
+
+      expect(concurrent.filter(Boolean)).toHaveLength(1);
+      expect([inWindow, olderGeneration, afterWindow, disconnected]).toEqual([false, false, true, false]);
+      expect(claimed).toMatchObject({ version: saved?.version, rejectionCheckedAt: NOW + MINUTE });
+    });
+
+    it('claims for the client token only once it exists', async () => {
+      const store = await newStore();
+      const client: RecordKey = { kind: 'client' };
+
+      const before = await store.claimRejectionCheck(client, { generation: 0, now: NOW, windowMs: MINUTE });
+      await store.acquireLease(client, { owner: 'a', now: NOW, leaseMs: LEASE_MS });
+      const after = await store.claimRejectionCheck(client, { generation: 0, now: NOW, windowMs: MINUTE });
+
+      expect([before, after]).toEqual([false, true]);
+      expect((await store.getClientToken())?.rejectionCheckedAt).toBe(NOW);
+    });
+  });
+
+  describe('the Wise user link', () => {
+    it("names the earlier connection of a Wise user, marks it replaced only while it is that user's, and forgets the link on disconnect", async () => {
+      const store = await newStore();
+      await store.saveConnection(grant('acme-1', { userId: 77 }), { expectedVersion: undefined, now: NOW });
+      await store.saveConnection(grant('acme-2', { userId: 77 }), { expectedVersion: undefined, now: NOW });
+      const lastError = { code: 'replaced_by_connection', message: 'replaced', at: NOW };
+
+      const first = await store.linkWiseUser(77, 'acme-1');
+      const again = await store.linkWiseUser(77, 'acme-1');
+      const second = await store.linkWiseUser(77, 'acme-2');
+      const otherUser = await store.markReplaced('acme-1', { userId: 78, lastError, now: NOW });
+      const marked = await store.markReplaced('acme-1', { userId: 77, lastError, now: NOW });
+      const markedTwice = await store.markReplaced('acme-1', { userId: 77, lastError, now: NOW });
+      await store.disconnect('acme-2', { now: NOW });
+      const afterDisconnect = await store.linkWiseUser(77, 'acme-3');
+
+      expect([first, again, second]).toEqual([undefined, undefined, 'acme-1']);
+      expect([otherUser, marked, markedTwice]).toEqual([false, true, false]);
+      expect(await store.getConnection('acme-1')).toMatchObject({ status: 'needs_reauth', lastError });
+      expect(await store.listDue({ now: NOW + 24 * 60 * MINUTE, limit: 10 })).toEqual([]);
+      expect(afterDisconnect).toBeUndefined();
     });
   });
 

@@ -6,7 +6,7 @@ import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { readBrokerConfigFile } from '#shared/config/broker-config-file.ts';
 import { BrokerClient, BrokerClientError } from '../../../client/index.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
-import { approveAtSimulator } from '../../support/local-broker.ts';
+import { approveAtSimulator, endAccessTokenAtWise } from '../../support/local-broker.ts';
 
 const PAYMENTS = 'arn:aws:iam::000000000000:role/payments';
 const OPERATOR = 'arn:aws:iam::000000000000:role/operator';
@@ -95,7 +95,8 @@ describe('BrokerClient against the local broker', () => {
     const otherService = clientFor(PAYMENTS_KEYS);
     await connect(client, 'acme-rejected');
     const held = await client.getToken({ connectionId: 'acme-rejected' });
-    // Another service meets a 401 first and makes the broker refresh, which kills the held token at Wise.
+    // Wise ends the token early; another service meets the 401 first and makes the broker refresh.
+    await endAccessTokenAtWise(simulatorUrl, held.accessToken);
     await otherService.getToken({ connectionId: 'acme-rejected' }, { rejectedGeneration: held.generation });
     const refreshesBefore = await refreshGrants();
     expect((await callWise(held)).status).toBe(401);

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WiseInvalidGrantError } from '#shared/wise/errors.ts';
-import { ADMIN_ARN, type BrokerHarness, invoke, startBroker, TEST_CLIENT_ID } from '../../support/broker.ts';
+import {
+  ADMIN_ARN,
+  type BrokerHarness,
+  invoke,
+  PARTNER_SESSION_ARN,
+  startBroker,
+  TEST_CLIENT_ID,
+} from '../../support/broker.ts';
 import { connectRoutes, itemText } from './connect-support.ts';
 
 let broker: BrokerHarness;
@@ -87,8 +94,11 @@ describe('connecting a Wise user through the authorization page', () => {
   });
 
   it('redirects to the return URL with status approved and a completion code, connecting nothing yet', async () => {
+    const user = (await broker.control('users', { email: 'redirected@example.com' })) as { id: number };
+
     const { response } = await routes.connectThroughCallback('acme-3', {
       returnUrl: 'https://app.example.com/return/acme-3?step=2',
+      userId: user.id,
     });
 
     expect(response.statusCode).toBe(303);
@@ -101,6 +111,65 @@ describe('connecting a Wise user through the authorization page', () => {
       completion: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
     });
     await expect(broker.runtime.store.getConnection('acme-3')).resolves.toBeUndefined();
+  });
+
+  it('says so when the Wise user was connected under another id: the answer, the earlier status and an event', async () => {
+    const user = (await broker.control('users', { email: 'twice@example.com' })) as { id: number };
+    await routes.connectThroughCallback('acme-first', { userId: user.id });
+    const eventsBefore = broker.aws.recordedEvents.length;
+    const { response: approved } = await routes.connectThroughCallback('acme-second', {
+      userId: user.id,
+      returnUrl: 'https://app.example.com/return/',
+    });
+    const completionCode = new URL(approved.headers.location ?? '').searchParams.get('completion') ?? '';
+
+    const completed = await invoke(routes.handlers.connectSessions, {
+      method: 'POST',
+      route: '/connections/{id}/completion',
+      pathParameters: { id: 'acme-second' },
+      caller: PARTNER_SESSION_ARN,
+      body: { completionCode },
+    });
+    const status = await invoke(routes.handlers.connections, {
+      method: 'GET',
+      route: '/connections/{id}',
+      pathParameters: { id: 'acme-first' },
+      caller: ADMIN_ARN,
+    });
+
+    expect(completed.statusCode).toBe(200);
+    expect(completed.json).toMatchObject({
+      connectionId: 'acme-second',
+      status: 'active',
+      replacedConnectionId: 'acme-first',
+    });
+    expect(status.json).toMatchObject({
+      connectionId: 'acme-first',
+      status: 'needs_reauth',
+      lastError: { code: 'replaced_by_connection', message: expect.stringContaining('"acme-second"') },
+    });
+    const published = broker.aws.recordedEvents
+      .slice(eventsBefore)
+      .map((event) => JSON.parse(event.detail ?? '{}'))
+      .filter((detail) => detail.reason !== undefined);
+    expect(published).toEqual([
+      {
+        connectionId: 'acme-first',
+        reason: 'replaced_by_connection',
+        replacedBy: 'acme-second',
+        at: new Date(broker.clock.now()).toISOString(),
+      },
+    ]);
+  });
+
+  it('shows the replacement on the page when there is no return URL', async () => {
+    const user = (await broker.control('users', { email: 'twice-paged@example.com' })) as { id: number };
+    await routes.connectThroughCallback('acme-paged-1', { userId: user.id });
+
+    const { response } = await routes.connectThroughCallback('acme-paged-2', { userId: user.id });
+
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('connected before as &quot;acme-paged-1&quot;');
   });
 
   it('replaces the tokens on a reconnect: the old refresh token is dead at Wise and the generation grew', async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
+import { obtainClientAccessToken } from '#shared/use-cases/client-token.ts';
 import {
   type BrokerHarness,
   invoke,
@@ -7,6 +8,7 @@ import {
   startBroker,
   TEST_CLIENT_SECRET,
 } from '../../support/broker.ts';
+import { endAccessTokenAtWise } from '../../support/local-broker.ts';
 import { connectRoutes, itemText } from './connect-support.ts';
 
 let broker: BrokerHarness;
@@ -83,6 +85,39 @@ describe('connecting a partner-created user with a registration code', () => {
     }
     expect(output).toContain('Connection stored');
     expect(output).not.toContain(CODE);
+  });
+
+  it('mints a new client token once and signs up when Wise ended the stored client token early', async () => {
+    const stale = await obtainClientAccessToken(broker.runtime);
+    await endAccessTokenAtWise(broker.simulator.url, stale.accessToken);
+    const minted = broker.simulator.stats().grants.client_credentials;
+
+    const response = await register('acme-reg-stale', {
+      email: 'lee.partner-user@example.com',
+      registrationCode: `${CODE}-stale`,
+      signup: true,
+    });
+
+    expect(response.statusCode).toBe(201);
+    expect(broker.simulator.stats().grants.client_credentials - minted).toBe(1);
+    const fresh = await obtainClientAccessToken(broker.runtime);
+    expect(fresh.generation).toBe(stale.generation + 1);
+  });
+
+  it('answers with the connection it replaced when the same user is registered under another id', async () => {
+    const user = { email: 'pat.partner-user@example.com', registrationCode: `${CODE}-pat` };
+    await register('acme-reg-pat-1', { ...user, signup: true });
+
+    const response = await register('acme-reg-pat-2', user);
+
+    expect(response.statusCode).toBe(201);
+    expect(response.json).toMatchObject({
+      connectionId: 'acme-reg-pat-2',
+      replacedConnectionId: 'acme-reg-pat-1',
+    });
+    expect(await broker.runtime.store.getConnection('acme-reg-pat-1')).toMatchObject({
+      status: 'needs_reauth',
+    });
   });
 
   it('grants again without signup, replacing the tokens and growing the generation', async () => {

@@ -10,6 +10,7 @@ import {
   PARTNER_SESSION_ARN,
   STRANGER_ARN,
 } from '../../support/broker.ts';
+import { endAccessTokenAtWise } from '../../support/local-broker.ts';
 import {
   brokerPerTest,
   instanceRuntime,
@@ -44,7 +45,11 @@ describe('POST /tokens', () => {
   });
 
   it('makes exactly one refresh at Wise for twenty concurrent vends that met the same 401', async () => {
-    const { broker, connection } = await connected();
+    const { broker, connection, routes } = await connected();
+    await endAccessTokenAtWise(
+      broker.simulator.url,
+      (await routes.vendOk({ connectionId: 'acme-1' })).accessToken,
+    );
     const instances = Array.from({ length: 5 }, (_, index) => {
       const runtime = instanceRuntime(broker, `instance-${index}`);
       return refreshRoutes(broker, { runtime: () => runtime });
@@ -70,6 +75,10 @@ describe('POST /tokens', () => {
 
   it('returns the newer token without a refresh to a caller that rejected an older generation', async () => {
     const { broker, connection, routes } = await connected();
+    await endAccessTokenAtWise(
+      broker.simulator.url,
+      (await routes.vendOk({ connectionId: 'acme-1' })).accessToken,
+    );
     const newer = await routes.vendOk({ connectionId: 'acme-1', rejectedGeneration: connection.generation });
     const refreshes = broker.simulator.stats().grants.refresh_token;
 
@@ -175,6 +184,10 @@ describe('POST /tokens', () => {
 
   it('answers 503 with Retry-After when Wise is down and the caller rejected the only token', async () => {
     const { broker, connection, routes } = await connected();
+    await endAccessTokenAtWise(
+      broker.simulator.url,
+      (await routes.vendOk({ connectionId: 'acme-1' })).accessToken,
+    );
     await broker.control('faults', { status: 503, count: 1, retryAfter: 600 });
 
     const response = await routes.vend({ connectionId: 'acme-1', rejectedGeneration: connection.generation });

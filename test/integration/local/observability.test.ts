@@ -8,7 +8,7 @@ import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, type VendedToken } from '../../../client/index.ts';
 import { sdkSignedFetch } from '../../local/gateway/signing.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
-import { approveAtSimulator } from '../../support/local-broker.ts';
+import { approveAtSimulator, endAccessTokenAtWise } from '../../support/local-broker.ts';
 
 const ACCOUNT = '000000000000';
 const PAYMENTS = `arn:aws:iam::${ACCOUNT}:role/payments`;
@@ -104,6 +104,8 @@ beforeAll(async () => {
       headers: { 'content-type': 'application/json' },
     });
   const cached = (await (await signed({ connectionId: 'acme-1' })).json()) as VendedToken;
+  // Wise ends the token early, so the caller's report of it is confirmed and the broker refreshes.
+  await endAccessTokenAtWise(broker.simulator?.url ?? '', first.accessToken);
   const refreshed = (await (
     await signed({ connectionId: 'acme-1', rejectedGeneration: first.generation })
   ).json()) as VendedToken;

@@ -7,7 +7,7 @@ import { type LocalConfig, LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, type VendedToken } from '../../../client/index.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
-import { approveAtSimulator } from '../../support/local-broker.ts';
+import { approveAtSimulator, endAccessTokenAtWise } from '../../support/local-broker.ts';
 
 const PRINCIPAL = 'arn:aws:iam::000000000000:role/payments';
 const CREDENTIALS = {
@@ -93,6 +93,7 @@ describe('the local broker started again on the same data folder', () => {
 
   it('refreshes the connection when a caller reports the token rejected', async () => {
     const running = broker as LocalBroker;
+    await endAccessTokenAtWise(simulatorUrl(running), vendedBeforeRestart.accessToken);
 
     const renewed = await clientFor(running).getToken(
       { connectionId: CONNECTION_ID },

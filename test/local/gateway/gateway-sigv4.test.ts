@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2WithIAMAuthorizer } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type LocalCredential, type RunningGateway, startGateway } from '#local/gateway/index.ts';
-import { curlSigned, type SignedFetchOptions, sdkSignedFetch } from './signing.ts';
+import { curlSigned, type SignedFetchOptions, sdkSign, sdkSignedFetch, sendRawHeaders } from './signing.ts';
 
 const region = 'us-east-1';
 const caller: LocalCredential = {
@@ -242,6 +242,37 @@ describe('local gateway SigV4 checks', () => {
       });
 
       await expectForbidden(response, /security token does not belong/);
+    });
+
+    it.each([
+      [
+        'a second, forged',
+        'AWS4-HMAC-SHA256 Credential=AKIASTRANGER00000001/20261126/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=00',
+      ],
+      ['the same', undefined],
+    ])('a request with %s Authorization header after a valid one', async (_label, second) => {
+      const url = `${gateway.url}${registrationPath(connectionId)}`;
+      const signed = await sdkSign(url, {
+        method: 'POST',
+        credentials: caller,
+        region,
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
+      const { authorization = '', ...others } = signed.headers;
+      const lines: Array<[string, string]> = [
+        ...Object.entries(others),
+        ['authorization', authorization],
+        ['authorization', second ?? authorization],
+      ];
+
+      const response = await sendRawHeaders(url, 'POST', lines, body);
+
+      expect(response.status).toBe(403);
+      const answer = JSON.parse(response.body) as { error: string; message: string };
+      expect(answer).toMatchObject({ error: 'forbidden' });
+      expect(answer.message).toMatch(/more than one Authorization header/);
+      expect(events).toHaveLength(0);
     });
 
     it('a session token sent with a long-term access key', async () => {

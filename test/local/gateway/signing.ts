@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { promisify } from 'node:util';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -29,6 +30,19 @@ export interface SignedFetchOptions {
 
 /** Signs a request with the AWS SDK's own SigV4 signer and sends it with fetch. */
 export async function sdkSignedFetch(url: string, options: SignedFetchOptions): Promise<Response> {
+  const sent = await sdkSign(url, options);
+  return fetch(options.sendTo ?? url, {
+    method: options.method,
+    headers: sent.headers,
+    body: sent.body ?? null,
+  });
+}
+
+/** The headers (without `host`) and body of a request signed with the AWS SDK's own SigV4 signer. */
+export async function sdkSign(
+  url: string,
+  options: SignedFetchOptions,
+): Promise<{ headers: Record<string, string>; body: string | undefined }> {
   const target = new URL(url);
   const query: Record<string, string | string[]> = {};
   for (const [name, value] of target.searchParams) {
@@ -59,10 +73,36 @@ export async function sdkSignedFetch(url: string, options: SignedFetchOptions): 
   const { host: _host, ...headers } = signed.headers;
   const sent = { headers, body: options.body };
   options.afterSigning?.(sent);
-  return fetch(options.sendTo ?? url, {
-    method: options.method,
-    headers: sent.headers,
-    body: sent.body ?? null,
+  return sent;
+}
+
+/**
+ * Sends a request with exactly these header lines (after `host` and `content-length`), repeats included
+ * (fetch would fold repeated names into one line); resolves to the status and the body.
+ */
+export function sendRawHeaders(
+  url: string,
+  method: string,
+  headerLines: ReadonlyArray<readonly [string, string]>,
+  body: string | undefined,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const lines = [
+      ['host', target.host],
+      ...(body === undefined ? [] : [['content-length', String(Buffer.byteLength(body))]]),
+      ...headerLines,
+    ];
+    const request = httpRequest(url, { method, headers: lines.flat() }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end(body);
   });
 }
 

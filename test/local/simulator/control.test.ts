@@ -154,6 +154,28 @@ describe('/__control/revoke', () => {
 
     expect(answer.status).toBe(404);
   });
+
+  it('kills one access token alone: its refresh token still refreshes', async () => {
+    const sim = await start();
+    const token = await userToken(sim);
+
+    const answer = await control<{ revoked: { refreshTokens: number; accessTokens: number } }>(
+      sim,
+      'revoke',
+      {
+        accessToken: token.access_token,
+      },
+    );
+    const again = await control<{ revoked: { accessTokens: number } }>(sim, 'revoke', {
+      accessToken: token.access_token,
+    });
+
+    expect(answer.body.revoked).toEqual({ refreshTokens: 0, accessTokens: 1 });
+    expect(again.body.revoked.accessTokens).toBe(0);
+    expect((await callApi(sim, '/v1/me', token.access_token)).status).toBe(401);
+    const refreshed = await refresh(sim, token.refresh_token);
+    expect((await callApi(sim, '/v1/me', String(refreshed.body.access_token))).status).toBe(200);
+  });
 });
 
 describe('/__control/client-secret', () => {

@@ -444,7 +444,7 @@ describe('DynamoDbTokenStore', () => {
           ':one': 1,
           ':disconnected': 'disconnected',
         },
-        ReturnValues: 'ALL_NEW',
+        ReturnValues: 'ALL_OLD',
       });
     });
 

@@ -67,6 +67,8 @@ export class FakeWise implements WiseOAuth {
   exchangeFailure: Error | undefined;
   grantFailure: Error | undefined;
   signupFailure: Error | undefined;
+  /** Thrown by the next signups, one each, before `signupFailure` applies. */
+  signupFailures: Error[] = [];
 
   constructor(now: () => number) {
     this.#now = now;
@@ -117,6 +119,8 @@ export class FakeWise implements WiseOAuth {
     clientAccessToken: string;
   }): Promise<void> {
     this.calls.push({ method: 'signUpWithRegistrationCode', args: [params] });
+    const next = this.signupFailures.shift();
+    if (next) throw next;
     if (this.signupFailure) throw this.signupFailure;
   }
 

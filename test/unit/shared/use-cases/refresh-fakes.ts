@@ -20,7 +20,7 @@ import type {
 } from '#shared/ports/wise-oauth.ts';
 import type { SweepDeps } from '#shared/use-cases/refresh-due.ts';
 import type { VendDeps } from '#shared/use-cases/vend-token.ts';
-import { WiseRateLimitedError } from '#shared/wise/errors.ts';
+import { WiseInvalidTokenError, WiseRateLimitedError } from '#shared/wise/errors.ts';
 import { InMemoryTokenStore } from '../../../support/in-memory-store.ts';
 
 /** 2026-01-01T00:00:00Z: every unit test starts here. */
@@ -143,8 +143,20 @@ export class FakeWise implements WiseOAuth {
 
   async signUpWithRegistrationCode(): Promise<void> {}
 
-  async getCurrentUser(): Promise<WiseUser> {
-    return { id: 1 };
+  /**
+   * What `GET /v1/me` says of any token: `dead` (401, the default: the callers of these tests met a 401),
+   * `alive`, or an error to throw.
+   */
+  tokenCheck: 'dead' | 'alive' | Error = 'dead';
+
+  async getCurrentUser(accessToken: string, options?: WiseCallOptions): Promise<WiseUser> {
+    this.calls.push({ method: 'getCurrentUser', ...(options ? { options } : {}) });
+    if (this.tokenCheck === 'alive') return { id: 1 };
+    if (this.tokenCheck instanceof Error) throw this.tokenCheck;
+    throw new WiseInvalidTokenError(`Wise refused the access token (${accessToken.length} characters).`, {
+      status: 401,
+      wiseError: 'invalid_token',
+    });
   }
 
   async listProfiles(): Promise<WiseProfile[]> {

@@ -17,6 +17,7 @@ import {
   WiseInvalidClientError,
   WiseInvalidGrantError,
   WiseInvalidRequestError,
+  WiseInvalidTokenError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
 import {
@@ -29,7 +30,13 @@ import {
 } from './connect-fakes.ts';
 
 const CODE = 'rc-0123456789abcdef0123456789abcdef';
-const clientToken = { clientAccessToken: async () => 'client-access-token' };
+/** Generation 1 first; a newer one (`client-access-token-2`) when the caller says Wise refused one. */
+const clientToken = {
+  clientAccessToken: async (rejectedGeneration?: number) =>
+    rejectedGeneration === undefined
+      ? { accessToken: 'client-access-token', generation: 1 }
+      : { accessToken: `client-access-token-${rejectedGeneration + 1}`, generation: rejectedGeneration + 1 },
+};
 
 function register(
   runtime: FakeRuntime,
@@ -51,6 +58,14 @@ function register(
 afterEach(() => {
   vi.restoreAllMocks();
 });
+
+/** Wise's answer to a signup with a client token it ended early. */
+function staleClientToken(): WiseInvalidTokenError {
+  return new WiseInvalidTokenError('Wise refused the access token on registration code signup (401).', {
+    status: 401,
+    wiseError: 'invalid_token',
+  });
+}
 
 describe('registerWithCode', () => {
   it('grants with the registration code and stores the code encrypted beside the tokens', async () => {
@@ -124,6 +139,63 @@ describe('registerWithCode', () => {
     const status = await register(runtime, { signup: true });
 
     expect(status.status).toBe('active');
+  });
+
+  it('mints a new client token once and signs up again when Wise refuses the stored one with invalid_token', async () => {
+    const runtime = fakeRuntime();
+    runtime.wise.signupFailures = [staleClientToken()];
+    const token = vi.fn(clientToken.clientAccessToken);
+
+    const status = await registerWithCode(
+      runtime,
+      {
+        callerArn: PARTNER,
+        connectionId: 'acme-7',
+        email: 'jo@example.com',
+        registrationCode: CODE,
+        signup: true,
+      },
+      { clientAccessToken: token },
+    );
+
+    expect(status.status).toBe('active');
+    expect(token.mock.calls).toEqual([[], [1]]);
+    const signups = runtime.wise.calls.filter((call) => call.method === 'signUpWithRegistrationCode');
+    expect(signups.map((call) => (call.args[0] as { clientAccessToken: string }).clientAccessToken)).toEqual([
+      'client-access-token',
+      'client-access-token-2',
+    ]);
+  });
+
+  it('answers 503 with a Retry-After, never a 500, when Wise refuses the new client token too, alarming the operator', async () => {
+    vi.spyOn(logger, 'error').mockImplementation(() => {});
+    const addMetric = vi.spyOn(metrics, 'addMetric').mockImplementation(() => metrics);
+    const runtime = fakeRuntime();
+    runtime.wise.signupFailure = staleClientToken();
+
+    const failure = await register(runtime, { signup: true }).catch((caught: unknown) => caught);
+
+    expect(failure).toBeInstanceOf(ProviderUnavailableError);
+    const response = errorToResponse(failure);
+    expect(response.statusCode).toBe(503);
+    expect(response.headers?.['retry-after']).toBe(String(INVALID_CLIENT_RETRY_AFTER_SECONDS));
+    expect(runtime.wise.called('signUpWithRegistrationCode')).toBe(2);
+    expect(addMetric).toHaveBeenCalledWith(MetricName.invalidClient, 'Count', 1);
+    expect(await runtime.store.getConnection('acme-7')).toBeUndefined();
+  });
+
+  it('answers 503, never a 500, when Wise refuses a grant request for a reason on the broker side', async () => {
+    vi.spyOn(logger, 'error').mockImplementation(() => {});
+    const runtime = fakeRuntime();
+    runtime.wise.grantFailure = new WiseInvalidRequestError('Missing grant type', {
+      status: 400,
+      wiseError: 'invalid_request',
+    });
+
+    const response = errorToResponse(await register(runtime).catch((caught: unknown) => caught));
+
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(response.body ?? '{}')).toMatchObject({ error: 'provider_unavailable' });
   });
 
   it('answers 400 when Wise refuses the signup as a bad request, storing nothing', async () => {
