@@ -282,6 +282,12 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
   });
 
   await step('rejectedGeneration', async () => {
+    // The broker checks a reported rejection with Wise first: end the token there, as Wise would.
+    await fetch(`${options.simulator.url}/__control/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ accessToken: swept?.accessToken }),
+    });
     rejected = await vend(options, userApi, {
       connectionId: connected,
       rejectedGeneration: swept?.generation,
@@ -295,29 +301,33 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
     return `generation ${swept?.generation} rejected, generation ${rejected.generation} vended`;
   });
 
+  // Each record honours one reported rejection a minute: the vend's re-authorization is shown on the
+  // second connection, whose rejection was never reported, and the sweep's on the first one.
   await step('re-authorization event from a vend', async () => {
-    await revoke(firstUser);
+    // The sweep may have refreshed it since: report the generation the broker vends now.
+    const current = await vend(options, userApi, { connectionId: second });
+    await revoke(secondUser);
     const answer = await call(userApi, 'POST', '/tokens', {
-      connectionId: connected,
-      rejectedGeneration: rejected?.generation,
+      connectionId: second,
+      rejectedGeneration: current.generation,
     });
     expectStatus('POST /tokens after Wise revoked the grant', answer, 409);
-    return `409 reauthorization_required; ${eventFor(options, connected)}`;
+    return `409 reauthorization_required; ${eventFor(options, second)}`;
   });
 
   await step('re-authorization event from the scheduled sweep', async () => {
-    await revoke(secondUser);
-    const status = await call(adminApi, 'GET', `/connections/${encodeURIComponent(second)}`);
+    await revoke(firstUser);
+    const status = await call(adminApi, 'GET', `/connections/${encodeURIComponent(connected)}`);
     expectStatus('GET /connections/{id}', status, 200);
     await options.waitUntil(Date.parse(String(status.body.nextRefreshAt ?? '')) + 1000);
     const summary = await options.runSchedule();
-    const after = await call(adminApi, 'GET', `/connections/${encodeURIComponent(second)}`);
+    const after = await call(adminApi, 'GET', `/connections/${encodeURIComponent(connected)}`);
     if (after.body.status !== 'needs_reauth') {
       throw new Error(
         `after the sweep met invalid_grant the connection is ${String(after.body.status)}, not needs_reauth`,
       );
     }
-    return `sweep answered ${JSON.stringify(summary)}; ${eventFor(options, second)}`;
+    return `sweep answered ${JSON.stringify(summary)}; ${eventFor(options, connected)}`;
   });
 
   await step('delete', async () => {

@@ -44,9 +44,11 @@ export const UNUSED_GRANT_REASONS: readonly UnusedGrantReason[] = [
       grant.functionLabel === 'oauth-callback' &&
       (grant.action === 'events:PutEvents' ||
         (JSON.stringify(grant.condition ?? {}).includes('CONNECTION#') &&
-          (grant.action === 'dynamodb:GetItem' || grant.action === 'dynamodb:UpdateItem'))),
+          (grant.action === 'dynamodb:GetItem' || grant.action === 'dynamodb:UpdateItem')) ||
+        (JSON.stringify(grant.condition ?? {}).includes('WISE_USER#') &&
+          grant.action === 'dynamodb:PutItem')),
     reason:
-      'The callback stores the connection itself (and announces it) only for a session without a return URL, which only connectWithoutConfirmation allows; the rehearsed configuration confirms every connection with its completion code.',
+      'The callback stores the connection itself (announces it, and links its Wise user) only for a session without a return URL, which only connectWithoutConfirmation allows; the rehearsed configuration confirms every connection with its completion code.',
   },
   {
     covers: (grant) => grant.functionLabel === 'refresh' && grant.action === 'dynamodb:GetItem',
