@@ -43,7 +43,7 @@ export interface FunctionAccess {
   readonly queryIndexes: readonly string[];
   /**
    * The kinds of secret (the encryption context's `kind`) the function encrypts with the token key
-   * (`kms:Encrypt`, and `kms:GenerateDataKey` for envelope encryption under the same context).
+   * (`kms:Encrypt`).
    */
   readonly encrypts: readonly CipherKind[];
   /** The kinds of secret the function decrypts with the token key. */
@@ -102,7 +102,8 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
       // Seals the pending grant again when its connection was refreshed or disconnected since the callback.
       encrypts: ['data_key'],
       decrypts: ['data_key'],
-      wiseCredentials: 'client-id',
+      // The start URL's function builds the authorize URL: sessions and completions need nothing of Wise.
+      wiseCredentials: false,
       putEvents: true,
     },
   },
@@ -143,9 +144,9 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   connections: {
     description: 'Lists, reads the status of and disconnects connections',
     access: {
-      // A disconnect also removes the Wise user's link to the connection.
+      // Reads a connection with its fence (one Query); a disconnect also removes the Wise user's link.
       items: [
-        { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
+        { actions: ['dynamodb:Query', 'dynamodb:UpdateItem'], leadingKeys: [connection] },
         { actions: ['dynamodb:DeleteItem'], leadingKeys: [wiseUser] },
       ],
       queryIndexes: [CONNECTIONS_BY_STATUS_INDEX],

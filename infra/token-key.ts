@@ -2,8 +2,16 @@ import { ArnFormat, type Stack } from 'aws-cdk-lib';
 import { AccountRootPrincipal, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { CipherKind } from '#shared/domain/records.ts';
 
-/** What encrypts under the token key: `kms:Encrypt`, and `kms:GenerateDataKey` for envelope encryption. */
-export const TOKEN_KEY_ENCRYPT_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey'] as const;
+/**
+ * What encrypts under the token key, by kind: a record's data key is made with `kms:GenerateDataKey` (its
+ * secrets are then sealed locally with it); anything else (the listing's cursor) is `kms:Encrypt`ed.
+ */
+export function tokenKeyEncryptActions(kinds: readonly CipherKind[]): string[] {
+  return [
+    ...(kinds.some((kind) => kind !== 'data_key') ? ['kms:Encrypt'] : []),
+    ...(kinds.includes('data_key') ? ['kms:GenerateDataKey'] : []),
+  ];
+}
 
 /** What decrypts under the token key. */
 export const TOKEN_KEY_DECRYPT_ACTIONS = ['kms:Decrypt'] as const;
@@ -73,7 +81,7 @@ export function tokenKeyStatements(
   if (use.encrypts.length > 0) {
     uses.push({
       direction: 'Encrypt',
-      actions: [...TOKEN_KEY_ENCRYPT_ACTIONS],
+      actions: tokenKeyEncryptActions(use.encrypts),
       conditions: context(use.encrypts),
     });
   }

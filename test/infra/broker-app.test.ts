@@ -203,7 +203,13 @@ describe('the token key', () => {
     Sid: `${fn.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase())}${direction}s`,
     Effect: 'Allow',
     Principal: accountRoot,
-    Action: direction === 'Encrypt' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : 'kms:Decrypt',
+    // A record's data key is generated; only the listing's cursor is encrypted directly.
+    Action:
+      direction === 'Decrypt'
+        ? 'kms:Decrypt'
+        : kinds.includes('data_key')
+          ? 'kms:GenerateDataKey'
+          : 'kms:Encrypt',
     Resource: '*',
     Condition: {
       StringEquals: {
@@ -421,7 +427,12 @@ describe('least privilege', () => {
     conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${REGION}.amazonaws.com` } },
   };
   const tokenKey = (direction: 'Encrypt' | 'Decrypt', kinds: string[]): Statement => ({
-    actions: direction === 'Encrypt' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'],
+    actions:
+      direction === 'Decrypt'
+        ? ['kms:Decrypt']
+        : kinds.includes('data_key')
+          ? ['kms:GenerateDataKey']
+          : ['kms:Encrypt'],
     resources: ['token key'],
     conditions: {
       StringEquals: {
@@ -473,7 +484,6 @@ describe('least privilege', () => {
       tableKey,
       tokenKey('Encrypt', ['data_key']),
       tokenKey('Decrypt', ['data_key']),
-      ...wiseCredentials,
       putEvents,
     ],
     'oauth-callback': [
@@ -493,7 +503,7 @@ describe('least privilege', () => {
     connections: [
       logs,
       xray,
-      items(['CONNECTION#*'], 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'),
+      items(['CONNECTION#*'], 'dynamodb:Query', 'dynamodb:UpdateItem'),
       items(['WISE_USER#*'], 'dynamodb:DeleteItem'),
       query('connections-by-status'),
       tableKey,

@@ -163,10 +163,10 @@ describe('deployment choices', () => {
   });
 
   it.each([
-    [undefined, true],
+    [undefined, false],
     ['broker-client-1', false],
   ])(
-    'gives the connect-sessions function the Wise secret only without wise.clientId (%s)',
+    'gives the connect-sessions function no Wise secret, with or without wise.clientId (%s)',
     (clientId, reads) => {
       const wise = clientId === undefined ? {} : { clientId };
 

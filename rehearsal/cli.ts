@@ -1,0 +1,18 @@
+// `npm run rehearse [-- --assembly DIR]`: rehearses the deployment, prints the report, writes it as JSON.
+import { parseArgs } from 'node:util';
+import { rehearse } from './rehearse.ts';
+import { formatReport, REPORT_FILE, writeReport } from './report.ts';
+
+const { values } = parseArgs({
+  options: { assembly: { type: 'string' }, 'keep-work-dir': { type: 'string' } },
+  strict: true,
+});
+
+const result = await rehearse({
+  ...(values.assembly === undefined ? {} : { assemblyDir: values.assembly }),
+  ...(values['keep-work-dir'] === undefined ? {} : { workDir: values['keep-work-dir'] }),
+});
+console.log(formatReport(result));
+writeReport(result);
+console.log(`\nReport written to ${REPORT_FILE}`);
+process.exit(result.ok ? 0 : 1);

@@ -1,0 +1,221 @@
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RehearsalResult, rehearse, synthesizeForRehearsal } from '../../rehearsal/rehearse.ts';
+import { writeReport } from '../../rehearsal/report.ts';
+
+interface Resource {
+  Type: string;
+  Properties: Record<string, unknown> & {
+    Handler?: string;
+    Environment?: { Variables: Record<string, unknown> };
+    PolicyDocument?: { Statement: { Action: string | string[]; Condition?: unknown }[] };
+    Roles?: { Ref: string }[];
+    Role?: { 'Fn::GetAtt': [string, string] };
+    RouteKey?: string;
+    Target?: unknown;
+    AuthorizationType?: string;
+    IntegrationUri?: { 'Fn::GetAtt': [string, string] };
+  };
+}
+type Template = { Resources: Record<string, Resource> };
+
+const workDir = mkdtempSync(join(tmpdir(), 'rehearsal-test-'));
+const assemblyDir = join(workDir, 'cdk.out');
+
+/** A copy of the synthesized assembly whose templates `change` edits, as a deployer's mistake would. */
+function brokenAssembly(name: string, change: (templates: Template[]) => void): string {
+  const dir = join(workDir, name);
+  cpSync(assemblyDir, dir, { recursive: true });
+  const files = readdirSync(dir).filter((file) => file.endsWith('.template.json'));
+  const templates = files.map((file) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Template);
+  change(templates);
+  files.forEach((file, index) => {
+    writeFileSync(join(dir, file), JSON.stringify(templates[index]));
+  });
+  return dir;
+}
+
+function resources(templates: Template[]): [string, Resource][] {
+  return templates.flatMap((template) => Object.entries(template.Resources));
+}
+
+function route(templates: Template[], routeKey: string): Resource {
+  const found = resources(templates).find(([, resource]) => resource.Properties.RouteKey === routeKey);
+  if (!found) throw new Error(`no route ${routeKey}`);
+  return found[1];
+}
+
+/** The logical id of the function a route's integration invokes. */
+function functionBehind(templates: Template[], routeKey: string): string {
+  const target = JSON.stringify(route(templates, routeKey).Properties.Target);
+  const integration = resources(templates).find(
+    ([id, resource]) => resource.Type === 'AWS::ApiGatewayV2::Integration' && target.includes(`"${id}"`),
+  );
+  const uri = integration?.[1].Properties.IntegrationUri?.['Fn::GetAtt'];
+  if (!uri) throw new Error(`no integration for ${routeKey}`);
+  return uri[0];
+}
+
+function lambda(templates: Template[], logicalId: string): Resource {
+  const found = resources(templates).find(([id]) => id === logicalId);
+  if (!found) throw new Error(`no function ${logicalId}`);
+  return found[1];
+}
+
+describe('the deployment rehearsal', () => {
+  let passing: RehearsalResult;
+
+  beforeAll(async () => {
+    await synthesizeForRehearsal(assemblyDir);
+    passing = await rehearse({ assemblyDir });
+    writeReport(passing);
+  }, 300_000);
+
+  afterAll(() => {
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('runs the whole journey through every function of the synthesized assembly with no denial', () => {
+    expect(passing.failures).toEqual([]);
+    // A function the journey does not use yet (the import route) is started and named in a warning.
+    const unrehearsed = passing.warnings.map((warning) => warning.split(':')[0]);
+    expect(passing.warnings.every((warning) => warning.includes('the journey never invoked it'))).toBe(true);
+    expect(passing.ok).toBe(true);
+    expect(passing.journey.map((step) => step.name)).toEqual(
+      expect.arrayContaining([
+        'an unsigned call to an IAM route is refused',
+        'connect session, approval at Wise, callback and completion',
+        'vend',
+        'a second connection, of another Wise user',
+        'client-credentials token',
+        'registration-code connection',
+        'listing, page by page',
+        'status',
+        'scheduled sweep refreshes the due token',
+        'vend of the new generation',
+        'rejectedGeneration',
+        're-authorization event from a vend',
+        're-authorization event from the scheduled sweep',
+        'delete',
+      ]),
+    );
+    expect(passing.journey.every((step) => step.ok)).toBe(true);
+    expect(passing.functions.map((fn) => fn.function)).toEqual(
+      expect.arrayContaining([
+        'connect-sessions',
+        'connections',
+        'oauth-callback',
+        'refresh',
+        'registration',
+        'tokens',
+      ]),
+    );
+    for (const fn of passing.functions.filter((entry) => !unrehearsed.includes(entry.function))) {
+      expect(fn.invocations, fn.function).toBeGreaterThan(0);
+      expect(fn.initMs, fn.function).toBeGreaterThan(0);
+      expect(fn.bundleBytes, fn.function).toBeGreaterThan(0);
+      expect(fn.denials, fn.function).toBe(0);
+    }
+  });
+
+  it('records each AWS call with its resource, index and encryption context, and the statement that allowed it', () => {
+    const calls = passing.calls;
+    expect(calls.some((call) => call.action === 'dynamodb:Query' && call.index === 'refresh-due')).toBe(true);
+    // Every record's secrets are sealed under a data key made for that record and generation.
+    const sealed = calls.find(
+      (call) => call.action === 'kms:GenerateDataKey' && call.encryptionContext?.kind === 'data_key',
+    );
+    expect(sealed?.encryptionContext?.deployment).toBe('sandbox');
+    expect(sealed?.encryptionContext?.record).toMatch(/^connection:/);
+    expect(sealed?.encryptionContext?.generation).toMatch(/^\d+$/);
+    expect(sealed?.allowedBy.length).toBeGreaterThan(0);
+    expect(
+      calls.some(
+        (call) =>
+          call.action === 'events:PutEvents' && call.resource.endsWith(':event-bus/wise-broker-sandbox'),
+      ),
+    ).toBe(true);
+    expect(
+      calls.some((call) => call.viaService?.startsWith('secretsmanager.') && call.action === 'kms:Decrypt'),
+    ).toBe(true);
+    expect(calls.every((call) => call.decision === 'Allowed')).toBe(true);
+  });
+
+  it('gives a reason for every permission the journey leaves unused', () => {
+    const unused = passing.functions.flatMap((fn) => fn.unusedPermissions);
+    expect(unused.length).toBeGreaterThan(0);
+    expect(unused.filter((permission) => permission.reason === undefined)).toEqual([]);
+  });
+
+  it("fails naming the handler when a function's handler is renamed", async () => {
+    const dir = brokenAssembly('handler-renamed', (templates) => {
+      lambda(templates, functionBehind(templates, 'POST /tokens')).Properties.Handler = 'index.vend';
+    });
+    const result = await rehearse({ assemblyDir: dir });
+    expect(result.ok).toBe(false);
+    expect(result.failures.join('\n')).toMatch(/tokens .*Handler "index\.vend".*Runtime\.HandlerNotFound/);
+  }, 120_000);
+
+  it('fails naming the variable when an environment variable is dropped', async () => {
+    const dir = brokenAssembly('variable-dropped', (templates) => {
+      const variables = lambda(templates, functionBehind(templates, 'POST /tokens')).Properties.Environment
+        ?.Variables;
+      delete variables?.TABLE_NAME;
+    });
+    const result = await rehearse({ assemblyDir: dir });
+    expect(result.ok).toBe(false);
+    expect(result.failures.join('\n')).toMatch(
+      /tokens logged ".*The environment variable TABLE_NAME is not set/,
+    );
+  }, 120_000);
+
+  it("fails naming the missing statement when kms:Decrypt is removed from the vend function's role", async () => {
+    const dir = brokenAssembly('decrypt-removed', (templates) => {
+      const role = lambda(templates, functionBehind(templates, 'POST /tokens')).Properties.Role?.[
+        'Fn::GetAtt'
+      ][0];
+      for (const [, resource] of resources(templates)) {
+        if (resource.Type !== 'AWS::IAM::Policy' || resource.Properties.Roles?.[0]?.Ref !== role) continue;
+        for (const statement of resource.Properties.PolicyDocument?.Statement ?? []) {
+          if (!JSON.stringify(statement.Condition ?? {}).includes('kms:EncryptionContext:deployment'))
+            continue;
+          statement.Action = [statement.Action].flat().filter((action) => action !== 'kms:Decrypt');
+        }
+      }
+    });
+    const result = await rehearse({ assemblyDir: dir });
+    expect(result.ok).toBe(false);
+    const failures = result.failures.join('\n');
+    expect(failures).toMatch(
+      /tokens: kms:Decrypt on arn:aws:kms:\S+ \(encryption context \{"deployment":"sandbox".*is implicitly denied: no statement of the role \S*tokens\S* allows kms:Decrypt/,
+    );
+    expect(result.functions.find((fn) => fn.function === 'tokens')?.denials).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('fails naming the function that answered when a route is pointed at another function', async () => {
+    const dir = brokenAssembly('route-rewired', (templates) => {
+      route(templates, 'POST /tokens').Properties.Target = route(
+        templates,
+        'GET /connections',
+      ).Properties.Target;
+    });
+    const result = await rehearse({ assemblyDir: dir });
+    expect(result.ok).toBe(false);
+    expect(result.failures.join('\n')).toMatch(
+      /Journey step "vend" failed: POST \/tokens .*answered \d+, expected 200.*POST \/tokens \(authorization AWS_IAM, function connections\)/,
+    );
+  }, 120_000);
+
+  it('fails naming the authorization type when the callback route is made IAM-only', async () => {
+    const dir = brokenAssembly('callback-iam', (templates) => {
+      route(templates, 'GET /oauth/callback').Properties.AuthorizationType = 'AWS_IAM';
+    });
+    const result = await rehearse({ assemblyDir: dir });
+    expect(result.ok).toBe(false);
+    expect(result.failures.join('\n')).toMatch(
+      /Journey step "connect session.*" failed: GET \/oauth\/callback answered 403, expected 303.*GET \/oauth\/callback \(authorization AWS_IAM, function oauth-callback\) answered 403/,
+    );
+  }, 120_000);
+});
