@@ -61,10 +61,13 @@ export interface Usage {
   initMs: number;
   /** Read units of a vend that misses the cache (one strongly consistent read of an item under 4 KB). */
   vendReadUnits: number;
-  /** Per refresh: write units (lease, outcome, and the due and status indexes they update) and read units. */
+  /**
+   * Per refresh: write units (lease, the spent token's mark, outcome, the due and status indexes they update,
+   * and the fence) and read units (the record and its fence).
+   */
   refreshWriteUnits: number;
   refreshReadUnits: number;
-  /** Per refresh: KMS requests (decrypt the refresh token, protect the new tokens). */
+  /** Per refresh: KMS requests (open the record's data key, make the next generation's). */
   refreshKmsRequests: number;
   /** Per refresh: the sweep's billed time, in ms (paced at 15 refreshes a second, 8 at once). */
   sweepMsPerRefresh: number;
@@ -97,9 +100,9 @@ export const DEFAULT_USAGE: Usage = {
   coldStartShare: 0.01,
   initMs: 400,
   vendReadUnits: 1,
-  refreshWriteUnits: 8,
-  refreshReadUnits: 1,
-  refreshKmsRequests: 3,
+  refreshWriteUnits: 10,
+  refreshReadUnits: 2,
+  refreshKmsRequests: 2,
   sweepMsPerRefresh: 70,
   emptySweepMs: 150,
   sweepReadUnits: 16,
