@@ -7,13 +7,13 @@ import {
   RefreshTokenRejectedError,
 } from '#shared/domain/errors.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
-import type { WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { WiseError } from '#shared/wise/errors.ts';
 import {
   chooseProfile,
   classifyWiseFailure,
   LOOKUP_BUDGET_MS,
+  lookUpAfterGrant,
   prepareConnectionWrite,
   STORE_RESERVE_MS,
   storeGrantedConnection,
@@ -114,7 +114,7 @@ export async function importConnection(
   }
 
   const lookupsBy = Math.min(runtime.clock.now() + LOOKUP_BUDGET_MS, storeBy ?? Number.POSITIVE_INFINITY);
-  const { user, profiles } = await lookUpQuietly(runtime, tokens.accessToken, connectionId, lookupsBy);
+  const { user, profiles } = await lookUpAfterGrant(runtime, tokens.accessToken, connectionId, lookupsBy);
   const warnings: string[] = [];
   if (input.userId !== undefined) {
     if (!user) {
@@ -164,36 +164,6 @@ export async function importConnection(
     warnings: warnings.length,
   });
   return { ...toConnectionStatus(connection), notice: IMPORT_NOTICE, warnings };
-}
-
-/** The user and profiles behind the new access token; whatever fails is left out, never thrown. */
-async function lookUpQuietly(
-  runtime: Pick<Runtime, 'wise'>,
-  accessToken: string,
-  connectionId: string,
-  deadlineMs: number,
-): Promise<{ user?: WiseUser; profiles?: WiseProfile[] }> {
-  const [user, profiles] = await Promise.allSettled([
-    runtime.wise.getCurrentUser(accessToken, { deadlineMs }),
-    runtime.wise.listProfiles(accessToken, { deadlineMs }),
-  ]);
-  const found: { user?: WiseUser; profiles?: WiseProfile[] } = {};
-  if (user.status === 'fulfilled') found.user = user.value;
-  if (profiles.status === 'fulfilled') found.profiles = profiles.value;
-  for (const [lookup, outcome] of [
-    ['user', user],
-    ['profiles', profiles],
-  ] as const) {
-    if (outcome.status === 'rejected') {
-      logger.warn('A lookup after the import failed; storing the connection without it', {
-        connectionId,
-        lookup,
-        error: outcome.reason instanceof WiseError ? outcome.reason.name : 'Error',
-        traceId: outcome.reason instanceof WiseError ? outcome.reason.traceId : undefined,
-      });
-    }
-  }
-  return found;
 }
 
 function translateRefreshFailure(error: unknown, connectionId: string): unknown {
