@@ -31,13 +31,21 @@ const FaultBody = z
   .object({
     status: z.number().int().min(200).max(599).optional(),
     count: z.number().int().positive().default(1),
+    forSeconds: z
+      .number()
+      .positive()
+      .max(7 * 24 * 3600)
+      .optional(),
     retryAfter: z.number().int().nonnegative().optional(),
     delayMs: z.number().int().nonnegative().max(600_000).optional(),
-    drop: z.boolean().optional(),
+    drop: z.union([z.boolean(), z.literal('after-grant')]).optional(),
   })
-  .refine((fault) => (fault.status ?? 200) !== 200 || fault.delayMs !== undefined || fault.drop === true, {
+  .refine((fault) => (fault.status ?? 200) !== 200 || fault.delayMs !== undefined || isDrop(fault.drop), {
     message: 'give a failing status, a delayMs or drop: true',
   });
+function isDrop(drop: boolean | 'after-grant' | undefined): boolean {
+  return drop === true || drop === 'after-grant';
+}
 const RevokeBody = z.union([z.object({ userId: Id }), z.object({ accessToken: z.string().min(1) })]);
 const ReclaimBody = z.object({ email: Email });
 const ClientSecretBody = z.object({ clientSecret: z.string().min(1) });
@@ -66,6 +74,10 @@ const ROUTES: Record<string, Route> = {
     const fault = parse(FaultBody, body, res);
     if (!fault) return;
     state.faults.set(fault);
+    sendNoContent(res);
+  },
+  'DELETE /__control/faults': (state, _body, res) => {
+    state.faults.clear();
     sendNoContent(res);
   },
   'POST /__control/revoke': (state, body, res) => {

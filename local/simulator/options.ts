@@ -59,6 +59,10 @@ export interface SimulatorStats {
   grants: Record<GrantType, number>;
   /** Token requests of a grant that got no token (errors, injected faults, rate limits, dropped sockets). */
   failedGrants: Record<GrantType, number>;
+  /** Token requests the per-client rate limit answered with 429 (injected 429s are not counted). */
+  rateLimited: number;
+  /** Token requests acted on whose answer was then dropped by an injected `drop: 'after-grant'` fault. */
+  answersLost: number;
   /** Requests to the API routes (`/v1/me`, `/v2/profiles`, `/v1/user/signup/registration_code`). */
   apiCalls: number;
 }

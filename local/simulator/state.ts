@@ -40,7 +40,7 @@ export function createSimulatorState(config: SimulatorConfig): SimulatorState {
     users: new UserDirectory(clock, saved?.users),
     tokens: new TokenStore(config, clock, saved?.tokens),
     stats: new StatsCounter(),
-    faults: new FaultPlan(),
+    faults: new FaultPlan(clock),
     rateLimiter: new RateLimiter(config.rateLimit, clock),
     timers: new Set(),
     stateFile:

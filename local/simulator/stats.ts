@@ -12,6 +12,16 @@ export class StatsCounter {
     this.#stats.failedGrants[grantType]++;
   }
 
+  /** A token request the per-client rate limit refused (injected 429s are not counted). */
+  rateLimited(): void {
+    this.#stats.rateLimited++;
+  }
+
+  /** A token request acted on whose answer was dropped (`drop: 'after-grant'`). */
+  answerLost(): void {
+    this.#stats.answersLost++;
+  }
+
   apiCall(): void {
     this.#stats.apiCalls++;
   }
@@ -28,5 +38,5 @@ export class StatsCounter {
 
 function emptyStats(): SimulatorStats {
   const zeros = () => Object.fromEntries(GRANT_TYPES.map((type) => [type, 0])) as Record<GrantType, number>;
-  return { grants: zeros(), failedGrants: zeros(), apiCalls: 0 };
+  return { grants: zeros(), failedGrants: zeros(), rateLimited: 0, answersLost: 0, apiCalls: 0 };
 }

@@ -29,8 +29,19 @@ export async function handleTokenRequest(
   const grantType = GRANT_TYPES.find((type) => type === form.get('grant_type'));
   const fault = state.faults.take();
   if (fault?.delayMs) await pause(state, fault.delayMs);
-  if (fault?.drop) {
+  if (fault?.drop === true) {
     if (grantType) state.stats.grantFailed(grantType);
+    req.socket.destroy();
+    return;
+  }
+  if (fault?.drop === 'after-grant') {
+    // Wise acted on the request (a refresh token rotated, a code consumed); only its answer is lost.
+    const served = body === undefined ? undefined : answerGrant(state, req, form);
+    if (grantType) {
+      if (served?.status === 200) state.stats.grantServed(grantType);
+      else state.stats.grantFailed(grantType);
+    }
+    state.stats.answerLost();
     req.socket.destroy();
     return;
   }
@@ -50,7 +61,10 @@ export async function handleTokenRequest(
 function answerGrant(state: SimulatorState, req: IncomingMessage, form: URLSearchParams): Answer {
   const credentials = basicCredentials(req);
   const verdict = state.rateLimiter.check(credentials?.id ?? req.socket.remoteAddress ?? 'anonymous');
-  if (verdict.limited) return rateLimited(verdict.retryAfterSeconds, verdict.limitedBy);
+  if (verdict.limited) {
+    state.stats.rateLimited();
+    return rateLimited(verdict.retryAfterSeconds, verdict.limitedBy);
+  }
   if (credentials?.id !== state.client.id || credentials.secret !== state.client.secret) {
     return invalidClient('Bad client credentials');
   }

@@ -221,6 +221,8 @@ describe('/__control/stats', () => {
     expect(answer.body).toEqual({
       grants: { client_credentials: 1, authorization_code: 1, refresh_token: 1, registration_code: 0 },
       failedGrants: { client_credentials: 0, authorization_code: 0, refresh_token: 1, registration_code: 0 },
+      rateLimited: 0,
+      answersLost: 0,
       apiCalls: 1,
     });
     expect(sim.stats()).toEqual(answer.body);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningSimulator, type SimulatorOptions, startSimulator } from '#local/simulator/index.ts';
-import { basic, CLIENT_ID, control, fakeClock, postToken } from './support.ts';
+import { basic, CLIENT_ID, control, fakeClock, postToken, refresh, userToken } from './support.ts';
 
 let simulator: RunningSimulator | undefined;
 async function start(options: SimulatorOptions = {}): Promise<RunningSimulator> {
@@ -175,5 +175,77 @@ describe('the client id in the form', () => {
 
     expect(answer.status).toBe(401);
     expect(answer.body.error).toBe('invalid_client');
+  });
+});
+
+describe('an outage (forSeconds)', () => {
+  it('fails every token request until the simulator clock has moved past it, however many come', async () => {
+    const clock = fakeClock();
+    const sim = await start({ now: clock.now });
+    await control(sim, 'faults', { status: 503, forSeconds: 3600 });
+
+    const during: number[] = [];
+    for (let i = 0; i < 5; i++) during.push((await postToken(sim, clientCredentials)).status);
+    clock.advance(3599);
+    const lastSecond = (await postToken(sim, clientCredentials)).status;
+    clock.advance(1);
+    const after = (await postToken(sim, clientCredentials)).status;
+
+    expect(during).toEqual([503, 503, 503, 503, 503]);
+    expect(lastSecond).toBe(503);
+    expect(after).toBe(200);
+  });
+
+  it('ends at once with DELETE /__control/faults', async () => {
+    const sim = await start();
+    await control(sim, 'faults', { status: 503, forSeconds: 3600 });
+
+    const cleared = await fetch(`${sim.url}/__control/faults`, { method: 'DELETE' });
+    const answer = await postToken(sim, clientCredentials);
+
+    expect(cleared.status).toBe(204);
+    expect(answer.status).toBe(200);
+  });
+});
+
+describe('a dropped answer (drop: after-grant)', () => {
+  it('acts on the refresh, rotating the refresh token, and then drops the socket', async () => {
+    const sim = await start({ rotateRefreshTokens: true });
+    const token = await userToken(sim);
+    await control(sim, 'faults', { drop: 'after-grant', count: 1 });
+
+    const dropped = refresh(sim, token.refresh_token);
+    await expect(dropped).rejects.toThrow();
+    const again = await refresh(sim, token.refresh_token);
+
+    expect(again.status).toBe(400);
+    expect(again.body.error).toBe('invalid_grant');
+    expect(sim.stats()).toMatchObject({
+      grants: { refresh_token: 1 },
+      failedGrants: { refresh_token: 1 },
+      answersLost: 1,
+    });
+  });
+
+  it('is refused with 400 for any other drop value', async () => {
+    const sim = await start();
+
+    const answer = await control<{ message: string }>(sim, 'faults', { drop: 'sometimes' });
+
+    expect(answer.status).toBe(400);
+    expect(answer.body.message).toMatch(/^drop/);
+  });
+});
+
+describe('the rateLimited counter', () => {
+  it('counts the 429s of the rate limit, not injected ones', async () => {
+    const sim = await start({ rateLimit: { perSecond: 1, perMinute: 10 } });
+    await control(sim, 'faults', { status: 429, count: 1, retryAfter: 3 });
+
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await postToken(sim, clientCredentials)).status);
+
+    expect(statuses).toEqual([429, 200, 429]);
+    expect(sim.stats().rateLimited).toBe(1);
   });
 });
