@@ -336,7 +336,7 @@ async function failed(attempt: Attempt, prepared: Prepared, error: WiseError): P
   countByDimension(MetricName.refreshRefused, 'class', refusalClass(error));
 
   if (error instanceof WiseInvalidGrantError && key.kind === 'connection') {
-    const lost = lostRefreshToken(attempt, prepared);
+    const lost = lostRefreshToken(attempt, prepared, error);
     const reason = lost ? LOST_REFRESH_TOKEN : 'invalid_grant';
     metrics.addMetric(MetricName.reauthorizationRequired, MetricUnit.Count, 1);
     if (lost) {
@@ -668,14 +668,19 @@ const LOST_REFRESH_TOKEN_MESSAGE =
 
 /**
  * Whether the refresh token Wise just refused is the one an earlier attempt recorded as spent and never
- * resolved: that attempt's answer (a new refresh token, when Wise rotates them) was lost.
+ * resolved, or one this attempt's own earlier request may have spent (it got no answer or a 5xx, and the
+ * Wise client's retry was refused): that request's answer (a new refresh token, when Wise rotates them)
+ * was lost.
  */
-function lostRefreshToken(attempt: Attempt, prepared: Prepared): boolean {
+function lostRefreshToken(attempt: Attempt, prepared: Prepared, error: WiseInvalidGrantError): boolean {
   if (prepared.regranted || prepared.fingerprint === undefined) return false;
   const { leased } = attempt;
-  // An earlier attempt that found the loss but could not publish it said so in the record.
+  // An earlier attempt that found the loss but could not publish it said so in the record; and within
+  // this attempt, a retry refused after a request Wise may have acted on spent the token itself.
   return (
-    leased.spending?.fingerprint === prepared.fingerprint || leased.lastError?.code === LOST_REFRESH_TOKEN
+    leased.spending?.fingerprint === prepared.fingerprint ||
+    leased.lastError?.code === LOST_REFRESH_TOKEN ||
+    error.afterUncertainAttempt
   );
 }
 

@@ -36,7 +36,19 @@ export class WiseError extends BrokerError {
  * `invalid_grant` (Wise answers 400 or 401): the code, refresh token or registration code is expired,
  * used or revoked. The user must authorize again; never retried.
  */
-export class WiseInvalidGrantError extends WiseError {}
+export class WiseInvalidGrantError extends WiseError {
+  /**
+   * An earlier attempt of the same call got no answer or a 5xx, so Wise may have acted on it: the grant
+   * refused now may have been spent by that attempt (a rotated refresh token whose answer was lost), not
+   * revoked by the user.
+   */
+  readonly afterUncertainAttempt: boolean;
+
+  constructor(message: string, details: WiseErrorDetails & { afterUncertainAttempt?: boolean } = {}) {
+    super(message, details);
+    this.afterUncertainAttempt = details.afterUncertainAttempt ?? false;
+  }
+}
 
 /**
  * The token endpoint rejected the partner's client id or secret (401 `invalid_client`, or a 401 without a

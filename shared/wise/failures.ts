@@ -38,6 +38,8 @@ export interface FailureContext {
   nowMs: number;
   /** Used as `retryAfterSeconds` of a 429 that came without `Retry-After`. */
   fallbackRetryAfterSeconds: number;
+  /** An earlier attempt of the same call got no answer or a 5xx: Wise may have acted on it. */
+  afterUncertainAttempt?: boolean;
 }
 
 /** Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or undefined when absent or unreadable. */
@@ -151,11 +153,14 @@ export function classifyAnswer(answer: WiseAnswer, context: FailureContext): Fai
     };
   }
   if (oauth.error === 'invalid_grant' && (status === 400 || status === 401)) {
+    const uncertain = context.afterUncertainAttempt === true;
     return {
       error: new WiseInvalidGrantError(
         `Wise refused the ${operation} with invalid_grant: the code, refresh token or registration code is ` +
-          `expired, used or revoked, so the user must authorize again.${said}`,
-        base,
+          `expired, used or revoked, so the user must authorize again.${
+            uncertain ? ' An earlier attempt of this call got no answer and may have spent it.' : ''
+          }${said}`,
+        uncertain ? { ...base, afterUncertainAttempt: true } : base,
       ),
       retryable: false,
     };

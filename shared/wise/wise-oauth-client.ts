@@ -69,6 +69,8 @@ interface Call {
   deadline: number;
   retryRateLimited: boolean;
   onRateLimited?: WiseCallOptions['onRateLimited'];
+  /** Set once an attempt got no answer or a 5xx: Wise may have acted on it all the same. */
+  uncertain: boolean;
 }
 
 interface HttpRequest {
@@ -265,6 +267,7 @@ export class WiseOAuthClient implements WiseOAuth {
       correlationId,
       deadline,
       retryRateLimited: options?.retryRateLimited ?? true,
+      uncertain: false,
     };
     if (options?.onRateLimited !== undefined) call.onRateLimited = options.onRateLimited;
     return call;
@@ -409,6 +412,7 @@ export class WiseOAuthClient implements WiseOAuth {
       };
       const rateLimited = outcome.error instanceof WiseRateLimitedError;
       if (rateLimited) this.#heardRateLimit(call, outcome.retryAfterMs);
+      if (outcome.error instanceof WiseUnavailableError) call.uncertain = true;
       if (!outcome.retryable) throw outcome.error;
       if (rateLimited && !call.retryRateLimited) {
         this.#logger.warn('Wise rate limited the call; not retried, as the caller asked.', attrs);
@@ -468,6 +472,7 @@ export class WiseOAuthClient implements WiseOAuth {
       secrets: request.secrets,
       nowMs: this.#now(),
       fallbackRetryAfterSeconds: Math.max(1, Math.ceil(exponentialDelay(attempt) / 1000)),
+      afterUncertainAttempt: call.uncertain,
     };
     let answer: WiseAnswer;
     try {
