@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { type BrokerHarness, TEST_CLIENT_SECRET } from '../../support/broker.ts';
 import { brokerPerTest, TOKEN_LIFETIME_MS } from '../lifecycle/refresh-support.ts';
@@ -13,6 +13,17 @@ import { faultRoutes, publishedMetrics } from './wise-faults-support.ts';
 
 const connected = brokerPerTest();
 const metrics = publishedMetrics();
+
+/** What each scenario came to, for the summary line. */
+const outcomes: Array<{ refreshCalls: number; lost: boolean; markedLost: boolean }> = [];
+afterAll(() => {
+  const lost = outcomes.filter((outcome) => outcome.lost);
+  console.log(
+    `Wise fault matrix: ${outcomes.length} scenarios, ${outcomes.length} faults injected, ` +
+      `${outcomes.reduce((sum, outcome) => sum + outcome.refreshCalls, 0)} refresh calls to Wise, ` +
+      `refresh tokens lost ${lost.length} (marked refresh_token_lost: ${lost.filter((outcome) => outcome.markedLost).length})`,
+  );
+});
 
 /** How many refresh-token requests reached the simulator, answered or not. */
 function refreshCalls(broker: BrokerHarness): number {
@@ -47,6 +58,8 @@ interface Expected {
 interface Fault {
   name: string;
   simulator?: { invalidGrantStatus?: 400 | 401 };
+  /** The fault is the user revoking access: a connection ended by it is not lost by the broker. */
+  userRevokes?: true;
   inject(broker: BrokerHarness): Promise<void>;
   /** Undoes a fault that lasts until it is undone. */
   restore?(broker: BrokerHarness): Promise<void>;
@@ -171,6 +184,7 @@ const FAULTS: Fault[] = [
     (invalidGrantStatus): Fault => ({
       name: `invalid_grant as ${invalidGrantStatus} (the user revoked access)`,
       simulator: { invalidGrantStatus },
+      userRevokes: true,
       inject: async (broker) => {
         await broker.control('revoke', { userId: (await broker.defaultUser()).id });
       },
@@ -253,6 +267,12 @@ describe.each([
     const later = await routes.sweep();
     const after = await routes.status('acme-1');
     const finalVend = await routes.callerVend('acme-1');
+    // Lost: the connection needs the user again though the user did nothing.
+    outcomes.push({
+      refreshCalls: refreshCalls(broker),
+      lost: after.status === 'needs_reauth' && !fault.userRevokes,
+      markedLost: after.lastError?.code === 'refresh_token_lost',
+    });
 
     if (expected.afterwards === 'refreshed') {
       expect(later).toMatchObject({ refreshed: 1, needsReauth: 0 });
