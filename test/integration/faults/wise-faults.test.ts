@@ -287,3 +287,44 @@ describe.each([
     }
   });
 });
+
+describe.each([
+  { rotation: false, rotateRefreshTokens: false },
+  { rotation: true, rotateRefreshTokens: true },
+])(
+  'Wise faults met by a vend’s own refresh, with rotation $rotation',
+  ({ rotation, rotateRefreshTokens }) => {
+    // The faults that leave the stored token alive, and the user's revocation, which does not.
+    const cases = FAULTS.filter((fault) => {
+      const expected = fault.expected(rotation);
+      return fault.userRevokes || (expected.lastError !== null && expected.vend === ok);
+    });
+
+    it.each(cases)('$name', async (fault) => {
+      const { broker, connection } = await connected({
+        simulator: { rotateRefreshTokens, ...fault.simulator },
+      });
+      const routes = faultRoutes(broker);
+      const expected = fault.expected(rotation);
+      broker.clock.advance(0.8 * TOKEN_LIFETIME_MS);
+      await fault.inject(broker);
+
+      const vend = await routes.callerVend('acme-1');
+      const status = await routes.status('acme-1');
+      const published = metrics.counts();
+
+      expect(vend).toEqual(
+        fault.userRevokes
+          ? { status: 409, accepted: false, reported: false }
+          : { status: 200, accepted: true, reported: false },
+      );
+      expect({ status: status.status, lastError: status.lastError?.code ?? null }).toEqual({
+        status: expected.status,
+        lastError: expected.lastError,
+      });
+      expect(published).toEqual(expected.metrics);
+      const stored = await broker.runtime.store.getConnection('acme-1');
+      expect(stored?.generation).toBe(connection.generation);
+    });
+  },
+);

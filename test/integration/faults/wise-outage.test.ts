@@ -8,8 +8,8 @@ import { faultRoutes, publishedMetrics } from './wise-faults-support.ts';
 /**
  * A Wise outage of one hour and of six hours on the clock the simulator and the broker share, starting
  * when the first refresh falls due (a token refreshed at 80 % of its life has 20 %, 2.4 hours, left).
- * The connections were made spread over as long as the outage, so their refreshes fall due all through
- * it, and more of them than Wise's per-minute limit are due when it ends. The schedule ticks every five
+ * The other connections fall due in its last hour, so more of them than Wise's per-minute limit are due
+ * when it ends. The schedule ticks every five
  * minutes (`refresh.sweepSeconds` 300) throughout. Tokens keep being vended while they live; afterwards
  * the sweep catches up within Wise's rate limit, with no 429 at all.
  */
@@ -52,9 +52,12 @@ describe.each([
         rateLimit: { perSecond: 5, perMinute: TOKEN_CALLS_PER_MINUTE },
       },
     });
+    // acme-1 falls due first and the outage starts then; the others were connected later, five minutes
+    // apart, so their refreshes fall due through the outage's last hour.
     const ids = ['acme-1'];
+    broker.clock.advance((hours - 1) * HOUR);
     for (let index = 2; index <= CONNECTIONS; index++) {
-      broker.clock.advance((hours * HOUR) / CONNECTIONS);
+      broker.clock.advance(5 * MINUTE);
       await broker.connect(`acme-${index}`);
       ids.push(`acme-${index}`);
     }
