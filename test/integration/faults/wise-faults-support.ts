@@ -15,7 +15,7 @@ import {
 import { instanceRuntime, refreshRoutes, type VendBody, wiseAccepts } from '../lifecycle/refresh-support.ts';
 
 /** Each HTTP request to Wise gives up after this long (real time): what a hang must outlast. */
-export const WISE_REQUEST_TIMEOUT_MS = 200;
+export const WISE_REQUEST_TIMEOUT_MS = 500;
 
 /**
  * A Lambda instance of the broker as deployed, with two test choices: its Wise client gives up on a

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { type BrokerHarness, TEST_CLIENT_SECRET } from '../../support/broker.ts';
 import { brokerPerTest, TOKEN_LIFETIME_MS } from '../lifecycle/refresh-support.ts';
-import { faultRoutes, publishedMetrics } from './wise-faults-support.ts';
+import { faultRoutes, publishedMetrics, WISE_REQUEST_TIMEOUT_MS } from './wise-faults-support.ts';
 
 /**
  * The Wise half of the fault matrix: each fault is injected at the simulator while a connection's refresh
@@ -120,7 +120,8 @@ const FAULTS: Fault[] = [
   },
   {
     name: 'a hang past the request deadline, once',
-    inject: (broker) => broker.control('faults', { delayMs: 1_000, count: 1 }).then(() => undefined),
+    inject: (broker) =>
+      broker.control('faults', { delayMs: 3 * WISE_REQUEST_TIMEOUT_MS, count: 1 }).then(() => undefined),
     // The retry is answered at once; the held request reaches Wise later. With rotation its refresh token
     // is dead by then; without, Wise refreshes again and ends the access token the broker stored, which a
     // caller reports and the broker then replaces.
@@ -133,7 +134,8 @@ const FAULTS: Fault[] = [
   },
   {
     name: 'a hang past the request deadline, every attempt',
-    inject: (broker) => broker.control('faults', { delayMs: 1_000, count: 4 }).then(() => undefined),
+    inject: (broker) =>
+      broker.control('faults', { delayMs: 3 * WISE_REQUEST_TIMEOUT_MS, count: 4 }).then(() => undefined),
     // Every attempt gave up, and then Wise acted on each: the stored access token is dead either way, and
     // with rotation the refresh token too (the new one went to a request that had given up).
     expected: (rotation) => ({
