@@ -88,11 +88,11 @@ export interface BrokerHarness {
   /**
    * Connects a connection end to end: a connect session as `caller`, approval at the simulator (by
    * `userId`; by default the default user for the first connection id, a new user for each other), and
-   * the callback's use case. Returns the stored connection.
+   * the callback's use case (run on `runtime`, the harness's by default). Returns the stored connection.
    */
   connect(
     connectionId: string,
-    options?: { userId?: number; profileId?: number; caller?: string },
+    options?: { userId?: number; profileId?: number; caller?: string; runtime?: Runtime },
   ): Promise<ConnectionRecord>;
   /** Every item of the table, for before/after comparisons and looking for plaintext. */
   scanTable(): Promise<Record<string, unknown>[]>;
@@ -250,7 +250,7 @@ export async function startBroker(options: BrokerHarnessOptions = {}): Promise<B
         const profileId = location.searchParams.get('profileId');
         if (code === null) throw new Error('The simulator sent no code back.');
         const result: AuthorizationResult = await completeAuthorization(
-          runtime,
+          connectOptions.runtime ?? runtime,
           { state, code, ...(profileId === null ? {} : { profileId: Number(profileId) }) },
           { browserSecret: started.cookie.value },
         );
