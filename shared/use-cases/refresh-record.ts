@@ -336,6 +336,15 @@ async function failed(attempt: Attempt, prepared: Prepared, error: WiseError): P
   countByDimension(MetricName.refreshRefused, 'class', refusalClass(error));
 
   if (error instanceof WiseInvalidGrantError && key.kind === 'connection') {
+    if (!(await stillLeased(attempt))) {
+      // A new grant, a disconnect or a takeover replaced the leased record while Wise was asked: Wise
+      // refused a refresh token the connection no longer relies on, which says nothing about it.
+      logger.warn('Wise refused a refresh token the connection no longer holds; nothing is marked', {
+        ...attrs,
+        outcome: 'gone',
+      });
+      return { outcome: 'gone' };
+    }
     const lost = lostRefreshToken(attempt, prepared, error);
     const reason = lost ? LOST_REFRESH_TOKEN : 'invalid_grant';
     metrics.addMetric(MetricName.reauthorizationRequired, MetricUnit.Count, 1);
@@ -628,6 +637,28 @@ async function persisting<T>(
       await attempt.sleep(waitMs);
     }
   }
+}
+
+/**
+ * Whether the record is still the one this attempt leased: active, at the leased generation, and under
+ * this attempt's lease (run out or not, as long as no one took it over). A record that cannot be read
+ * counts as still leased, so a refusal that concerns it is never left unannounced.
+ */
+async function stillLeased(attempt: Attempt): Promise<boolean> {
+  const { deps, key, owner, leased } = attempt;
+  let current: StoredRecord | undefined;
+  try {
+    current = await readRecord(deps, key);
+  } catch (error) {
+    logger.warn('Could not read the record back after a refusal; treating it as still leased', {
+      ...recordKeys(key),
+      error: errorName(error),
+    });
+    return true;
+  }
+  return (
+    current?.status === 'active' && current.generation === leased.generation && current.lease?.owner === owner
+  );
 }
 
 /** Writes a failure and frees the lease: `lost` when the lease was no longer held, `failed` when the write threw. */

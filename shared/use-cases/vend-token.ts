@@ -286,6 +286,17 @@ export async function currentToken(
       });
       return fallback(deps, key, basis, demand, retryAfterSeconds);
     }
+    if (outcome.outcome === 'gone') {
+      // The lease was lost before the write (or the record changed). When another attempt holds it now (this
+      // one stalled past its lease and was taken over), the stored token is the one being replaced, and may
+      // already be dead at Wise: wait for the new one as when busy.
+      basis = usable(key, await readRecord(deps, key));
+      const now = deps.clock.now();
+      if (!basis?.lease || basis.lease.expiresAt < now) {
+        return fallback(deps, key, basis, demand, retryAfterSeconds);
+      }
+      outcome = { outcome: 'busy', record: basis };
+    }
     switch (outcome.outcome) {
       case 'refreshed':
         return { ...tokenOf(key, outcome.record, outcome.accessToken, deps.clock.now()), refreshed: true };
@@ -293,9 +304,6 @@ export async function currentToken(
         return decryptStored(deps, key, outcome.record);
       case 'needs_reauth':
         throw reauthorization(key);
-      case 'gone':
-        basis = usable(key, await readRecord(deps, key));
-        return fallback(deps, key, basis, demand, retryAfterSeconds);
       case 'failed_transient':
       case 'invalid_client':
         return fallback(deps, key, basis, demand, outcome.retryAfterSeconds);
