@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createConnectionsHandler } from '#functions/connections/handler.ts';
+import { CONNECTION_EVENTS } from '#shared/domain/connection-events.ts';
 import type { TokenStore } from '#shared/ports/token-store.ts';
 import { ADMIN_ARN, type BrokerHarness, invoke } from '../../support/broker.ts';
 import {
@@ -164,7 +165,12 @@ describe('a re-connect during a refresh', () => {
     const reconnected = await reconnecting;
     const vended = await sweeper?.vendOk({ connectionId: 'acme-1' });
 
-    expect(summary).toMatchObject({ due: 1, refreshed: 0 });
+    // Until the grant is stored, nothing tells the refresh that Wise's refusal came from it: the connection
+    // is marked and announced in between (what remains of this race), then the newer grant replaces it.
+    expect(summary).toMatchObject({ due: 1, refreshed: 0, needsReauth: 1 });
+    expect(reauthorizationEvents(broker)).toMatchObject([
+      { connectionId: 'acme-1', reason: 'invalid_grant' },
+    ]);
     expect(failedRefreshGrants(broker)).toBe(1);
     expect(reconnected.generation).toBeGreaterThan(connection.generation);
     const stored = await broker.runtime.store.getConnection('acme-1');
@@ -172,6 +178,12 @@ describe('a re-connect during a refresh', () => {
     expect(stored?.lastError).toBeUndefined();
     const newToken = await expectLiveConnection(broker, 'acme-1');
     expect(vended).toMatchObject({ generation: reconnected.generation, accessToken: newToken });
+    const lastEvent = broker.aws.recordedEvents.at(-1);
+    expect(lastEvent?.detailType).toBe(CONNECTION_EVENTS.connected.detailType);
+    expect(JSON.parse(lastEvent?.detail ?? '{}')).toMatchObject({
+      connectionId: 'acme-1',
+      previousStatus: 'needs_reauth',
+    });
   });
 });
 
