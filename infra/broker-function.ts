@@ -52,8 +52,16 @@ export function serviceName(stage: string): string {
  * the local run's section and the CDK environment.
  */
 export function commonEnvironment(deployment: BrokerDeployment): Record<string, string> {
-  // What only the deployment reads (the local run, the CDK environment, throttling, memory) stays out.
-  const { local: _local, env: _env, api: _api, functions: _functions, ...runtimeConfig } = deployment.config;
+  // What only the deployment reads (the local run, the CDK environment, throttling, memory, private access)
+  // stays out.
+  const {
+    local: _local,
+    env: _env,
+    api: _api,
+    functions: _functions,
+    privateAccess: _privateAccess,
+    ...runtimeConfig
+  } = deployment.config;
   const brokerConfig = JSON.stringify(runtimeConfig);
   if (brokerConfig.length > MAX_BROKER_CONFIG_CHARACTERS) {
     throw new ConfigurationError('the deployment configuration', [

@@ -137,6 +137,20 @@ const callerSchema = z
     administer: connectionPatterns('administer'),
     import: connectionPatterns('import'),
     clientToken: z.boolean(must('be true or false')).default(false),
+    /**
+     * Principals of other accounts that may assume this caller's role, which the deployment then creates in
+     * its own account with exactly this trust: how a service elsewhere reaches the HTTP API.
+     */
+    assumableBy: z
+      .array(
+        z.string(must('be an IAM role or user ARN')).regex(PRINCIPAL_ARN, {
+          error:
+            'must be the IAM role or user ARN of the service that assumes this role, such as "arn:aws:iam::210987654321:role/payments"',
+        }),
+        must("be a list of IAM role or user ARNs that may assume this caller's role"),
+      )
+      .min(1, { error: 'must name at least one principal, or be left out' })
+      .optional(),
     connections: retired('connections'),
     admin: retired('admin'),
   })
@@ -249,6 +263,26 @@ const auditSchema = z
   })
   .prefault({});
 
+/**
+ * Private access: the IAM routes on a private REST API reachable only through the partner's interface VPC
+ * endpoints for `execute-api`, with a resource policy that refuses any other endpoint (and, when given,
+ * any principal outside the AWS Organization). The OAuth start and callback pages stay public.
+ */
+const privateAccessSchema = z.strictObject({
+  vpcEndpointIds: z
+    .array(
+      z.string(must('be a VPC endpoint id')).regex(/^vpce-[0-9a-f]{8,17}$/, {
+        error: 'must be an interface VPC endpoint id such as "vpce-0123456789abcdef0"',
+      }),
+      must('be a list of the interface VPC endpoint ids (execute-api) that may reach the broker'),
+    )
+    .min(1, { error: 'must name at least one interface VPC endpoint for execute-api' }),
+  organizationId: z
+    .string(must('be an AWS Organizations id'))
+    .regex(/^o-[a-z0-9]{10,32}$/, { error: 'must be an AWS Organizations id such as "o-a1b2c3d4e5"' })
+    .optional(),
+});
+
 const envSchema = z.strictObject({
   account: z
     .string(must('be a 12-digit AWS account id'))
@@ -290,11 +324,21 @@ export const brokerConfigSchema = z
           'must be "retain" (keep the table, key and secret when the stack is deleted) or "destroy" (test stages only)',
       })
       .default('retain'),
+    /** The IAM routes on a private REST API, reachable only from these VPC endpoints (deployment only). */
+    privateAccess: privateAccessSchema.optional(),
     env: envSchema.optional(),
     local: z.record(z.string(), z.unknown(), must('be an object')).optional(),
   })
   .superRefine((config, context) => {
     config.callers.forEach((caller, index) => {
+      if (caller.assumableBy !== undefined && !caller.principal.includes(':role/')) {
+        context.addIssue({
+          code: 'custom',
+          path: ['callers', index, 'assumableBy'],
+          message:
+            'needs "principal" to be a role ARN of the deployment\'s account: the role the deployment creates for these principals to assume',
+        });
+      }
       const grants = Object.keys(CONNECTION_GRANTS) as ConnectionGrant[];
       if (grants.every((grant) => caller[grant].length === 0) && !caller.clientToken) {
         context.addIssue({
@@ -311,6 +355,9 @@ export type BrokerConfig = z.output<typeof brokerConfigSchema>;
 
 /** What a deployer writes: every field with a default may be left out. */
 export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
+
+/** The private access choice, {@link BrokerConfig.privateAccess}. */
+export type PrivateAccessConfig = NonNullable<BrokerConfig['privateAccess']>;
 
 /** One entry of {@link BrokerConfig.callers}. */
 export type CallerConfig = BrokerConfig['callers'][number];

@@ -5,6 +5,7 @@ import { StdoutAuditTrail } from '#shared/adapters/stdout-audit-trail.ts';
 import { countByDimension, flushMetrics, logger, MetricName } from '#shared/observability.ts';
 import type { AuditEntry, AuditTrail } from '#shared/ports/audit-trail.ts';
 import { errorToResponse } from './responses.ts';
+import { fromRestEvent, isRestEvent } from './rest-event.ts';
 
 export type ApiEvent = APIGatewayProxyEventV2;
 
@@ -120,6 +121,18 @@ function auditTrail(source: AuditTrailSource): middy.MiddlewareObj<ApiEvent, Api
 }
 
 /**
+ * Reads the private REST API's payload format 1.0 as the HTTP API's 2.0, before anything else sees the
+ * event; the results both APIs take are the same (`statusCode`, `headers`, `body`).
+ */
+function restPayload(): middy.MiddlewareObj<ApiEvent, ApiResult> {
+  return {
+    before: async (request) => {
+      if (isRestEvent(request.event)) request.event = fromRestEvent(request.event);
+    },
+  };
+}
+
+/**
  * Wraps an API route's function with the house middleware: Lambda context in the logs, metrics flushed,
  * the audit entry written, errors mapped to responses (last, so it sees every error). `run` notes what it
  * learns on the {@link ApiRequest} it is given; the caller's principal is noted already.
@@ -129,6 +142,7 @@ export function apiHandler(
   run: (event: ApiEvent, context: Context, request: ApiRequest) => Promise<ApiResult>,
 ) {
   return middy<ApiEvent, ApiResult>()
+    .use(restPayload())
     .use(injectLambdaContext(logger, { clearState: true }))
     .use(flushMetrics())
     .use(auditTrail(audit))
