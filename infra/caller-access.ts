@@ -1,9 +1,15 @@
 import { Annotations, ArnFormat, Stack, Validations } from 'aws-cdk-lib';
-import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
-import { ManagedPolicy, PolicyStatement, Role, User } from 'aws-cdk-lib/aws-iam';
+import {
+  ArnPrincipal,
+  CompositePrincipal,
+  ManagedPolicy,
+  PolicyStatement,
+  Role,
+  User,
+} from 'aws-cdk-lib/aws-iam';
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import { Construct } from 'constructs';
-import type { CallerConfig } from '#shared/config/broker-config.ts';
+import { type CallerConfig, ConfigurationError } from '#shared/config/broker-config.ts';
 import { CONNECTION_GRANTS, type ConnectionGrant } from '#shared/domain/caller-policy.ts';
 import { BROKER_ROUTES, invokePath, type RouteAccess } from './routes.ts';
 
@@ -43,9 +49,15 @@ export function callerKinds(caller: CallerConfig): CallerKind[] {
 }
 
 export interface CallerAccessProps {
-  readonly api: HttpApi;
+  /** The API of the IAM routes: the HTTP API, or the private REST API. */
+  readonly apiId: string;
   readonly stage: string;
   readonly callers: readonly CallerConfig[];
+  /**
+   * The API has a resource policy that names the callers (the private API): a caller of another account
+   * is let in by it, and needs no role here.
+   */
+  readonly resourcePolicy?: boolean;
 }
 
 /**
@@ -66,8 +78,8 @@ export class CallerAccess extends Construct {
       const routeArns = BROKER_ROUTES.filter((route) => route.access === kind).map((route) =>
         stack.formatArn({
           service: 'execute-api',
-          resource: props.api.apiId,
-          // Any stage: the API has only its default one.
+          resource: props.apiId,
+          // Any stage: each API has one.
           resourceName: `*/${invokePath(route)}`,
           arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
         }),
@@ -95,10 +107,31 @@ export class CallerAccess extends Construct {
 
     props.callers.forEach((caller, index) => {
       const account = caller.principal.split(':')[4];
+      if (caller.assumableBy !== undefined) {
+        if (account !== stack.account) {
+          throw new ConfigurationError('the deployment configuration', [
+            {
+              path: `callers[${index}].principal`,
+              message: `must be a role of the deployment's account ${stack.account} when "assumableBy" is given: the deployment creates that role for those principals to assume`,
+            },
+          ]);
+        }
+        const role = assumableRole(
+          this,
+          `assumable-${index}`,
+          caller.principal,
+          caller.assumableBy,
+          props.stage,
+        );
+        for (const kind of callerKinds(caller)) this.policies[kind].attachToRole(role);
+        return;
+      }
       if (account !== stack.account) {
+        // The private API's resource policy names it; its own account allows it the routes.
+        if (props.resourcePolicy) return;
         Annotations.of(this).addWarningV2(
           'wise-broker:cross-account-caller',
-          `callers[${index}] (${caller.principal}) is in another account; HTTP APIs have no resource policies, so that service must assume a role in ${stack.account} that has the managed policies attached.`,
+          `callers[${index}] (${caller.principal}) is in another account; HTTP APIs have no resource policies, so that service must assume a role in ${stack.account} that has the managed policies attached: name that role in "principal" and the service in its "assumableBy".`,
         );
         return;
       }
@@ -112,4 +145,25 @@ export class CallerAccess extends Construct {
       }
     });
   }
+}
+
+/**
+ * The role a caller of another account assumes to reach the HTTP API: named and placed as the caller's
+ * `principal` says, trusting exactly the principals of `assumableBy` (no account root, no Organization
+ * wildcard), so nobody else can take it up.
+ */
+function assumableRole(
+  scope: Construct,
+  id: string,
+  principal: string,
+  assumableBy: readonly string[],
+  stage: string,
+): Role {
+  const [, path = '', name = ''] = /:role(\/(?:[^/]+\/)*)([^/]+)$/.exec(principal) ?? [];
+  return new Role(scope, id, {
+    roleName: name,
+    path,
+    description: `Assumed by a calling service of another account to call the Wise token broker (${stage})`,
+    assumedBy: new CompositePrincipal(...assumableBy.map((arn) => new ArnPrincipal(arn))),
+  });
 }

@@ -8,6 +8,7 @@ import { EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Key } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { type ILogGroup, LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -25,6 +26,7 @@ import { type BrokerDeployment, BrokerFunction, functionRoleName } from './broke
 import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
 import { EventSchemas } from './event-schemas.ts';
 import { Monitoring } from './monitoring.ts';
+import { PrivateApi, type PrivateApiProps } from './private-api.ts';
 import { BROKER_ROUTES, type FunctionName } from './routes.ts';
 import { type TokenKeyUser, tokenKeyStatements } from './token-key.ts';
 
@@ -220,6 +222,8 @@ export class StatelessStack extends Stack {
   readonly eventSchemas: EventSchemas;
   readonly functions: Readonly<Record<FunctionName, BrokerFunction>>;
   readonly callerAccess: CallerAccess;
+  /** The private REST API of the IAM routes, when the configuration chooses private access. */
+  readonly privateApi: PrivateApi | undefined;
   readonly deadLetterQueue: Queue;
   readonly monitoring: Monitoring;
   readonly auditTrail: AuditTrail;
@@ -311,9 +315,24 @@ export class StatelessStack extends Stack {
       refresh: make('refresh'),
     };
 
+    // With private access the IAM routes live on the private REST API; the browser's pages stay here.
+    this.privateApi =
+      config.privateAccess === undefined
+        ? undefined
+        : new PrivateApi(this, 'PrivateApi', {
+            stage,
+            access: config.privateAccess,
+            callers: config.callers,
+            functions: Object.fromEntries(
+              Object.entries(this.functions).map(([name, fn]) => [name, fn.function]),
+            ) as Record<string, IFunction> as PrivateApiProps['functions'],
+            throttle: config.api.throttle,
+            removalPolicy,
+          });
     const iam = new HttpIamAuthorizer();
     const integrations = new Map<FunctionName, HttpLambdaIntegration>();
     for (const route of BROKER_ROUTES) {
+      if (this.privateApi && route.access !== 'public') continue;
       let integration = integrations.get(route.handler);
       if (!integration) {
         integration = new HttpLambdaIntegration(
@@ -364,9 +383,10 @@ export class StatelessStack extends Stack {
     refreshFunction.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.seconds(sweepSeconds) });
 
     this.callerAccess = new CallerAccess(this, 'CallerAccess', {
-      api: this.api,
+      apiId: this.privateApi?.api.restApiId ?? this.api.apiId,
       stage,
       callers: config.callers,
+      resourcePolicy: this.privateApi !== undefined,
     });
 
     this.auditTrail = new AuditTrail(this, 'AuditTrail', {
@@ -388,7 +408,19 @@ export class StatelessStack extends Stack {
       alarmEmail: config.alarmEmail,
     });
 
-    new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'The broker API' });
+    new CfnOutput(this, 'ApiUrl', {
+      value: this.privateApi?.url ?? this.api.apiEndpoint,
+      description: this.privateApi
+        ? "The broker's IAM routes: the private API, reachable through the configured VPC endpoints only"
+        : 'The broker API',
+    });
+    if (this.privateApi) {
+      new CfnOutput(this, 'PrivateApiId', {
+        value: this.privateApi.api.restApiId,
+        description:
+          'The private API: callers in other accounts allow execute-api:Invoke on its routes in their own policies',
+      });
+    }
     new CfnOutput(this, 'CallbackUrl', {
       value: deployment.redirectUri,
       description: 'The redirect URI to register with Wise',

@@ -14,6 +14,7 @@ import {
   REGION,
   removeOutdirs,
   type Statement,
+  statelessWarnings,
   statements,
   TEST_CONTEXT,
 } from './support.ts';
@@ -687,11 +688,7 @@ describe('calling services', () => {
   });
 
   it('warns that a caller from another account must assume a role here', () => {
-    const warnings = built.app
-      .synth()
-      .getStackArtifact(built.stateless.artifactId)
-      .messages.filter((message) => message.level === 'warning')
-      .map((message) => String(message.entry.data));
+    const warnings = statelessWarnings(built);
 
     expect(warnings.some((warning) => warning.includes('arn:aws:iam::999999999999:role/partner'))).toBe(true);
   });

@@ -39,6 +39,15 @@ export function buildApp(context: Record<string, unknown>, props: AppProps = {})
   return createBrokerApp({ ...props, outdir, context });
 }
 
+/** The warnings `cdk synth` prints for the stateless stack of a built app. */
+export function statelessWarnings(built: ReturnType<typeof createBrokerApp>): string[] {
+  return built.app
+    .synth()
+    .getStackArtifact(built.stateless.artifactId)
+    .messages.filter((message) => message.level === 'warning')
+    .map((message) => String(message.entry.data));
+}
+
 export function removeOutdirs(): void {
   for (const outdir of outdirs.splice(0)) rmSync(outdir, { recursive: true, force: true });
 }
