@@ -1,16 +1,22 @@
-// `npm run rehearse [-- --assembly DIR]`: rehearses the deployment, prints the report, writes it as JSON.
+// `npm run rehearse [-- --assembly DIR | --private]`: rehearses the deployment, prints the report, writes it
+// as JSON. `--private` synthesizes the private access variant (the IAM routes on a private REST API).
 import { parseArgs } from 'node:util';
 import { rehearse } from './rehearse.ts';
 import { formatReport, REPORT_FILE, writeReport } from './report.ts';
 
 const { values } = parseArgs({
-  options: { assembly: { type: 'string' }, 'keep-work-dir': { type: 'string' } },
+  options: {
+    assembly: { type: 'string' },
+    'keep-work-dir': { type: 'string' },
+    private: { type: 'boolean' },
+  },
   strict: true,
 });
 
 const result = await rehearse({
   ...(values.assembly === undefined ? {} : { assemblyDir: values.assembly }),
   ...(values['keep-work-dir'] === undefined ? {} : { workDir: values['keep-work-dir'] }),
+  ...(values.private ? { privateAccess: true } : {}),
 });
 console.log(formatReport(result));
 writeReport(result);

@@ -49,7 +49,7 @@ export interface DeployedFunction {
   policies: RolePolicy[];
 }
 
-/** One route of an HTTP API and the function its integration invokes. */
+/** One route of an HTTP API, or one method of a REST API, and the function its integration invokes. */
 export interface DeployedRoute {
   logicalId: string;
   routeKey: string;
@@ -58,6 +58,8 @@ export interface DeployedRoute {
   authorizationType: string;
   functionId: string;
   payloadFormatVersion: string;
+  /** A REST API method's API and stage (its URL path starts with the stage); absent on an HTTP API. */
+  rest?: { apiLogicalId: string; stage: string };
 }
 
 /** A scheduled rule or schedule that invokes a function, and what it sends. */
@@ -177,6 +179,8 @@ export function readDeployment(assembly: CloudAssembly, standIns: StandIns): Dep
     });
   }
 
+  routes.push(...restRoutes(assembly, standIns, functionAt));
+
   const schedules: DeployedSchedule[] = [];
   for (const { stack, logicalId, resource } of resources(assembly, 'AWS::Events::Rule')) {
     const props = resource.Properties ?? {};
@@ -242,6 +246,82 @@ export function readDeployment(assembly: CloudAssembly, standIns: StandIns): Dep
     }
   }
   return { functions, routes, schedules, subscriptions, keyPolicies };
+}
+
+/**
+ * The methods of the assembly's REST APIs, each as the route it serves: its path from the chain of
+ * `AWS::ApiGateway::Resource` up to the API's root, and the function its Lambda proxy integration
+ * (`AWS_PROXY`, payload format 1.0) invokes. Only the stage of the API's deployment serves it.
+ */
+function restRoutes(
+  assembly: CloudAssembly,
+  standIns: StandIns,
+  functionAt: (arn: string, where: string) => DeployedFunction,
+): DeployedRoute[] {
+  const { resolver } = standIns;
+  const routes: DeployedRoute[] = [];
+  for (const { stack, logicalId, resource } of resources(assembly, 'AWS::ApiGateway::Method')) {
+    const where = `${stack.name} method ${logicalId}`;
+    const props = resource.Properties ?? {};
+    const apiLogicalId = refOf(props.RestApiId, where);
+    const path = restPath(stack, props.ResourceId, where);
+    const method = String(props.HttpMethod ?? '');
+    const routeKey = `${method} ${path}`;
+    const integration = (props.Integration ?? {}) as Record<string, unknown>;
+    if (integration.Type !== 'AWS_PROXY') {
+      throw new RehearsalError(
+        `${where} (${routeKey}): its integration is ${String(integration.Type)}; the rehearsal runs Lambda proxy integrations (AWS_PROXY) only.`,
+      );
+    }
+    const uri = resolver.resolveString(stack, integration.Uri, `${where} integration`);
+    const stages = Object.values(stack.template.Resources ?? {}).filter(
+      (candidate) =>
+        candidate.Type === 'AWS::ApiGateway::Stage' &&
+        JSON.stringify(candidate.Properties?.RestApiId) === JSON.stringify({ Ref: apiLogicalId }),
+    );
+    const [stage] = stages;
+    if (stages.length !== 1 || !stage) {
+      throw new RehearsalError(
+        `${where} (${routeKey}): its API ${apiLogicalId} has ${stages.length} stages; the rehearsal serves an API with exactly one.`,
+      );
+    }
+    routes.push({
+      logicalId,
+      routeKey,
+      method,
+      path,
+      authorizationType: String(props.AuthorizationType ?? 'NONE'),
+      functionId: functionAt(uri, `${where} (${routeKey})`).id,
+      payloadFormatVersion: '1.0',
+      rest: { apiLogicalId, stage: resolver.resolveString(stack, stage.Properties?.StageName, where) },
+    });
+  }
+  return routes;
+}
+
+/** The path of a REST API resource: its `PathPart`s from the root, `/` for the root itself. */
+function restPath(stack: AssemblyStack, resourceId: unknown, where: string): string {
+  const parts: string[] = [];
+  let current = resourceId;
+  for (let depth = 0; depth < 32; depth++) {
+    if (typeof current === 'object' && current !== null && 'Fn::GetAtt' in current) {
+      return `/${parts.reverse().join('/')}`;
+    }
+    const id = refOf(current, where);
+    const resource = stack.template.Resources?.[id];
+    if (resource?.Type !== 'AWS::ApiGateway::Resource') {
+      throw new RehearsalError(`${where}: ${id} is no REST API resource of ${stack.name}.`);
+    }
+    parts.push(String(resource.Properties?.PathPart ?? ''));
+    current = resource.Properties?.ParentId;
+  }
+  throw new RehearsalError(`${where}: its resource path is deeper than 32 parts.`);
+}
+
+function refOf(value: unknown, where: string): string {
+  const ref = (value as { Ref?: unknown } | undefined)?.Ref;
+  if (typeof ref !== 'string') throw new RehearsalError(`${where}: ${JSON.stringify(value)} is not a Ref.`);
+  return ref;
 }
 
 function labelOf(resource: TemplateResource, logicalId: string): string {

@@ -5,16 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { startGateway } from '#local/gateway/index.ts';
 import type { GatewayMethod, GatewayRoute, LocalCredential, RunningGateway } from '#local/gateway/types.ts';
 import { startSimulator } from '#local/simulator/index.ts';
 import { type AssemblyStack, PROJECT_ROOT, readAssembly, synthesize } from './assembly.ts';
-import { type DeployedFunction, type Deployment, readDeployment } from './deployment.ts';
+import { type DeployedFunction, type DeployedRoute, type Deployment, readDeployment } from './deployment.ts';
 import { RehearsalError } from './errors.ts';
 import { FunctionHost } from './function-host.ts';
 import { type JourneyCaller, type JourneyStep, runJourney } from './journey.ts';
 import { actionMatches, type Grant, PolicyEvaluator } from './policy-check.ts';
 import { CallRecorder, type RecordedCall } from './recorder.ts';
+import { restEventOf } from './rest-event.ts';
 import { startStandIns } from './stand-ins.ts';
 import { unusedGrantReason } from './unused-grants.ts';
 import {
@@ -68,6 +70,8 @@ export interface RehearsalOptions {
   assemblyDir?: string;
   /** Where each function's copied code and process output go; a temporary folder by default. */
   workDir?: string;
+  /** Synthesize the private access variant: the IAM routes on a private REST API (ignored with `assemblyDir`). */
+  privateAccess?: boolean;
   /** Lifetime of the Wise stand-in's access tokens: the sweep's refresh is due 60 s before their end. */
   accessTokenSeconds?: number;
 }
@@ -101,7 +105,10 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   try {
     if (!assemblyDir) {
       assemblyDir = join(workDir, 'cdk.out');
-      await synthesizeForRehearsal(assemblyDir);
+      await synthesizeForRehearsal(
+        assemblyDir,
+        options.privateAccess ? { privateAccess: REHEARSAL_PRIVATE_ACCESS } : {},
+      );
     }
     const assembly = readAssembly(assemblyDir);
     const config = brokerConfigOf(assembly);
@@ -165,6 +172,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
 
     if (failures.length === 0) {
       const callers = journeyCallers(config, deployment.functions[0]?.stack);
+      const iamApiUrl = iamRoutesUrl(deployment, apiUrl);
       const returnUrl = returnUrlOf(config);
       const trail: string[] = [];
       let stepStartedAt = Date.now();
@@ -173,7 +181,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       try {
         await runJourney(
           {
-            apiUrl,
+            apiUrl: iamApiUrl,
             region: standIns.region,
             user: callers.user,
             admin: callers.admin,
@@ -262,13 +270,26 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
  * Synthesizes the app with cdk.json's configuration and one more allowed return URL, so the journey's
  * connect sessions can name one (the example configuration allows none).
  */
-export async function synthesizeForRehearsal(outdir: string): Promise<void> {
+export async function synthesizeForRehearsal(
+  outdir: string,
+  context: Record<string, unknown> = {},
+): Promise<void> {
   const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as {
     context?: { returnUrls?: string[] };
   };
   const returnUrls = [...(cdkJson.context?.returnUrls ?? []), REHEARSAL_RETURN_URL];
-  await synthesize(outdir, ['--context', `returnUrls=${JSON.stringify(returnUrls)}`]);
+  await synthesize(outdir, [
+    '--context',
+    `returnUrls=${JSON.stringify(returnUrls)}`,
+    ...Object.entries(context).flatMap(([key, value]) => ['--context', `${key}=${JSON.stringify(value)}`]),
+  ]);
 }
+
+/**
+ * The private access the rehearsal's `--private` synthesis chooses: an example VPC endpoint (the gateway
+ * checks signatures, not where a request comes from; the template tests evaluate the resource policy).
+ */
+export const REHEARSAL_PRIVATE_ACCESS = { vpcEndpointIds: ['vpce-0123456789abcdef0'] };
 
 /** Lambda runs the template's `Runtime`; the rehearsal runs the Node.js it runs on, which must be that one. */
 function checkRuntimes(deployment: Deployment, failures: string[]): void {
@@ -292,6 +313,21 @@ function redirectUriOf(deployment: Deployment): string {
   if (!value)
     throw new RehearsalError('No function is given a REDIRECT_URI: the callback cannot be rehearsed.');
   return value;
+}
+
+/**
+ * Where the journey calls the IAM routes: the HTTP API, or the stage of the REST API that serves them all
+ * (the private API), both served by the rehearsal's gateway.
+ */
+function iamRoutesUrl(deployment: Deployment, apiUrl: string): string {
+  const iamRoutes = deployment.routes.filter((route) => route.authorizationType === 'AWS_IAM');
+  const stages = new Set(iamRoutes.map((route) => (route.rest ? `/${route.rest.stage}` : '')));
+  if (stages.size > 1) {
+    throw new RehearsalError(
+      `The IAM routes are split over ${[...stages].map((stage) => stage || 'the HTTP API').join(' and ')}; the journey calls them all at one base URL.`,
+    );
+  }
+  return `${apiUrl}${[...stages][0] ?? ''}`;
 }
 
 /** Access keys for each function's role, as Lambda hands a function its role session. */
@@ -336,10 +372,13 @@ async function startApi(
   trail: string[],
 ): Promise<RunningGateway> {
   const [first] = deployment.functions;
+  // A REST API's method is served below its stage, as API Gateway serves it: `/broker/tokens`.
+  const servedPath = (route: DeployedRoute) =>
+    route.rest ? `/${route.rest.stage}${route.path}` : route.path;
   const wiring = new Map(
     deployment.routes.map((route) => [
-      route.routeKey,
-      `${route.routeKey} (authorization ${route.authorizationType}, function ${hosts.get(route.functionId)?.fn.label ?? route.functionId})`,
+      `${route.method} ${servedPath(route)}`,
+      `${route.routeKey} (${route.rest ? `REST API ${route.rest.apiLogicalId}, ` : ''}authorization ${route.authorizationType}, function ${hosts.get(route.functionId)?.fn.label ?? route.functionId})`,
     ]),
   );
   const heard = (attributes: Record<string, unknown>) => {
@@ -351,9 +390,10 @@ async function startApi(
     const host = hosts.get(route.functionId);
     if (!host)
       throw new RehearsalError(`${route.routeKey}: its function ${route.functionId} was not started.`);
-    if (route.payloadFormatVersion !== '2.0') {
+    const rest = route.rest;
+    if (rest ? route.payloadFormatVersion !== '1.0' : route.payloadFormatVersion !== '2.0') {
       throw new RehearsalError(
-        `${route.routeKey}: its integration sends payload format ${route.payloadFormatVersion}; the broker's handlers read 2.0.`,
+        `${route.routeKey}: its integration sends payload format ${route.payloadFormatVersion}; the broker's handlers read 2.0 from an HTTP API and 1.0 from a REST API.`,
       );
     }
     if (!/^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$/.test(route.method) || !route.path.startsWith('/')) {
@@ -361,8 +401,8 @@ async function startApi(
         `${route.routeKey}: the rehearsal's gateway serves routes of one method and path only.`,
       );
     }
-    const handler = async (event: unknown) => {
-      const outcome = await host.invoke(event);
+    const handler = async (event: APIGatewayProxyEventV2) => {
+      const outcome = await host.invoke(rest ? restEventOf(event, route, rest.stage) : event);
       if (outcome.ok) return outcome.payload as object;
       failures.push(
         `${route.routeKey} → ${host.fn.label}: the function failed with ${outcome.errorType}: ${outcome.errorMessage}`,
@@ -371,7 +411,7 @@ async function startApi(
     };
     const base = {
       method: route.method as GatewayMethod,
-      path: route.path,
+      path: servedPath(route),
       functionName: host.fn.name,
       timeoutSeconds: host.fn.timeoutSeconds,
     };

@@ -1,9 +1,10 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RehearsalResult, rehearse, synthesizeForRehearsal } from '../../rehearsal/rehearse.ts';
 import { writeReport } from '../../rehearsal/report.ts';
+import { changedAssemblyCopy } from './support.ts';
 
 interface Resource {
   Type: string;
@@ -26,15 +27,7 @@ const assemblyDir = join(workDir, 'cdk.out');
 
 /** A copy of the synthesized assembly whose templates `change` edits, as a deployer's mistake would. */
 function brokenAssembly(name: string, change: (templates: Template[]) => void): string {
-  const dir = join(workDir, name);
-  cpSync(assemblyDir, dir, { recursive: true });
-  const files = readdirSync(dir).filter((file) => file.endsWith('.template.json'));
-  const templates = files.map((file) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Template);
-  change(templates);
-  files.forEach((file, index) => {
-    writeFileSync(join(dir, file), JSON.stringify(templates[index]));
-  });
-  return dir;
+  return changedAssemblyCopy(assemblyDir, join(workDir, name), change);
 }
 
 function resources(templates: Template[]): [string, Resource][] {
