@@ -18,7 +18,10 @@ export const callerCredentials = { accessKeyId: caller.accessKeyId, secretAccess
 
 /** A request the fake broker received. */
 export interface Seen {
+  /** The route as the broker defines it, without the stage a REST API serves it under. */
   routeKey: string;
+  /** The path the request was sent to. */
+  rawPath: string;
   pathParameters: Record<string, string | undefined>;
   query: Record<string, string | undefined>;
   body: unknown;
@@ -36,7 +39,7 @@ export const VALID_FOR_MS = 50 * 60_000;
  * a token per target whose generation grows when the caller reports it rejected. Replies can be
  * replaced per route.
  */
-export async function startFakeBroker(start = Date.parse('2026-11-26T12:00:00Z')) {
+export async function startFakeBroker(start = Date.parse('2026-11-26T12:00:00Z'), stagePath = '') {
   const clock = { now: start };
   const seen: Seen[] = [];
   const generations = new Map<string, number>();
@@ -61,18 +64,20 @@ export async function startFakeBroker(start = Date.parse('2026-11-26T12:00:00Z')
 
   const route = (method: IamGatewayRoute['method'], path: string): IamGatewayRoute => ({
     method,
-    path,
+    path: `${stagePath}${path}`,
     auth: 'iam',
     handler: async (event: APIGatewayProxyEventV2WithIAMAuthorizer) => {
+      const routeKey = `${method} ${path}`;
       const request: Seen = {
-        routeKey: event.routeKey,
+        routeKey,
+        rawPath: event.rawPath,
         pathParameters: event.pathParameters ?? {},
         query: event.queryStringParameters ?? {},
         body: event.body === undefined ? undefined : JSON.parse(event.body),
         userArn: event.requestContext.authorizer.iam.userArn,
       };
       seen.push(request);
-      const reply = replies.get(event.routeKey);
+      const reply = replies.get(routeKey);
       return reply ? reply(request) : json(500, { error: 'internal_error', message: 'No reply set.' });
     },
   });
@@ -123,12 +128,13 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 
 /**
  * Registers hooks that start one fake broker for the file (closed after it), and before each test reset
- * it and make a fresh client signed as `caller`, on the broker's clock.
+ * it and make a fresh client signed as `caller`, on the broker's clock. With `stagePath` the broker serves
+ * its routes below it, as the private REST API serves them below its stage.
  */
-export function useFakeBroker(baseUrlSuffix = '') {
+export function useFakeBroker(baseUrlSuffix = '', stagePath = '') {
   const context = {} as { broker: FakeBroker; client: BrokerClient };
   beforeAll(async () => {
-    context.broker = await startFakeBroker();
+    context.broker = await startFakeBroker(undefined, stagePath);
   });
   afterAll(() => context.broker.close());
   beforeEach(() => {
