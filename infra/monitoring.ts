@@ -57,6 +57,8 @@ export const REFUSED_REQUEST_CODES = [
 export class Monitoring extends Construct {
   readonly topic: Topic;
   readonly alarms: Alarm[] = [];
+  /** The broker's dashboard; a part added beside it (the private API) adds its own widgets. */
+  readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
@@ -152,7 +154,7 @@ export class Monitoring extends Construct {
         'EventBridge could not deliver refresh sweeps to the refresh function; the messages in the dead-letter queue say why.',
     });
 
-    new Dashboard(this, 'Dashboard', {
+    this.dashboard = new Dashboard(this, 'Dashboard', {
       dashboardName: `wise-broker-${props.stage}`,
       widgets: [
         [new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 })],

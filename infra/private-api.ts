@@ -8,6 +8,7 @@ import {
   MethodLoggingLevel,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
+import { type Dashboard, GraphWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import { InterfaceVpcEndpoint } from 'aws-cdk-lib/aws-ec2';
 import { AnyPrincipal, ArnPrincipal, Effect, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -123,6 +124,22 @@ export class PrivateApi extends Construct {
         id: 'AwsSolutions-COG4',
         reason: 'The callers are AWS services authenticated by IAM (SigV4), not Cognito users.',
       },
+    );
+  }
+
+  /** Adds the private API's requests, errors and latency to the broker's dashboard. */
+  addDashboardWidgets(dashboard: Dashboard): void {
+    dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Private API (IAM routes)',
+        width: 12,
+        left: [this.api.metricCount(), this.api.metricClientError(), this.api.metricServerError()],
+      }),
+      new GraphWidget({
+        title: 'Private API latency (p99)',
+        width: 12,
+        left: [this.api.metricLatency({ statistic: 'p99' })],
+      }),
     );
   }
 }

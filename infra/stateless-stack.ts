@@ -408,6 +408,8 @@ export class StatelessStack extends Stack {
       alarmEmail: config.alarmEmail,
     });
 
+    this.privateApi?.addDashboardWidgets(this.monitoring.dashboard);
+
     new CfnOutput(this, 'ApiUrl', {
       value: this.privateApi?.url ?? this.api.apiEndpoint,
       description: this.privateApi

@@ -274,6 +274,14 @@ describe('private access', () => {
     expect(JSON.stringify(outputs.CallbackUrl?.Value)).toContain('ApiEndpoint');
   });
 
+  it("shows the private API's requests, errors and latency on the broker's dashboard", () => {
+    const body = JSON.stringify(only(resourcesOf('AWS::CloudWatch::Dashboard')).Properties.DashboardBody);
+
+    expect(body).toContain('Private API (IAM routes)');
+    expect(body).toContain('wise-broker-test-private');
+    expect(body).toContain('5XXError');
+  });
+
   it('does not warn about the caller of another account: the resource policy lets it in', () => {
     const warnings = statelessWarnings(built);
 
