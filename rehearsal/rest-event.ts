@@ -5,7 +5,8 @@ import type { DeployedRoute } from './deployment.ts';
  * The payload format 1.0 event a REST API's Lambda proxy integration sends for a request that the local
  * gateway received (and, on an IAM route, verified) as the 2.0 event it builds: the method's resource path,
  * the request path without the stage, the verified caller in `requestContext.identity`, single and
- * repeated headers and query parameters.
+ * repeated headers and query parameters, and path parameters as they were sent (a REST API does not
+ * percent-decode them).
  */
 export function restEventOf(
   event: APIGatewayProxyEventV2,
@@ -37,7 +38,7 @@ export function restEventOf(
         )
       : null,
     multiValueQueryStringParameters: hasQuery ? multiValueQuery : null,
-    pathParameters: event.pathParameters ? (event.pathParameters as Record<string, string>) : null,
+    pathParameters: event.pathParameters ? rawPathParameters(route.path, path) : null,
     stageVariables: null,
     requestContext: {
       accountId: context.accountId,
@@ -76,4 +77,15 @@ export function restEventOf(
     body: event.body ?? null,
     isBase64Encoded: event.isBase64Encoded,
   };
+}
+
+/** Each `{name}` of the route's path, as the request's path spelt that segment. */
+function rawPathParameters(routePath: string, requestPath: string): Record<string, string> {
+  const sent = requestPath.split('/');
+  const parameters: Record<string, string> = {};
+  routePath.split('/').forEach((segment, index) => {
+    const name = /^\{(.+)\}$/.exec(segment)?.[1];
+    if (name !== undefined) parameters[name] = sent[index] ?? '';
+  });
+  return parameters;
 }

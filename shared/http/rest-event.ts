@@ -18,7 +18,8 @@ export function isRestEvent(event: unknown): event is APIGatewayProxyEvent {
  * The payload format 2.0 event that a REST API's 1.0 event stands for, so one handler serves both APIs:
  * the route key from the method and resource, the verified IAM principal where HTTP API puts it
  * (`requestContext.authorizer.iam.userArn`, from `requestContext.identity.userArn`), header names
- * lower-cased, repeated query parameters joined with commas, and the cookie header split into `cookies`.
+ * lower-cased, repeated query parameters joined with commas, the cookie header split into `cookies`, and
+ * path parameters percent-decoded (a REST API passes them as sent, `acme%3A1`; an HTTP API decodes them).
  */
 export function fromRestEvent(event: APIGatewayProxyEvent): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {};
@@ -48,7 +49,7 @@ export function fromRestEvent(event: APIGatewayProxyEvent): APIGatewayProxyEvent
     ...(cookie === undefined ? {} : { cookies: cookie.split(/;\s*/).filter((part) => part !== '') }),
     headers,
     ...(hasQuery ? { queryStringParameters: query } : {}),
-    ...(event.pathParameters ? { pathParameters: event.pathParameters as Record<string, string> } : {}),
+    ...(event.pathParameters ? { pathParameters: decodedParameters(event.pathParameters) } : {}),
     requestContext: {
       accountId: context.accountId,
       apiId: context.apiId,
@@ -71,4 +72,18 @@ export function fromRestEvent(event: APIGatewayProxyEvent): APIGatewayProxyEvent
     ...(event.body === null ? {} : { body: event.body }),
     isBase64Encoded: event.isBase64Encoded,
   } as APIGatewayProxyEventV2;
+}
+
+/** Percent-decodes each path parameter; one that is not valid percent-encoding is kept as sent (and refused). */
+function decodedParameters(parameters: Record<string, string | undefined>): Record<string, string> {
+  const decoded: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parameters)) {
+    if (value === undefined) continue;
+    try {
+      decoded[name] = decodeURIComponent(value);
+    } catch {
+      decoded[name] = value;
+    }
+  }
+  return decoded;
 }

@@ -79,6 +79,18 @@ describe('fromRestEvent', () => {
     expect(event.queryStringParameters).toEqual({ status: 'active,needs_reauth' });
   });
 
+  it('decodes path parameters a REST API passes as sent, as the HTTP API does, and keeps a malformed one', () => {
+    const encoded = fromRestEvent(
+      restEvent({ path: '/connections/acme%3A1', pathParameters: { id: 'acme%3A1' } }),
+    );
+    const malformed = fromRestEvent(
+      restEvent({ path: '/connections/acme%E0', pathParameters: { id: 'acme%E0' } }),
+    );
+
+    expect(encoded.pathParameters).toEqual({ id: 'acme:1' });
+    expect(malformed.pathParameters).toEqual({ id: 'acme%E0' });
+  });
+
   it('gives no principal for a request that carries none, so an IAM route refuses it', () => {
     const unsigned = restEvent();
     unsigned.requestContext.identity.userArn = null;
