@@ -18,7 +18,7 @@ import type { CallerConfig, PrivateAccessConfig } from '#shared/config/broker-co
 import { CALLER_KINDS, type CallerKind, callerKinds } from './caller-access.ts';
 import { BROKER_ROUTES, type BrokerRoute, type FunctionName, invokePath } from './routes.ts';
 
-/** The stage of the private REST API: its URL ends in `/broker/`. */
+/** The stage of the private REST API: its URL ends in `/broker`. */
 export const PRIVATE_API_STAGE = 'broker';
 
 /** The IAM routes: on the private API when private access is chosen. */
