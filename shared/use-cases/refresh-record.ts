@@ -135,6 +135,24 @@ export async function refreshRecord(
   key: RecordKey,
   options: RefreshOptions = {},
 ): Promise<RefreshOutcome> {
+  try {
+    return await attemptRefresh(deps, key, options);
+  } catch (error) {
+    // A store, KMS or Secrets Manager that keeps failing past the SDK's retries fails the refresh as surely
+    // as Wise does: counted, so the refresh alarms see an AWS outage too. A lost grant is counted where it
+    // was lost.
+    if (!(error instanceof RefreshNotStoredError)) {
+      metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
+    }
+    throw error;
+  }
+}
+
+async function attemptRefresh(
+  deps: RefreshDeps,
+  key: RecordKey,
+  options: RefreshOptions,
+): Promise<RefreshOutcome> {
   const leaseMs = deps.config.refresh.leaseSeconds * 1000;
   const owner = `${deps.instanceId}:${randomUUID()}`;
   const startedAt = deps.clock.now();
@@ -457,19 +475,13 @@ async function storeGrant(
   const attrs = { ...recordKeys(key), grant: via, traceId: grant.traceId };
   // Sealed with the data key made before the call: no I/O between Wise's answer and the write.
   const update = sealGrant(attempt, prepared, grant, issuedAt);
-  let ambiguous = false;
   try {
-    const stored = await persisting(
-      attempt,
-      'store the refreshed token',
-      () => deps.store.completeRefresh(key, { owner, now: deps.clock.now(), update }),
-      () => {
-        ambiguous = true;
-      },
+    const stored = await persisting(attempt, 'store the refreshed token', () =>
+      deps.store.completeRefresh(key, { owner, now: deps.clock.now(), update }),
     );
     if (stored) return refreshed(attempt, stored, grant, attrs);
   } catch (error) {
-    const landed = ambiguous ? await landedRecord(deps, key, update).catch(() => undefined) : undefined;
+    const landed = await landedRecord(deps, key, update).catch(() => undefined);
     if (landed) return refreshed(attempt, landed, grant, attrs);
     await releaseQuietly(attempt);
     metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
@@ -482,9 +494,10 @@ async function storeGrant(
       { cause: error },
     );
   }
-  // The write's condition failed: either an earlier try landed and only its answer was lost, or the lease
-  // is gone (taken over after it expired, or the connection was disconnected and is a tombstone now).
-  const landed = ambiguous ? await landedRecord(deps, key, update) : undefined;
+  // The write's condition failed: either an earlier try landed and only its answer was lost (the SDK's own
+  // retries resend a write whose answer timed out, unseen here), or the lease is gone (taken over after it
+  // expired, or the connection was disconnected and is a tombstone now).
+  const landed = await landedRecord(deps, key, update);
   if (landed) return refreshed(attempt, landed, grant, attrs);
   metrics.addMetric(MetricName.refreshFailed, MetricUnit.Count, 1);
   logger.warn('The refreshed token was not stored: the lease was lost or the connection was disconnected', {
@@ -614,19 +627,13 @@ async function landedRecord(
 
 /**
  * Runs one step of storing Wise's answer, retrying a throw a bounded number of times while the lease
- * lasts; `onThrow` hears of every throw (the write may have landed anyway).
+ * lasts. A step that threw may have landed anyway: the caller reads the record back to tell.
  */
-async function persisting<T>(
-  attempt: Attempt,
-  what: string,
-  step: () => Promise<T>,
-  onThrow: () => void = () => {},
-): Promise<T> {
+async function persisting<T>(attempt: Attempt, what: string, step: () => Promise<T>): Promise<T> {
   for (let tries = 1; ; tries++) {
     try {
       return await step();
     } catch (error) {
-      onThrow();
       const waitMs = WRITE_RETRY_BASE_MS * 2 ** (tries - 1);
       if (tries >= WRITE_ATTEMPTS || attempt.deps.clock.now() + waitMs >= attempt.writeDeadline) throw error;
       logger.warn(`Failed to ${what}; retrying while the lease and the invocation last`, {

@@ -284,7 +284,7 @@ export async function currentToken(
         ...recordKeys(key),
         error: error as Error,
       });
-      return fallback(deps, key, basis, demand, retryAfterSeconds);
+      return fallback(deps, key, basis, demand, retryAfterSeconds, 'broker');
     }
     if (outcome.outcome === 'gone') {
       // The lease was lost before the write (or the record changed). When another attempt holds it now (this
@@ -366,7 +366,7 @@ async function awaitOtherRefresh(
 
 /**
  * The stored token when it is still valid and not the rejected one; otherwise a 503 that says when to
- * try again.
+ * try again, and whether Wise or the broker's own refresh (`failedAt`) failed.
  */
 async function fallback(
   deps: RefreshDeps,
@@ -374,6 +374,7 @@ async function fallback(
   record: StoredRecord | undefined,
   demand: RefreshDemand,
   retryAfterSeconds: number,
+  failedAt: 'wise' | 'broker' = 'wise',
 ): Promise<CurrentToken> {
   const now = deps.clock.now();
   if (record && !isExpired(record, now) && demand.rejectedGeneration !== record.generation) {
@@ -383,8 +384,12 @@ async function fallback(
     });
     return decryptStored(deps, key, record);
   }
+  const why =
+    failedAt === 'wise'
+      ? `Wise cannot issue a new token for ${describe(key)} right now`
+      : `The broker could not refresh the token of ${describe(key)} just now (its storage or key service is failing)`;
   throw new ProviderUnavailableError(
-    `Wise cannot issue a new token for ${describe(key)} right now, and the stored one is missing, expired or rejected; try again in ${retryAfterSeconds} s.`,
+    `${why}, and the stored one is missing, expired or rejected; try again in ${retryAfterSeconds} s.`,
     { retryAfterSeconds },
   );
 }
