@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { BrokerError } from '#shared/domain/errors.ts';
 import type { ConnectionRecord, GrantType, RecordKey } from '#shared/domain/records.ts';
@@ -297,6 +298,14 @@ export type StoredConnection = ConnectionRecord & { replacedConnectionId?: strin
 const SAVE_ATTEMPTS = 3;
 
 /**
+ * Tries at the first write of a grant Wise just issued, beyond the SDK's own retries: the grant has already
+ * ended the one it replaces at Wise, so a write failed by a throttled or briefly unavailable table is tried
+ * again (pauses of 0.2, 0.4 and 0.8 s), as a refresh's write is.
+ */
+export const GRANT_WRITE_ATTEMPTS = 4;
+const GRANT_WRITE_RETRY_BASE_MS = 200;
+
+/**
  * What storing a grant needs, made before Wise is called: the version the grant will replace and a data
  * key for the generation it will write. With it, nothing but the store's write follows Wise's answer.
  */
@@ -342,12 +351,32 @@ export async function storeGrantedConnection(
 ): Promise<StoredConnection> {
   const options = { imported: granted.imported === true };
   const connection = newConnectionFrom(runtime, granted, prepared.sealer);
-  const saved = await runtime.store.saveConnection(connection, {
-    expectedVersion: prepared.expectedVersion,
-    now: runtime.clock.now(),
-  });
+  const saved = await writingGrant(granted.connectionId, () =>
+    runtime.store.saveConnection(connection, {
+      expectedVersion: prepared.expectedVersion,
+      now: runtime.clock.now(),
+    }),
+  );
   if (saved) return stored(runtime, saved, prepared.replaces, options);
+  // Also when an earlier try landed and only its answer was lost: the save then sees its own write.
   return saveNewConnection(runtime, connection, options);
+}
+
+/** Runs the first write of a new grant, retrying a throw up to {@link GRANT_WRITE_ATTEMPTS} tries. */
+async function writingGrant<T>(connectionId: string, write: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (tries >= GRANT_WRITE_ATTEMPTS) throw error;
+      logger.warn('Failed to store a new grant; retrying', {
+        connectionId,
+        tries,
+        error: error instanceof Error ? error.name : typeof error,
+      });
+      await delay(GRANT_WRITE_RETRY_BASE_MS * 2 ** (tries - 1));
+    }
+  }
 }
 
 /**
@@ -360,12 +389,14 @@ async function keepForCompletion(
 ): Promise<string> {
   const completionCode = newSecret();
   const now = runtime.clock.now();
-  await runtime.store.putPendingCompletion({
-    codeHash: hashSecret('completion', completionCode),
-    connection,
-    expiresAt: now + COMPLETION_TTL_MS,
-    createdAt: now,
-  });
+  await writingGrant(connection.connectionId, () =>
+    runtime.store.putPendingCompletion({
+      codeHash: hashSecret('completion', completionCode),
+      connection,
+      expiresAt: now + COMPLETION_TTL_MS,
+      createdAt: now,
+    }),
+  );
   logger.info('Connection approved at Wise; waiting for the completion code', {
     connectionId: connection.connectionId,
   });
