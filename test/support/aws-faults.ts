@@ -53,6 +53,8 @@ const INTERNAL_ERROR: Record<string, string> = {
 
 /** Arms faults on the clients it is attached to, and counts what it injected. */
 export class AwsFaultInjector {
+  /** Faults injected by every injector of this process, for a file's summary line. */
+  static injectedInProcess = 0;
   #rules: Array<FaultRule & { left: number; injected: number }> = [];
   /** Requests each command sent through an attached client, faulted or not. */
   readonly sent = new Map<string, number>();
@@ -76,6 +78,7 @@ export class AwsFaultInjector {
         if (!rule) return next(args);
         rule.left -= 1;
         rule.injected += 1;
+        AwsFaultInjector.injectedInProcess += 1;
         return inject(rule.fault, service, () => next(args));
       };
     (client.middlewareStack.add as (m: unknown, o: unknown) => void)(middleware, {

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, vi } from 'vitest';
 import { publishMetrics, setMetricsSink } from '#shared/observability.ts';
 import { AwsFaultInjector, type FaultTarget } from '../../support/aws-faults.ts';
 import { type BrokerHarness, startBroker } from '../../support/broker.ts';
@@ -97,6 +97,12 @@ export function metricsRecorder(): { counts(): Record<string, number> } {
  */
 export function faultyBrokerPerTest() {
   let current: BrokerHarness | undefined;
+  let scenarios = 0;
+  afterAll(() => {
+    console.info(
+      `AWS fault matrix: ${scenarios} scenarios run, ${AwsFaultInjector.injectedInProcess} faults injected`,
+    );
+  });
   beforeEach(() => {
     vi.spyOn(Math, 'random').mockReturnValue(0.01);
   });
@@ -106,6 +112,7 @@ export function faultyBrokerPerTest() {
     current = undefined;
   });
   return async (options: { rotateRefreshTokens?: boolean } = {}) => {
+    scenarios += 1;
     const broker = await startBroker({
       simulator: { rotateRefreshTokens: options.rotateRefreshTokens ?? true },
     });

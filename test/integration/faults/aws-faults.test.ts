@@ -195,6 +195,20 @@ describe('AWS faults at the write of what Wise answered', () => {
     await expectRefreshesAndVends(ctx, ctx.connection.generation);
   });
 
+  it('a lease whose answer was lost to a timeout holds the record until it expires, then the next sweep refreshes', async () => {
+    const ctx = await faultyBroker();
+    const rule = ctx.faults.arm({ ...TARGETS.takeLease, fault: 'timeout_after_applied', times: 1 });
+    ctx.broker.clock.advance(DUE_MS);
+
+    const summary = await ctx.routes.sweep();
+
+    expect(rule.injected()).toBe(1);
+    // The SDK resent the lease's write, which found the lease taken: by this very attempt, unknown to it.
+    expect(summary).toMatchObject({ refreshed: 0, busy: 1 });
+    ctx.broker.clock.advance(ctx.broker.runtime.config.refresh.leaseSeconds * 1000 + 1000);
+    await expectRefreshesAndVends(ctx, ctx.connection.generation);
+  });
+
   it('a conditional-check conflict at the write drops the answer as another writer’s, and the spent refresh token is then marked as lost', async () => {
     const ctx = await faultyBroker({ rotateRefreshTokens: true });
     const rule = ctx.faults.arm({ ...TARGETS.storeRefresh, fault: 'conditional_conflict', times: 1 });
