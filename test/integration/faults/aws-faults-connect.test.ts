@@ -5,7 +5,14 @@ import { createRuntime } from '#shared/runtime/runtime.ts';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { TEST_KEY_ALIAS } from '../../support/aws.ts';
 import type { AwsFault, FaultTarget } from '../../support/aws-faults.ts';
-import { lambdaContext, TEST_EVENT_BUS, TEST_REDIRECT_URI, TEST_SECRET_ID } from '../../support/broker.ts';
+import {
+  invoke,
+  lambdaContext,
+  PARTNER_SESSION_ARN,
+  TEST_EVENT_BUS,
+  TEST_REDIRECT_URI,
+  TEST_SECRET_ID,
+} from '../../support/broker.ts';
 import { connectRoutes } from '../lifecycle/connect-support.ts';
 import { refreshRoutes, wiseAccepts } from '../lifecycle/refresh-support.ts';
 import {
@@ -163,6 +170,58 @@ describe('AWS faults while the callback stores a new connection', () => {
     expect(pageStatus(response.body)).toBe('connected');
     expect((await stored(ctx, 'acme-2'))?.status).toBe('active');
     const vended = await ctx.routes.vendOk({ connectionId: 'acme-2' });
+    await expect(wiseAccepts(ctx.broker, vended.accessToken)).resolves.toBe(true);
+  });
+});
+
+describe('AWS faults while a registration code connection is stored', () => {
+  const EMAIL = 'faults.partner-user@example.com';
+  const CODE = 'rc-0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c';
+
+  function register(ctx: Ctx, connectionId: string, signup: boolean) {
+    return invoke(connectRoutes(ctx.broker).handlers.registration, {
+      method: 'POST',
+      route: '/connections/{id}/registration-code',
+      pathParameters: { id: connectionId },
+      caller: PARTNER_SESSION_ARN,
+      body: { email: EMAIL, registrationCode: CODE, signup },
+    });
+  }
+
+  it('stores the grant when throttling outlasts the SDK retries but not the registration’s own tries', async () => {
+    const ctx = await faultyBroker();
+    const rule = ctx.faults.arm({
+      ...TARGETS.saveConnection,
+      fault: 'throttling',
+      times: SDK_ATTEMPTS.dynamodb * 2,
+    });
+
+    const response = await register(ctx, 'acme-reg', true);
+
+    expect(rule.injected()).toBe(SDK_ATTEMPTS.dynamodb * 2);
+    expect(response.statusCode).toBe(201);
+    const vended = await ctx.routes.vendOk({ connectionId: 'acme-reg' });
+    await expect(wiseAccepts(ctx.broker, vended.accessToken)).resolves.toBe(true);
+  });
+
+  it('answers a 5xx without internals when the write fails past every retry; the same code connects once it clears', async () => {
+    const ctx = await faultyBroker();
+    const rule = ctx.faults.arm({
+      ...TARGETS.saveConnection,
+      fault: 'server_error',
+      times: Number.POSITIVE_INFINITY,
+    });
+
+    const during = await register(ctx, 'acme-reg', true);
+
+    expect(rule.injected()).toBeGreaterThan(SDK_ATTEMPTS.dynamodb);
+    expect(during.statusCode).toBeGreaterThanOrEqual(500);
+    expect(during.body).not.toMatch(INTERNALS);
+    expect(await stored(ctx, 'acme-reg')).toBeUndefined();
+    ctx.faults.clear();
+    const after = await register(ctx, 'acme-reg', false);
+    expect(after.statusCode).toBe(201);
+    const vended = await ctx.routes.vendOk({ connectionId: 'acme-reg' });
     await expect(wiseAccepts(ctx.broker, vended.accessToken)).resolves.toBe(true);
   });
 });
