@@ -115,6 +115,28 @@ describe('AWS faults during a scheduled refresh', () => {
   );
 });
 
+describe('conditional-check conflicts before Wise is called', () => {
+  it.each([
+    { point: 'taking the lease', target: TARGETS.takeLease as FaultTarget, tally: { busy: 1 } },
+    { point: 'recording the refresh token being spent', target: TARGETS.markSpending, tally: { skipped: 1 } },
+  ])(
+    'treats a conflict at $point as another writer’s: Wise is not called, and the refresh happens once the lease is free',
+    async ({ target, tally }) => {
+      const ctx = await faultyBroker();
+      const rule = ctx.faults.arm({ ...target, fault: 'conditional_conflict', times: 1 });
+      ctx.broker.clock.advance(DUE_MS);
+
+      const summary = await ctx.routes.sweep();
+
+      expect(rule.injected()).toBe(1);
+      expect(summary).toMatchObject({ refreshed: 0, ...tally });
+      expect(ctx.broker.simulator.stats().grants.refresh_token).toBe(0);
+      ctx.broker.clock.advance(ctx.broker.runtime.config.refresh.leaseSeconds * 1000 + 1000);
+      await expectRefreshesAndVends(ctx, ctx.connection.generation);
+    },
+  );
+});
+
 describe('AWS faults at the write of what Wise answered', () => {
   it.each([
     ['throttling', SDK_ABSORBED],
