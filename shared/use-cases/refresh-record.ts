@@ -156,8 +156,13 @@ async function attemptRefresh(
   const leaseMs = deps.config.refresh.leaseSeconds * 1000;
   const owner = `${deps.instanceId}:${randomUUID()}`;
   const startedAt = deps.clock.now();
-  const leased = await deps.store.acquireLease(key, { owner, now: startedAt, leaseMs });
-  if (!leased) return withoutLease(deps, key);
+  let leased = await deps.store.acquireLease(key, { owner, now: startedAt, leaseMs });
+  if (!leased) {
+    const current = await readRecord(deps, key);
+    // A lease write that landed although its answer was lost: the SDK resent it and met this very lease.
+    if (current?.lease?.owner !== owner) return withoutLease(key, current);
+    leased = current;
+  }
 
   const leaseEndsAt = startedAt + leaseMs;
   const invocationEndsAt = options.invocationEndsAt ?? Number.POSITIVE_INFINITY;
@@ -300,8 +305,7 @@ interface Granted {
 }
 
 /** Why the lease could not be taken: another holder, a record that cannot be refreshed, or none at all. */
-async function withoutLease(deps: RefreshDeps, key: RecordKey): Promise<RefreshOutcome> {
-  const current = await readRecord(deps, key);
+function withoutLease(key: RecordKey, current: StoredRecord | undefined): RefreshOutcome {
   if (!current || current.status === 'disconnected') return { outcome: 'gone' };
   if (current.status === 'needs_reauth') return { outcome: 'needs_reauth' };
   logger.debug('Refresh busy: another attempt holds the lease', { ...recordKeys(key) });

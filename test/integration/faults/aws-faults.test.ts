@@ -115,7 +115,18 @@ describe('AWS faults during a scheduled refresh', () => {
   );
 });
 
-describe('conditional-check conflicts before Wise is called', () => {
+describe('lost answers and conditional-check conflicts before Wise is called', () => {
+  it('recognises a lease whose answer was lost to a timeout as its own, and refreshes at once', async () => {
+    const ctx = await faultyBroker();
+    const rule = ctx.faults.arm({ ...TARGETS.takeLease, fault: 'timeout_after_applied', times: 1 });
+    ctx.broker.clock.advance(DUE_MS);
+
+    // The SDK resends the lease's write, which finds the lease taken: by this very attempt.
+    await expectRefreshesAndVends(ctx, ctx.connection.generation);
+
+    expect(rule.injected()).toBe(1);
+  });
+
   it.each([
     { point: 'taking the lease', target: TARGETS.takeLease as FaultTarget, tally: { busy: 1 } },
     { point: 'recording the refresh token being spent', target: TARGETS.markSpending, tally: { skipped: 1 } },
@@ -214,20 +225,6 @@ describe('AWS faults at the write of what Wise answered', () => {
     expect(summary).toMatchObject({ refreshed: 0, failed: 1 });
     ctx.faults.clear();
     ctx.broker.clock.advance(AFTER_BACKOFF_MS);
-    await expectRefreshesAndVends(ctx, ctx.connection.generation);
-  });
-
-  it('a lease whose answer was lost to a timeout holds the record until it expires, then the next sweep refreshes', async () => {
-    const ctx = await faultyBroker();
-    const rule = ctx.faults.arm({ ...TARGETS.takeLease, fault: 'timeout_after_applied', times: 1 });
-    ctx.broker.clock.advance(DUE_MS);
-
-    const summary = await ctx.routes.sweep();
-
-    expect(rule.injected()).toBe(1);
-    // The SDK resent the lease's write, which found the lease taken: by this very attempt, unknown to it.
-    expect(summary).toMatchObject({ refreshed: 0, busy: 1 });
-    ctx.broker.clock.advance(ctx.broker.runtime.config.refresh.leaseSeconds * 1000 + 1000);
     await expectRefreshesAndVends(ctx, ctx.connection.generation);
   });
 
