@@ -345,13 +345,13 @@ export async function prepareConnectionWrite(
  * it sealed again for the generation after the new one and retried. Then publishes "Connection Connected".
  */
 export async function storeGrantedConnection(
-  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random' | 'events'>,
+  runtime: Pick<Runtime, 'config' | 'store' | 'cipher' | 'clock' | 'random' | 'events'> & GrantWriteDeps,
   granted: GrantedConnection,
   prepared: PreparedConnectionWrite,
 ): Promise<StoredConnection> {
   const options = { imported: granted.imported === true };
   const connection = newConnectionFrom(runtime, granted, prepared.sealer);
-  const saved = await writingGrant(granted.connectionId, () =>
+  const saved = await writingGrant(runtime, granted.connectionId, () =>
     runtime.store.saveConnection(connection, {
       expectedVersion: prepared.expectedVersion,
       now: runtime.clock.now(),
@@ -362,8 +362,18 @@ export async function storeGrantedConnection(
   return saveNewConnection(runtime, connection, options);
 }
 
+/** How the tries at a new grant's write pause; injectable, as a refresh's are. */
+export interface GrantWriteDeps {
+  sleep?: (ms: number) => Promise<void>;
+}
+
 /** Runs the first write of a new grant, retrying a throw up to {@link GRANT_WRITE_ATTEMPTS} tries. */
-async function writingGrant<T>(connectionId: string, write: () => Promise<T>): Promise<T> {
+async function writingGrant<T>(
+  deps: GrantWriteDeps,
+  connectionId: string,
+  write: () => Promise<T>,
+): Promise<T> {
+  const sleep = deps.sleep ?? ((ms: number) => delay(ms));
   for (let tries = 1; ; tries++) {
     try {
       return await write();
@@ -374,7 +384,7 @@ async function writingGrant<T>(connectionId: string, write: () => Promise<T>): P
         tries,
         error: error instanceof Error ? error.name : typeof error,
       });
-      await delay(GRANT_WRITE_RETRY_BASE_MS * 2 ** (tries - 1));
+      await sleep(GRANT_WRITE_RETRY_BASE_MS * 2 ** (tries - 1));
     }
   }
 }
@@ -384,12 +394,12 @@ async function writingGrant<T>(connectionId: string, write: () => Promise<T>): P
  * service exchanges the completion code; returns the code. Only the code's hash is stored.
  */
 async function keepForCompletion(
-  runtime: Pick<Runtime, 'store' | 'clock'>,
+  runtime: Pick<Runtime, 'store' | 'clock'> & GrantWriteDeps,
   connection: NewConnection,
 ): Promise<string> {
   const completionCode = newSecret();
   const now = runtime.clock.now();
-  await writingGrant(connection.connectionId, () =>
+  await writingGrant(runtime, connection.connectionId, () =>
     runtime.store.putPendingCompletion({
       codeHash: hashSecret('completion', completionCode),
       connection,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createRefreshHandler } from '#functions/refresh/handler.ts';
 import { MetricName } from '#shared/observability.ts';
-import { createRuntime } from '#shared/runtime/runtime.ts';
+import { createRuntime, type Runtime } from '#shared/runtime/runtime.ts';
+import type { GrantWriteDeps } from '#shared/use-cases/complete-authorization.ts';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { TEST_KEY_ALIAS } from '../../support/aws.ts';
 import type { AwsFault, FaultTarget } from '../../support/aws-faults.ts';
@@ -37,6 +38,12 @@ function pageStatus(body: string): string | undefined {
 }
 
 type Ctx = Awaited<ReturnType<typeof faultyBroker>>;
+
+/** The connect routes of the broker, with the pauses between tries at a new grant's write passing at once. */
+function fastConnectRoutes(ctx: Ctx) {
+  const runtime: Runtime & GrantWriteDeps = { ...ctx.broker.runtime, sleep: async () => {} };
+  return connectRoutes({ ...ctx.broker, runtime });
+}
 
 /** The stored record of a connection, read past every fault. */
 async function stored(ctx: Ctx, connectionId: string) {
@@ -78,7 +85,7 @@ describe('AWS faults while the callback stores a new connection', () => {
     },
   ])('absorbs $fault $times times at $point: connected', async ({ target, fault, times }) => {
     const ctx = await faultyBroker();
-    const routes = connectRoutes(ctx.broker);
+    const routes = fastConnectRoutes(ctx);
     const rule = ctx.faults.arm({ ...target, fault, times });
 
     const { response } = await routes.connectThroughCallback('acme-2');
@@ -113,7 +120,7 @@ describe('AWS faults while the callback stores a new connection', () => {
     'shows a page that says to start again, stores nothing, when $fault at $point outlasts every retry; connecting again works',
     async ({ target, fault, exchanged }) => {
       const ctx = await faultyBroker();
-      const routes = connectRoutes(ctx.broker);
+      const routes = fastConnectRoutes(ctx);
       const rule = ctx.faults.arm({ ...target, fault, times: Number.POSITIVE_INFINITY });
       const exchangesBefore = ctx.broker.simulator.stats().grants.authorization_code;
 
@@ -136,7 +143,7 @@ describe('AWS faults while the callback stores a new connection', () => {
 
   it('a re-connect whose write fails past every retry leaves the earlier grant, which Wise ended, marked needs_reauth at its next refresh', async () => {
     const ctx = await faultyBroker();
-    const routes = connectRoutes(ctx.broker);
+    const routes = fastConnectRoutes(ctx);
     const rule = ctx.faults.arm({
       ...TARGETS.saveConnection,
       fault: 'throttling',
@@ -157,7 +164,7 @@ describe('AWS faults while the callback stores a new connection', () => {
 
   it('keeps the connection when only its "connected" event cannot be published', async () => {
     const ctx = await faultyBroker();
-    const routes = connectRoutes(ctx.broker);
+    const routes = fastConnectRoutes(ctx);
     const rule = ctx.faults.arm({
       ...TARGETS.publishEvent,
       fault: 'unavailable',
@@ -179,7 +186,7 @@ describe('AWS faults while a registration code connection is stored', () => {
   const CODE = 'rc-0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c';
 
   function register(ctx: Ctx, connectionId: string, signup: boolean) {
-    return invoke(connectRoutes(ctx.broker).handlers.registration, {
+    return invoke(fastConnectRoutes(ctx).handlers.registration, {
       method: 'POST',
       route: '/connections/{id}/registration-code',
       pathParameters: { id: connectionId },
