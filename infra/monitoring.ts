@@ -41,12 +41,19 @@ const FIVE_MINUTES = Duration.minutes(5);
  */
 export const REFRESH_SUCCESS_RATIO_TARGET = 0.9;
 
+/** An alarm's name: `wise-broker-<stage>-<alarm>`, such as `wise-broker-prod-ConnectionsAtRisk`. */
+export function alarmName(stage: string, alarm: string): string {
+  return `wise-broker-${stage}-${alarm}`;
+}
+
 /** The error codes of the broker's 4xx answers: the `error` dimension of `RequestRefused`. */
 export const REFUSED_REQUEST_CODES = [
   'invalid_request',
   'forbidden',
   'connection_not_found',
   'reauthorization_required',
+  'connection_exists',
+  'refresh_token_rejected',
   'method_not_allowed',
 ] as const;
 
@@ -59,9 +66,11 @@ export class Monitoring extends Construct {
   readonly alarms: Alarm[] = [];
   /** The broker's dashboard; a part added beside it (the private API) adds its own widgets. */
   readonly dashboard: Dashboard;
+  private readonly stage: string;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
+    this.stage = props.stage;
     const stack = Stack.of(this);
 
     // CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key, so the topic has its own.
@@ -116,6 +125,11 @@ export class Monitoring extends Construct {
     this.alarm('ConnectionsAtRisk', atRisk, {
       description:
         'A refresh sweep left connections due and unrefreshed with less than refresh.atRiskShare of their token life left; their tokens expire soon. The refresh log line "Connections at risk" names them.',
+    });
+    const lostToCrash = broker(MetricName.connectionLostToCrash);
+    this.alarm('ConnectionLostToCrash', lostToCrash, {
+      description:
+        'A connection was lost by the broker: Wise refused a refresh token an earlier attempt spent, whose answer was never stored (a crash between Wise and the write). Its user must connect again; the refresh log names the connection.',
     });
     const refreshSuccessRatio = new MathExpression({
       label: 'Refresh success ratio',
@@ -176,6 +190,7 @@ export class Monitoring extends Construct {
               reauthorizationRequired.with({ label: 'Re-authorization required' }),
               invalidClient.with({ label: 'invalid_client from Wise' }),
               deadLetters.with({ label: 'Undelivered sweeps' }),
+              broker(MetricName.rejectionNotHonoured).with({ label: 'Rejections not honoured' }),
             ],
           }),
         ],
@@ -199,7 +214,7 @@ export class Monitoring extends Construct {
             width: 12,
             left: [
               atRisk.with({ label: 'At risk (max per sweep)' }),
-              broker(MetricName.connectionLostToCrash).with({ label: 'Lost to crashes' }),
+              lostToCrash.with({ label: 'Lost to crashes' }),
             ],
           }),
         ],
@@ -263,6 +278,8 @@ export class Monitoring extends Construct {
   ): void {
     const evaluationPeriods = options.evaluationPeriods ?? 1;
     const alarm = new Alarm(this, id, {
+      // A fixed name: the e-mail and the console show it, and docs/runbook.md has an entry under it.
+      alarmName: alarmName(this.stage, id),
       metric,
       threshold: options.threshold ?? 1,
       comparisonOperator: options.comparisonOperator ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

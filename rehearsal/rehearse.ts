@@ -9,15 +9,23 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { startGateway } from '#local/gateway/index.ts';
 import type { GatewayMethod, GatewayRoute, LocalCredential, RunningGateway } from '#local/gateway/types.ts';
 import { startSimulator } from '#local/simulator/index.ts';
-import { type AssemblyStack, PROJECT_ROOT, readAssembly, synthesize } from './assembly.ts';
+import {
+  type AssemblyStack,
+  type CloudAssembly,
+  PROJECT_ROOT,
+  readAssembly,
+  synthesize,
+} from './assembly.ts';
 import { type DeployedFunction, type DeployedRoute, type Deployment, readDeployment } from './deployment.ts';
 import { RehearsalError } from './errors.ts';
 import { FunctionHost } from './function-host.ts';
 import { type JourneyCaller, type JourneyStep, runJourney } from './journey.ts';
+import { type MetricCoverage, metricCoverage, metricsInOutput } from './metric-coverage.ts';
 import { actionMatches, type Grant, PolicyEvaluator } from './policy-check.ts';
 import { CallRecorder, type RecordedCall } from './recorder.ts';
 import { restEventOf } from './rest-event.ts';
 import { startStandIns } from './stand-ins.ts';
+import { UNEMITTED_METRIC_REASONS } from './unemitted-metrics.ts';
 import { unusedGrantReason } from './unused-grants.ts';
 import {
   brokerConfigOf,
@@ -61,6 +69,12 @@ export interface RehearsalResult {
   assembly: string;
   functions: FunctionReport[];
   journey: JourneyStep[];
+  /**
+   * The metrics the functions emitted during the journey (their embedded-metric-format lines), with the
+   * alarms and dashboard widgets that watch each, and what the alarms and widgets watch that the journey
+   * did not emit. Only once the whole journey passed.
+   */
+  metrics?: MetricCoverage;
   calls: RecordedCall[];
   durationMs: number;
 }
@@ -97,6 +111,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   const closers: (() => Promise<unknown>)[] = [];
   let assemblyDir = options.assemblyDir;
   let deployment: Deployment | undefined;
+  let assembly: CloudAssembly | undefined;
   let recorder: CallRecorder | undefined;
   const hosts = new Map<string, FunctionHost>();
   const bundleBytes = new Map<string, number>();
@@ -110,7 +125,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
         options.privateAccess ? { privateAccess: REHEARSAL_PRIVATE_ACCESS } : {},
       );
     }
-    const assembly = readAssembly(assemblyDir);
+    assembly = readAssembly(assemblyDir);
     const config = brokerConfigOf(assembly);
     const apiPort = await freePort();
     const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -238,6 +253,24 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   const functions = (deployment?.functions ?? []).map((fn) =>
     functionReport(fn, bundleBytes.get(fn.id) ?? 0, hosts.get(fn.id), calls, evaluator, journeyDone),
   );
+  let metrics: MetricCoverage | undefined;
+  if (journeyDone && assembly && deployment) {
+    const checked = metricCoverage({
+      assembly,
+      emitted: [...hosts.values()].map((host) => ({
+        function: host.fn.label,
+        metrics: metricsInOutput(host.outputLines()),
+      })),
+      emitters: deployment.functions.flatMap((fn) => {
+        const namespace = fn.environment.POWERTOOLS_METRICS_NAMESPACE;
+        const service = fn.environment.POWERTOOLS_SERVICE_NAME;
+        return namespace && service ? [{ function: fn.label, namespace, service }] : [];
+      }),
+      reasons: UNEMITTED_METRIC_REASONS,
+    });
+    metrics = checked.coverage;
+    failures.push(...checked.failures);
+  }
   if (journeyDone) {
     for (const report of functions) {
       if (report.invocations === 0) {
@@ -261,6 +294,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     assembly: assemblyDir ?? '',
     functions,
     journey,
+    ...(metrics ? { metrics } : {}),
     calls,
     durationMs: Math.round(performance.now() - startedAt),
   };

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { describeMetric } from './metric-coverage.ts';
 import type { RehearsalResult } from './rehearse.ts';
 
 /** Where `npm run rehearse` and the test write the report. */
@@ -40,6 +41,21 @@ export function formatReport(result: RehearsalResult): string {
     const width = Math.max(...rows.map(([name]) => name.length));
     lines.push(`  ${'-'.repeat(width)} | ${'-'.repeat(10)}`);
     for (const [name, value] of rows) lines.push(`  ${name.padEnd(width)} | ${value}`);
+  }
+  if (result.metrics) {
+    const { emitted, unemitted, publishedByAws } = result.metrics;
+    const watchers = (metric: { alarms: string[]; widgets: string[] }) =>
+      `alarms: ${metric.alarms.join(', ') || 'none'}; widgets: ${metric.widgets.join(', ') || 'none'}`;
+    lines.push('');
+    lines.push('Metrics the functions emitted, and what watches them:');
+    for (const metric of emitted) {
+      lines.push(`  ${describeMetric(metric)} from ${metric.functions.join(', ')}: ${watchers(metric)}`);
+    }
+    lines.push('Watched metrics the journey did not emit:');
+    for (const metric of unemitted) {
+      lines.push(`  ${describeMetric(metric)}: ${watchers(metric)}: ${metric.reason ?? 'NO REASON'}`);
+    }
+    lines.push(`Watched metrics AWS publishes: ${publishedByAws.length}`);
   }
   lines.push('');
   for (const warning of result.warnings) lines.push(`Warning: ${warning}`);

@@ -784,9 +784,9 @@ describe('alarms', () => {
     const topicId = Object.keys(resourcesOf(stateless, 'AWS::SNS::Topic'))[0];
     const topic = only(resourcesOf(stateless, 'AWS::SNS::Topic')).Properties;
 
-    // The broker metrics, the refresh SLOs, errors and throttles of each function and of the audit
-    // forwarder, and the two dead-letter queues.
-    expect(alarms()).toHaveLength(3 + 2 + 2 * (FUNCTION_NAMES.length + 1) + 2);
+    // The broker metrics, the refresh SLOs and lost connections, errors and throttles of each function and
+    // of the audit forwarder, and the two dead-letter queues.
+    expect(alarms()).toHaveLength(3 + 3 + 2 * (FUNCTION_NAMES.length + 1) + 2);
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
     expect(JSON.stringify(topic.KmsMasterKeyId)).toContain('TopicKey');
     stateless.hasResourceProperties('AWS::SNS::TopicPolicy', {
@@ -830,6 +830,33 @@ describe('alarms', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       EvaluationPeriods: 1,
     });
+  });
+
+  it('pages on any connection lost to a crash', () => {
+    const alarm = alarms().find((candidate) => candidate.MetricName === 'ConnectionLostToCrash');
+
+    expect(alarm).toMatchObject({
+      AlarmName: 'wise-broker-test-ConnectionLostToCrash',
+      Namespace: 'WiseTokenBroker',
+      Dimensions: [{ Name: 'service', Value: 'wise-broker-test' }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('names every alarm after its stage, so the runbook and the e-mail say which one fired', () => {
+    const names = alarms().map((alarm) => alarm.AlarmName);
+
+    expect(names.every((name) => typeof name === 'string' && name.startsWith('wise-broker-test-'))).toBe(
+      true,
+    );
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(
+      expect.arrayContaining(['wise-broker-test-ConnectionsAtRisk', 'wise-broker-test-tokens-errors']),
+    );
   });
 
   it('alarms when fewer than 90 % of refreshes succeed for 15 minutes', () => {

@@ -9,6 +9,7 @@ import { changedAssemblyCopy } from './support.ts';
 interface Resource {
   Type: string;
   Properties: Record<string, unknown> & {
+    MetricName?: string;
     Handler?: string;
     Environment?: { Variables: Record<string, unknown> };
     PolicyDocument?: { Statement: { Action: string | string[]; Condition?: unknown }[] };
@@ -141,6 +142,45 @@ describe('the deployment rehearsal', () => {
     expect(unused.length).toBeGreaterThan(0);
     expect(unused.filter((permission) => permission.reason === undefined)).toEqual([]);
   });
+
+  it('reports each metric the functions emitted with the alarms and widgets that watch it, and why each other watched metric was not emitted', () => {
+    const metrics = passing.metrics;
+    const emitted = (name: string) =>
+      metrics?.emitted.find(
+        (metric) => metric.name === name && Object.keys(metric.dimensions).join() === 'service',
+      );
+
+    expect(emitted('TokenVended')?.functions).toContain('tokens');
+    expect(emitted('TokenVended')?.widgets).toEqual(['wise-broker-sandbox › Tokens']);
+    expect(emitted('ReauthorizationRequired')?.alarms).toEqual([
+      'wise-broker-sandbox-ReauthorizationRequired',
+    ]);
+    expect(emitted('ConnectionsAtRisk')?.alarms).toEqual(['wise-broker-sandbox-ConnectionsAtRisk']);
+    expect(emitted('RefreshSucceeded')?.alarms).toEqual(['wise-broker-sandbox-RefreshSuccessRatio']);
+    expect(metrics?.unemitted.map((metric) => metric.name)).toEqual(
+      expect.arrayContaining(['ConnectionLostToCrash', 'InvalidClient']),
+    );
+    expect(metrics?.unemitted.filter((metric) => metric.reason === undefined)).toEqual([]);
+    expect(metrics?.publishedByAws.some((metric) => metric.namespace === 'AWS/Lambda')).toBe(true);
+  });
+
+  it("fails naming the alarm when an alarm's metric name is misspelt", async () => {
+    const dir = brokenAssembly('alarm-misspelt', (templates) => {
+      for (const [, resource] of resources(templates)) {
+        if (resource.Properties.MetricName === 'ReauthorizationRequired') {
+          resource.Properties.MetricName = 'ReauthorisationRequired';
+        }
+      }
+    });
+    const result = await rehearse({ assemblyDir: dir });
+
+    expect(result.ok).toBe(false);
+    expect(result.failures).toEqual([
+      expect.stringMatching(
+        /^The alarm wise-broker-sandbox-ReauthorizationRequired watches WiseTokenBroker ReauthorisationRequired \{service=wise-broker-sandbox\}, which no function emitted during the journey/,
+      ),
+    ]);
+  }, 120_000);
 
   it("fails naming the handler when a function's handler is renamed", async () => {
     const dir = brokenAssembly('handler-renamed', (templates) => {

@@ -17,6 +17,7 @@ import {
 } from '../../../tools/import-connections.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
 import { openStored } from '../../support/fake-envelope.ts';
+import { authorizeElsewhere, type ElsewhereConnection } from '../../support/local-broker.ts';
 
 const ACCOUNT = '000000000000';
 const role = (name: string) => `arn:aws:iam::${ACCOUNT}:role/${name}`;
@@ -74,11 +75,7 @@ afterAll(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
-interface OldConnection {
-  accessToken: string;
-  refreshToken: string;
-  user: { id: number; profiles: Array<{ id: number; type: string }> };
-}
+type OldConnection = ElsewhereConnection;
 
 let users = 0;
 
@@ -86,43 +83,13 @@ let users = 0;
  * The tokens the partner's old system holds for a new Wise user: a real authorization at the simulator.
  * Each call makes its own user, since a new authorization ends the user's earlier refresh tokens.
  */
-async function oldSystemTokens(): Promise<OldConnection> {
-  const created = await fetch(`${simulatorUrl}/__control/users`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      email: `imported-${++users}@example.com`,
-      profiles: [{ type: 'PERSONAL' }, { type: 'BUSINESS' }],
-    }),
-  });
-  const user = (await created.json()) as OldConnection['user'];
-  const approved = await fetch(`${simulatorUrl}/__control/authorize`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      clientId: SIMULATOR_CLIENT.id,
-      redirectUri: broker.redirectUri,
-      state: `old-system-${crypto.randomUUID()}`,
-      userId: user.id,
-      decision: 'approve',
-    }),
-  });
-  const code = new URL(((await approved.json()) as { location: string }).location).searchParams.get('code');
-  const granted = await fetch(`${simulatorUrl}/oauth/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${SIMULATOR_CLIENT.id}:${SIMULATOR_CLIENT.secret}`).toString('base64')}`,
-    },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      client_id: SIMULATOR_CLIENT.id,
-      code: code ?? '',
-      redirect_uri: broker.redirectUri,
-    }),
-  });
-  const body = (await granted.json()) as { access_token: string; refresh_token: string };
-  return { accessToken: body.access_token, refreshToken: body.refresh_token, user };
+function oldSystemTokens(): Promise<OldConnection> {
+  return authorizeElsewhere(
+    simulatorUrl,
+    SIMULATOR_CLIENT,
+    broker.redirectUri,
+    `imported-${++users}@example.com`,
+  );
 }
 
 /** What the old system sees when it refreshes its own refresh token at Wise. */

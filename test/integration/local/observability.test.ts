@@ -8,19 +8,22 @@ import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { BrokerClient, type VendedToken } from '../../../client/index.ts';
 import { sdkSignedFetch } from '../../local/gateway/signing.ts';
 import { localBrokerStorage } from '../../support/aws.ts';
-import { approveAtSimulator, endAccessTokenAtWise } from '../../support/local-broker.ts';
+import { approveAtSimulator, authorizeElsewhere, endAccessTokenAtWise } from '../../support/local-broker.ts';
 
 const ACCOUNT = '000000000000';
 const PAYMENTS = `arn:aws:iam::${ACCOUNT}:role/payments`;
 const OPERATOR = `arn:aws:iam::${ACCOUNT}:role/operator`;
 const STRANGER = `arn:aws:iam::${ACCOUNT}:role/stranger`;
+const MIGRATION = `arn:aws:iam::${ACCOUNT}:role/migration`;
 /** The principal as API Gateway reports it for a role's session, and the local gateway does too. */
 const session = (role: string) => `arn:aws:sts::${ACCOUNT}:assumed-role/${role}/local`;
 const KEYS = {
   payments: { accessKeyId: 'AKIAAUDITPAYMENTS000', secretAccessKey: 'audit-payments-secret-access-key' },
   operator: { accessKeyId: 'AKIAAUDITOPERATOR000', secretAccessKey: 'audit-operator-secret-access-key' },
   stranger: { accessKeyId: 'AKIAAUDITSTRANGER000', secretAccessKey: 'audit-stranger-secret-access-key' },
+  migration: { accessKeyId: 'AKIAAUDITMIGRATION00', secretAccessKey: 'audit-migration-secret-access-key' },
 };
+const SIMULATOR_CLIENT = { id: 'audit-test-client', secret: 'audit-test-secret' };
 const REGISTRATION_CODE = 'an-audit-registration-code-of-32-chars!';
 const EMAIL = 'audit.user@example.com';
 const RETURN_URL = 'https://app.example.com/wise/done';
@@ -52,6 +55,7 @@ beforeAll(async () => {
           { principal: PAYMENTS, use: ['acme-*'], clientToken: true },
           { principal: OPERATOR, administer: ['acme-*'] },
           { principal: STRANGER, use: ['other-*'] },
+          { principal: MIGRATION, import: ['acme-*'] },
         ],
       },
       'the audit test',
@@ -63,8 +67,9 @@ beforeAll(async () => {
         { ...KEYS.payments, principal: PAYMENTS },
         { ...KEYS.operator, principal: OPERATOR },
         { ...KEYS.stranger, principal: STRANGER },
+        { ...KEYS.migration, principal: MIGRATION },
       ],
-      simulator: { port: 0 },
+      simulator: { port: 0, clientId: SIMULATOR_CLIENT.id, clientSecret: SIMULATOR_CLIENT.secret },
     }),
   };
   broker = await startLocalBroker(config, {
@@ -125,6 +130,23 @@ beforeAll(async () => {
   await operator.deleteConnection('acme-3');
   await expect(client('stranger').getToken({ connectionId: 'acme-1' })).rejects.toThrow();
 
+  // import: the refresh token another system holds for a Wise user, handed over to the broker
+  const { refreshToken: oldRefreshToken } = await authorizeElsewhere(
+    broker.simulator?.url ?? '',
+    SIMULATOR_CLIENT,
+    broker.redirectUri,
+    'imported@example.com',
+  );
+  secrets.push(oldRefreshToken);
+  const imported = await sdkSignedFetch(`${broker.url}/connections/acme-9/import`, {
+    method: 'POST',
+    credentials: KEYS.migration,
+    region: 'us-east-1',
+    body: JSON.stringify({ refreshToken: oldRefreshToken }),
+    headers: { 'content-type': 'application/json' },
+  });
+  expect(imported.status).toBe(201);
+
   auditFile = join(dataDir, 'audit.log');
   lines = readFileSync(auditFile, 'utf8')
     .trimEnd()
@@ -155,6 +177,7 @@ describe('the local audit trail', () => {
       'list',
       'delete',
       'vend',
+      'import',
     ]);
     for (const line of lines) {
       expect(line).toMatchObject({ audit: true, service: 'wise-broker-audit' });
@@ -241,6 +264,16 @@ describe('the local audit trail', () => {
       outcome: 'refused',
       status: 403,
       error: 'forbidden',
+    });
+  });
+
+  it('records an import with the principal that imported and the connection', () => {
+    expect(lines[13]).toMatchObject({
+      action: 'import',
+      callerArn: session('migration'),
+      connectionId: 'acme-9',
+      outcome: 'ok',
+      status: 201,
     });
   });
 
