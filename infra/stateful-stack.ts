@@ -7,7 +7,14 @@ import {
   type StackProps,
   Validations,
 } from 'aws-cdk-lib';
-import { AttributeType, Billing, ProjectionType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import {
+  AttributeType,
+  Billing,
+  type ITableV2,
+  ProjectionType,
+  TableEncryptionV2,
+  TableV2,
+} from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -31,6 +38,9 @@ export const WISE_CREDENTIALS_PLACEHOLDER = { clientId: '', clientSecret: '' } a
 export const WISE_CREDENTIALS_SHAPE =
   '{"clientId","clientSecret","previousClientSecret"?,"mtls"?:{"certificate","privateKey","ca"?}} (PEM strings)';
 
+/** What the functions are given of the table: its name and ARN (a created or an existing table). */
+export type BrokerTable = Pick<ITableV2, 'tableName' | 'tableArn'>;
+
 export interface StatefulStackProps extends StackProps {
   readonly config: BrokerConfig;
   /** The function roles that may use the token key, and for which kinds of secret. */
@@ -53,7 +63,11 @@ export class StatefulStack extends Stack {
   readonly key: Key;
   /** The token key: every token, registration code and listing cursor. */
   readonly tokenKey: Key;
-  readonly table: TableV2;
+  /**
+   * The broker table: created here, or, when the configuration names `existingTableName` (a table restored
+   * from point-in-time recovery), that table, which this stack then references without managing it.
+   */
+  readonly table: BrokerTable;
   readonly secret: Secret;
   /** The audit trail of token access, kept `audit.retentionDays` (a year by default). */
   readonly auditLogGroup: LogGroup;
@@ -81,32 +95,15 @@ export class StatefulStack extends Stack {
       ...(retain ? {} : { pendingWindow: Duration.days(7) }),
     });
 
-    this.table = new TableV2(this, 'Table', {
-      partitionKey: { name: 'pk', type: AttributeType.STRING },
-      sortKey: { name: 'sk', type: AttributeType.STRING },
-      billing: Billing.onDemand(),
-      encryption: TableEncryptionV2.customerManagedKey(this.key),
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      deletionProtection: retain,
-      timeToLiveAttribute: 'ttl',
-      removalPolicy,
-      globalSecondaryIndexes: [
-        {
-          indexName: REFRESH_DUE_INDEX,
-          partitionKey: { name: 'dueShard', type: AttributeType.STRING },
-          sortKey: { name: 'dueAt', type: AttributeType.NUMBER },
-          projectionType: ProjectionType.KEYS_ONLY,
-        },
-        {
-          indexName: CONNECTIONS_BY_STATUS_INDEX,
-          partitionKey: { name: 'status', type: AttributeType.STRING },
-          sortKey: { name: 'connectionId', type: AttributeType.STRING },
-          // The status fields only: no ciphertext, registration code or e-mail is copied into the index.
-          projectionType: ProjectionType.INCLUDE,
-          nonKeyAttributes: [...CONNECTIONS_BY_STATUS_ATTRIBUTES],
-        },
-      ],
-    });
+    this.table =
+      props.config.existingTableName === undefined
+        ? this.createTable(retain, removalPolicy)
+        : TableV2.fromTableAttributes(this, 'Table', {
+            tableName: props.config.existingTableName,
+            // Restored with the data key (docs/restore-from-backup.md): the functions' grants name it.
+            encryptionKey: this.key,
+            globalIndexes: [REFRESH_DUE_INDEX, CONNECTIONS_BY_STATUS_INDEX],
+          });
 
     this.secret = new Secret(this, 'WiseCredentials', {
       secretName: `wise-broker/${stage}/wise-credentials`,
@@ -144,6 +141,36 @@ export class StatefulStack extends Stack {
     new CfnOutput(this, 'AuditLogGroupName', {
       value: this.auditLogGroup.logGroupName,
       description: 'The audit trail of token access (Logs Insights queries in the README)',
+    });
+  }
+
+  /** The broker table, with its indexes, point-in-time recovery and the data key. */
+  private createTable(retain: boolean, removalPolicy: RemovalPolicy): TableV2 {
+    return new TableV2(this, 'Table', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      billing: Billing.onDemand(),
+      encryption: TableEncryptionV2.customerManagedKey(this.key),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: retain,
+      timeToLiveAttribute: 'ttl',
+      removalPolicy,
+      globalSecondaryIndexes: [
+        {
+          indexName: REFRESH_DUE_INDEX,
+          partitionKey: { name: 'dueShard', type: AttributeType.STRING },
+          sortKey: { name: 'dueAt', type: AttributeType.NUMBER },
+          projectionType: ProjectionType.KEYS_ONLY,
+        },
+        {
+          indexName: CONNECTIONS_BY_STATUS_INDEX,
+          partitionKey: { name: 'status', type: AttributeType.STRING },
+          sortKey: { name: 'connectionId', type: AttributeType.STRING },
+          // The status fields only: no ciphertext, registration code or e-mail is copied into the index.
+          projectionType: ProjectionType.INCLUDE,
+          nonKeyAttributes: [...CONNECTIONS_BY_STATUS_ATTRIBUTES],
+        },
+      ],
     });
   }
 }

@@ -3,7 +3,6 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import { HttpApi, HttpNoneAuthorizer, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { EventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -12,6 +11,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { type ILogGroup, LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { StringParameter } from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import {
   CONNECTIONS_BY_STATUS_INDEX,
@@ -28,6 +28,7 @@ import { EventSchemas } from './event-schemas.ts';
 import { Monitoring } from './monitoring.ts';
 import { PrivateApi, type PrivateApiProps } from './private-api.ts';
 import { BROKER_ROUTES, type FunctionName } from './routes.ts';
+import type { BrokerTable } from './stateful-stack.ts';
 import { type TokenKeyUser, tokenKeyStatements } from './token-key.ts';
 
 /** DynamoDB actions on the table's items whose partition key matches one of `leadingKeys`. */
@@ -197,12 +198,17 @@ export function tokenKeyUsers(stage: string): TokenKeyUser[] {
     .filter((user) => user.encrypts.length > 0 || user.decrypts.length > 0);
 }
 
+/** The SSM parameter a stage writes its API URL to: `/wise-broker/<stage>/api-url`. */
+export function apiUrlParameterName(stage: string): string {
+  return `/wise-broker/${stage}/api-url`;
+}
+
 /** Two sweeps at most at once: one running late and the next; the rest of the account stays free. */
 export const REFRESH_RESERVED_CONCURRENCY = 2;
 
 export interface StatelessStackProps extends StackProps {
   readonly config: BrokerConfig;
-  readonly table: TableV2;
+  readonly table: BrokerTable;
   /** The data key: the table and the secret are encrypted with it, and functions use it only through them. */
   readonly key: Key;
   /** The token key, which encrypts every token, registration code and listing cursor. */
@@ -227,6 +233,8 @@ export class StatelessStack extends Stack {
   readonly deadLetterQueue: Queue;
   readonly monitoring: Monitoring;
   readonly auditTrail: AuditTrail;
+  /** The SSM parameter holding the API's base URL, `/wise-broker/<stage>/api-url`. */
+  readonly apiUrlParameter: StringParameter;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
@@ -410,8 +418,9 @@ export class StatelessStack extends Stack {
 
     this.privateApi?.addDashboardWidgets(this.monitoring.dashboard);
 
+    const apiUrl = this.privateApi?.url ?? this.api.apiEndpoint;
     new CfnOutput(this, 'ApiUrl', {
-      value: this.privateApi?.url ?? this.api.apiEndpoint,
+      value: apiUrl,
       description: this.privateApi
         ? "The broker's IAM routes: the private API, reachable through the configured VPC endpoints only"
         : 'The broker API',
@@ -423,6 +432,16 @@ export class StatelessStack extends Stack {
           'The private API: callers in other accounts allow execute-api:Invoke on its routes in their own policies',
       });
     }
+    // Callers (and their pipelines) read the URL here rather than from this stack's outputs.
+    this.apiUrlParameter = new StringParameter(this, 'ApiUrlParameter', {
+      parameterName: apiUrlParameterName(stage),
+      stringValue: apiUrl,
+      description: `The base URL of the Wise token broker's API (${stage})`,
+    });
+    new CfnOutput(this, 'ApiUrlParameterName', {
+      value: this.apiUrlParameter.parameterName,
+      description: 'The SSM parameter holding the API URL',
+    });
     new CfnOutput(this, 'CallbackUrl', {
       value: deployment.redirectUri,
       description: 'The redirect URI to register with Wise',

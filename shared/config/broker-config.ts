@@ -318,6 +318,16 @@ export const brokerConfigSchema = z
     alarmEmail: z
       .email({ error: 'must be an e-mail address such as "ops@example.com", or be left out' })
       .optional(),
+    /**
+     * A table that exists already (a point-in-time restore), used instead of creating one (deployment only).
+     */
+    existingTableName: z
+      .string(must('be the name of an existing DynamoDB table'))
+      .regex(/^[A-Za-z0-9_.-]{3,255}$/, {
+        error:
+          'must be a DynamoDB table name: 3 to 255 letters, digits, "_", "." or "-", for example "wise-broker-prod-restored"',
+      })
+      .optional(),
     removalPolicy: z
       .enum(['retain', 'destroy'], {
         error:
