@@ -913,6 +913,10 @@ describe('alarms', () => {
     ]) {
       expect(body).toContain(`\\"${metric}\\"`);
     }
+    for (const code of ['forbidden', 'connection_not_found', 'connection_exists', 'refresh_token_rejected']) {
+      expect(body).toContain(`\\"RequestRefused\\",\\"error\\",\\"${code}\\"`);
+    }
+    expect(body).toContain('\\"RejectionNotHonoured\\"');
     for (const refusal of ['invalid_grant', 'invalid_client', 'rate_limited', 'provider_unavailable']) {
       expect(body).toContain(
         `\\"RefreshRefused\\",\\"class\\",\\"${refusal}\\",\\"service\\",\\"wise-broker-test\\"`,
