@@ -274,6 +274,13 @@ describe('private access', () => {
     expect(JSON.stringify(outputs.CallbackUrl?.Value)).toContain('ApiEndpoint');
   });
 
+  it('writes the private API URL, the one callers call, to the SSM parameter', () => {
+    const outputs = stateless.findOutputs('*');
+    const [parameter] = Object.values(stateless.findResources('AWS::SSM::Parameter'));
+
+    expect(parameter?.Properties.Value).toEqual(outputs.ApiUrl?.Value);
+  });
+
   it("shows the private API's requests, errors and latency on the broker's dashboard", () => {
     const body = JSON.stringify(only(resourcesOf('AWS::CloudWatch::Dashboard')).Properties.DashboardBody);
 
