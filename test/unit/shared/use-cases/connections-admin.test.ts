@@ -75,6 +75,18 @@ describe('connectionIdFromPath', () => {
   );
 });
 
+/** What the API shows of `storedConnection('acme-1')`. */
+const ACME_1_VIEW = {
+  connectionId: 'acme-1',
+  status: 'active',
+  profileId: 16550001,
+  grant: 'authorization_code',
+  accessTokenExpiresAt: '2026-11-26T21:59:59.000Z',
+  nextRefreshAt: '2026-11-26T19:26:40.000Z',
+  lastRefreshAt: '2026-11-26T10:00:00.000Z',
+  lastError: null,
+};
+
 describe('getConnectionStatus', () => {
   it('shows a connection the admin covers', async () => {
     const runtime = fakeRuntime();
@@ -83,6 +95,15 @@ describe('getConnectionStatus', () => {
     const status = await getConnectionStatus(runtime, { callerArn: ADMIN, connectionId: 'acme-1' });
 
     expect(status.connectionId).toBe('acme-1');
+  });
+
+  it('answers the status view, with ISO times and without the sealed tokens', async () => {
+    const runtime = fakeRuntime();
+    runtime.store.seedConnection(storedConnection('acme-1'));
+
+    const status = await getConnectionStatus(runtime, { callerArn: ADMIN, connectionId: 'acme-1' });
+
+    expect(status).toStrictEqual(ACME_1_VIEW);
   });
 
   it('answers not found for a tombstone and for an unknown id', async () => {
@@ -176,6 +197,15 @@ describe('listConnections', () => {
     await expect(listConnections(seeded(), { callerArn: PARTNER })).rejects.toThrow(ForbiddenError);
   });
 
+  it('lists each connection as its status view, with ISO times', async () => {
+    const runtime = fakeRuntime();
+    runtime.store.seedConnection(storedConnection('acme-1'));
+
+    const page = await listConnections(runtime, { callerArn: ADMIN });
+
+    expect(page.connections).toStrictEqual([ACME_1_VIEW]);
+  });
+
   it('never lists a secret or personal field, only the status view', async () => {
     const runtime = fakeRuntime();
     runtime.store.seedConnection(storedConnection('acme-1', { email: 'jo@example.com' }));
@@ -201,6 +231,21 @@ async function sealed(
   context: CipherContext = LISTING,
 ): Promise<string> {
   return Buffer.from(await runtime.cipher.encrypt(JSON.stringify(cursor), context)).toString('base64url');
+}
+
+/**
+ * The same bytes as a base64url text, spelt with a character the decoder ignores: one more at the end, or
+ * unused low bits set in the last one.
+ */
+function otherSpelling(token: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(token.at(-1) ?? 'A');
+  const bytes = Buffer.from(token, 'base64url');
+  const spelling = [`${token}A`, `${token.slice(0, -1)}${alphabet[last + 1]}`].find(
+    (candidate) => Buffer.from(candidate, 'base64url').equals(bytes),
+  );
+  if (spelling === undefined) throw new Error('no other spelling of the token');
+  return spelling;
 }
 
 /** A hand-written nextToken: base64url JSON, as the listing wrote them before they were sealed. */
@@ -258,6 +303,16 @@ describe('listConnections across the caller patterns', () => {
       expect(cursor.p).toBe('beta-*');
       expect(cursor.a ?? 'beta-').toMatch(/^beta-\d$|^beta-$/);
     }
+  });
+
+  it('asks the store for no more than the page still has room for', async () => {
+    const runtime = adminOf(['beta-*-eu'], ['beta-1-eu', 'beta-2-us', 'beta-3-eu', 'beta-4-eu', 'beta-5-eu']);
+
+    const { ids } = await everyPage(runtime, { limit: 2, status: 'active' });
+    const first = await listConnections(runtime, { callerArn: ADMIN, limit: 2, status: 'active' });
+
+    expect(first.connections.map((connection) => connection.connectionId)).toEqual(['beta-1-eu', 'beta-3-eu']);
+    expect(ids).toEqual(['beta-1-eu', 'beta-3-eu', 'beta-4-eu', 'beta-5-eu']);
   });
 
   it('asks the store only for ids that begin with the literal prefix of each pattern', async () => {
@@ -408,6 +463,10 @@ describe('listConnections across the caller patterns', () => {
       'sealed text that is no JSON',
       async (runtime) => Buffer.from(await runtime.cipher.encrypt('{oops', LISTING)).toString('base64url'),
     ],
+    [
+      'the bytes of a valid one spelt another way',
+      async (runtime) => otherSpelling(await sealed(runtime, { s: 'active', p: 'beta-*' })),
+    ],
     ['not base64url', () => '!!!'],
     ['nothing once decoded', () => 'A'],
   ])('refuses a nextToken with %s before reading the store', async (_, make) => {
@@ -470,6 +529,17 @@ describe('disconnectConnection', () => {
     await expect(disconnectConnection(runtime, { callerArn: ADMIN, connectionId: 'acme-1' })).rejects.toThrow(
       ConnectionNotFoundError,
     );
+  });
+
+  it('stamps the tombstone with the time of the disconnect and publishes "Connection Disconnected"', async () => {
+    const runtime = fakeRuntime();
+    runtime.store.seedConnection(storedConnection('acme-1'));
+    runtime.advance(60_000);
+
+    await disconnectConnection(runtime, { callerArn: ADMIN, connectionId: 'acme-1' });
+
+    expect((await runtime.store.getConnection('acme-1'))?.updatedAt).toBe(START + 60_000);
+    expect(runtime.events.disconnectedEvents).toEqual([{ connectionId: 'acme-1', at: START + 60_000 }]);
   });
 
   it('refuses an admin whose patterns do not cover the connection, leaving it alone', async () => {
