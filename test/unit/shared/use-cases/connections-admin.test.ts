@@ -241,8 +241,8 @@ function otherSpelling(token: string): string {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
   const last = alphabet.indexOf(token.at(-1) ?? 'A');
   const bytes = Buffer.from(token, 'base64url');
-  const spelling = [`${token}A`, `${token.slice(0, -1)}${alphabet[last + 1]}`].find(
-    (candidate) => Buffer.from(candidate, 'base64url').equals(bytes),
+  const spelling = [`${token}A`, `${token.slice(0, -1)}${alphabet[last + 1]}`].find((candidate) =>
+    Buffer.from(candidate, 'base64url').equals(bytes),
   );
   if (spelling === undefined) throw new Error('no other spelling of the token');
   return spelling;
@@ -311,7 +311,10 @@ describe('listConnections across the caller patterns', () => {
     const { ids } = await everyPage(runtime, { limit: 2, status: 'active' });
     const first = await listConnections(runtime, { callerArn: ADMIN, limit: 2, status: 'active' });
 
-    expect(first.connections.map((connection) => connection.connectionId)).toEqual(['beta-1-eu', 'beta-3-eu']);
+    expect(first.connections.map((connection) => connection.connectionId)).toEqual([
+      'beta-1-eu',
+      'beta-3-eu',
+    ]);
     expect(ids).toEqual(['beta-1-eu', 'beta-3-eu', 'beta-4-eu', 'beta-5-eu']);
   });
 

@@ -215,6 +215,30 @@ describe('refreshDue', () => {
     );
   });
 
+  it.each([
+    { leftAfterSweepMs: 1_900, atRisk: 0, notChecked: 1 },
+    { leftAfterSweepMs: 2_100, atRisk: 1, notChecked: 0 },
+  ])(
+    'reads no record for the at-risk count in the last 2 s of the invocation: $leftAfterSweepMs ms left counts $atRisk',
+    async ({ leftAfterSweepMs, atRisk, notChecked }) => {
+      const broker = fakeBroker({ concurrency: 1 });
+      await seedConnection(broker, { connectionId: 'acme-late', issuedAt: T0 - 0.95 * TTL });
+      let left = 60_000;
+      vi.spyOn(broker.wise, 'refresh').mockImplementation(async () => {
+        left = leftAfterSweepMs;
+        throw new WiseUnavailableError('down');
+      });
+
+      const summary = await refreshDue(broker.deps, { remainingTimeMs: () => left });
+
+      expect(summary).toMatchObject({ due: 1, failed: 1, atRisk });
+      expect(logger.warn).toHaveBeenCalledWith(
+        expect.stringContaining('at risk'),
+        expect.objectContaining({ atRisk, notChecked }),
+      );
+    },
+  );
+
   it('counts none at risk when it refreshed every due record', async () => {
     const broker = await withDueConnections(2);
     const addMetric = vi.mocked(metrics.addMetric);
@@ -365,14 +389,15 @@ describe('refreshDue', () => {
     const startedAt: number[] = [];
     vi.spyOn(broker.store, 'completeRefresh').mockImplementation(async () => {
       startedAt.push(broker.clock.now());
-      broker.clock.advance(8_000);
+      broker.clock.advance(9_700);
       throw new Error('slow and failing');
     });
 
     const summary = await refreshDue(broker.deps, { remainingTimeMs: () => 20_000 });
 
+    // A third try would start at T0 + 19 400 (after its 400 ms wait: T0 + 19 800), in the last second.
     expect(summary).toMatchObject({ due: 1, failed: 1 });
-    expect(startedAt).toEqual([T0, T0 + 8_000, T0 + 16_000]);
+    expect(startedAt).toEqual([T0, T0 + 9_700]);
   });
 
   it('goes on with the other records when one fails unexpectedly', async () => {
