@@ -3,6 +3,7 @@ import {
   BACKOFF_BASE_MS,
   BACKOFF_CAP_MS,
   backoff,
+  backoffRemaining,
   EXPIRY_SKEW_MS,
   FALLBACK_VALIDITY_MS,
   isDue,
@@ -41,6 +42,15 @@ describe('nextRefreshAt', () => {
   it('never falls before the issue time, even for a token shorter-lived than the skew', () => {
     expect(nextRefreshAt(T0, T0 + 30_000, 0.8, never)).toBe(T0);
   });
+
+  it('takes a random source below 0 as 0 and one of 1 or more as just under 1', () => {
+    expect(nextRefreshAt(T0, T0 + TTL, 0.8, () => -1)).toBe(T0 + 0.8 * TTL);
+    expect(nextRefreshAt(T0, T0 + TTL, 0.8, () => Number.NaN)).toBe(T0 + 0.8 * TTL);
+    expect(nextRefreshAt(T0, T0 + TTL, 0.8, () => 2)).toBe(
+      nextRefreshAt(T0, T0 + TTL, 0.8, () => 1 - Number.EPSILON),
+    );
+    expect(nextRefreshAt(T0, T0 + TTL, 0.8, () => 2)).toBeGreaterThanOrEqual(T0 + 0.75 * TTL);
+  });
 });
 
 describe('validUntil', () => {
@@ -59,6 +69,13 @@ describe('validUntil', () => {
   it('gives a short window from now for a due token vended because it could not be refreshed', () => {
     const record = { accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
     const now = T0 + 0.9 * TTL;
+
+    expect(validUntil(record, now)).toBe(now + FALLBACK_VALIDITY_MS);
+  });
+
+  it('gives the short window already at the refresh-due time itself', () => {
+    const record = { accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
+    const now = T0 + 0.8 * TTL;
 
     expect(validUntil(record, now)).toBe(now + FALLBACK_VALIDITY_MS);
   });
@@ -105,6 +122,30 @@ describe('backoff', () => {
   });
 });
 
+describe('backoffRemaining', () => {
+  const failed = {
+    nextRefreshAt: T0 + 60_000,
+    lastError: { code: 'provider_unavailable', message: 'Wise answered 503.', at: T0 },
+  };
+
+  it('is the time left until the retry a failure set', () => {
+    expect(backoffRemaining(failed, T0 + 15_000)).toBe(45_000);
+  });
+
+  it('is 0 once the retry time has come, and after it', () => {
+    expect(backoffRemaining(failed, T0 + 60_000)).toBe(0);
+    expect(backoffRemaining(failed, T0 + 90_000)).toBe(0);
+  });
+
+  it('is 0 without a recorded failure, however far the refresh-due time is', () => {
+    expect(backoffRemaining({ nextRefreshAt: T0 + 60_000 }, T0)).toBe(0);
+  });
+
+  it('is 0 for a failed record with no refresh-due time', () => {
+    expect(backoffRemaining({ lastError: failed.lastError }, T0)).toBe(0);
+  });
+});
+
 describe('isDue and isExpired', () => {
   const record = { accessToken: 'ciphertext', accessTokenExpiresAt: T0 + TTL, nextRefreshAt: T0 + 0.8 * TTL };
 
@@ -121,6 +162,7 @@ describe('isDue and isExpired', () => {
     expect(isExpired(record, T0 + TTL - 1)).toBe(false);
     expect(isExpired(record, T0 + TTL)).toBe(true);
     expect(isExpired({ accessTokenExpiresAt: T0 + TTL }, T0)).toBe(true);
+    expect(isExpired({ accessToken: 'ciphertext' }, T0)).toBe(true);
   });
 });
 

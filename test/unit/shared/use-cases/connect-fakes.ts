@@ -159,6 +159,7 @@ export interface FakeRuntime extends Runtime {
   store: InMemoryTokenStore;
   wise: FakeWise;
   cipher: FakeCipher;
+  events: RecordingEvents;
   /** Moves the shared clock. */
   advance(ms: number): void;
 }
