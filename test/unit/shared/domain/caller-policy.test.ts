@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CallerPolicy, principalIdentity } from '#shared/domain/caller-policy.ts';
+import { CallerPolicy, connectionPatternMatches, principalIdentity } from '#shared/domain/caller-policy.ts';
 import { BrokerError, ForbiddenError } from '#shared/domain/errors.ts';
 
 const PAYMENTS = 'arn:aws:iam::123456789012:role/payments';
@@ -40,6 +40,27 @@ describe('principalIdentity', () => {
   });
 });
 
+describe('connectionPatternMatches', () => {
+  it.each([
+    ['acme-1', 'acme-1', true],
+    ['acme-1', 'acme-10', false],
+    ['acme-*', 'acme-', true],
+    ['*-eu', 'acme-eu', true],
+    ['a*x*b', 'axb', true],
+    ['a*x*b', 'a-x-x-b', true],
+    ['a*x*y*b', 'a1x2y3b', true],
+    ['a*x*y*b', 'a1y2x3b', false],
+    ['a*x*b', 'azzb', false],
+    ['a*x*x*b', 'a-x-b', false],
+    ['a*b*b', 'ab', false],
+    ['a*ab*b', 'ab', false],
+    ['ab*ba', 'aba', false],
+    ['a*a', 'a', false],
+  ])('%s covers %s: %s', (pattern, connectionId, covers) => {
+    expect(connectionPatternMatches(pattern, connectionId)).toBe(covers);
+  });
+});
+
 describe('CallerPolicy', () => {
   it('lets the session of a configured role use the connections its patterns cover', () => {
     expect(policy.mayUseConnection(PAYMENTS_SESSION, 'acme-42')).toBe(true);
@@ -60,6 +81,24 @@ describe('CallerPolicy', () => {
     expect(policy.mayUseConnection('arn:aws:sts::999999999999:assumed-role/payments/x', 'acme-1')).toBe(
       false,
     );
+  });
+
+  it('refuses a role or user of the same account and name in another partition, or of the other kind', () => {
+    const mixed = new CallerPolicy([
+      { principal: 'arn:aws:iam::123456789012:role/ci-bot', use: ['acme-*'] },
+      { principal: 'arn:aws-cn:iam::123456789012:user/payments', use: ['beta-*'] },
+    ]);
+
+    expect(mixed.mayUseConnection(CI_USER, 'acme-1')).toBe(false);
+    expect(mixed.mayUseConnection('arn:aws:iam::123456789012:role/ci-bot', 'acme-1')).toBe(true);
+    expect(mixed.mayUseConnection('arn:aws:iam::123456789012:user/payments', 'beta-1')).toBe(false);
+    expect(mixed.mayUseConnection('arn:aws-cn:iam::123456789012:user/payments', 'beta-1')).toBe(true);
+  });
+
+  it('lets through the caller that holds the client token or administer patterns', () => {
+    expect(policy.isAdmin(OPERATOR_SESSION)).toBe(true);
+    expect(() => policy.assertIsAdmin(OPERATOR_SESSION)).not.toThrow();
+    expect(() => policy.assertMayUseClientToken(PAYMENTS_SESSION)).not.toThrow();
   });
 
   it('keeps the client token and administration apart from use', () => {
@@ -99,6 +138,9 @@ describe('CallerPolicy', () => {
       `${PAYMENTS_SESSION} may not list, read the status of or delete connection "acme-1"; the broker's caller policy must cover it with one of this caller's "administer" patterns.`,
     );
     expect(() => policy.assertMayUseClientToken(OPERATOR_SESSION)).toThrow(ForbiddenError);
+    expect(() => policy.assertMayUseClientToken(OPERATOR_SESSION)).toThrow(
+      `${OPERATOR_SESSION} may not use the client-credentials token; the broker's caller policy must set clientToken for it.`,
+    );
     expect(() => policy.assertIsAdmin(PAYMENTS_SESSION)).toThrow(/"administer" patterns/);
     expect(() => policy.assertMayAdminister(OPERATOR_SESSION, 'acme-1')).not.toThrow();
   });
@@ -112,6 +154,9 @@ describe('CallerPolicy', () => {
     expect(
       () => new CallerPolicy([{ principal: 'arn:aws:iam::123456789012:role/payments/', use: ['acme-*'] }]),
     ).toThrow(BrokerError);
+    expect(() => new CallerPolicy([{ principal: 'payments', use: ['acme-*'] }])).toThrow(
+      'The caller policy names "payments", which is not an IAM role or user ARN such as arn:aws:iam::123456789012:role/payments.',
+    );
   });
 });
 
