@@ -24,6 +24,7 @@ describe('lifeLeftMs', () => {
 describe('isAtRisk', () => {
   it('holds once less than the share of the lifetime since the last refresh is left', () => {
     expect(isAtRisk(token, T0 + 10.8 * HOUR - 1, 0.1)).toBe(false);
+    expect(isAtRisk(token, T0 + 10.8 * HOUR, 0.1)).toBe(false);
     expect(isAtRisk(token, T0 + 10.8 * HOUR + 1, 0.1)).toBe(true);
   });
 
