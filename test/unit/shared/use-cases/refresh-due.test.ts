@@ -9,7 +9,12 @@ import {
   sweepBudget,
 } from '#shared/use-cases/refresh-due.ts';
 import { STORE_RESERVE_MS } from '#shared/use-cases/refresh-record.ts';
-import { WiseInvalidGrantError, WiseRateLimitedError, WiseUnavailableError } from '#shared/wise/errors.ts';
+import {
+  WiseInvalidClientError,
+  WiseInvalidGrantError,
+  WiseRateLimitedError,
+  WiseUnavailableError,
+} from '#shared/wise/errors.ts';
 import { fakeBroker, seedConnection, silenceObservability, T0, TTL } from './refresh-fakes.ts';
 
 beforeEach(() => {
@@ -247,6 +252,7 @@ describe('refreshDue', () => {
 
     expect(summary.atRisk).toBe(0);
     expect(addMetric).toHaveBeenCalledWith(MetricName.connectionsAtRisk, 'Count', 0);
+    expect(logger.warn).not.toHaveBeenCalledWith(expect.stringContaining('at risk'), expect.anything());
   });
 
   it('stops starting refreshes at the first one Wise rate limits, and says so', async () => {
@@ -406,7 +412,81 @@ describe('refreshDue', () => {
 
     const summary = await refreshDue(broker.deps);
 
-    expect(summary).toMatchObject({ due: 2, refreshed: 1, failed: 1 });
+    expect(summary).toMatchObject({ due: 2, refreshed: 1, failed: 1, failedBy: { error: 1 } });
+    expect(logger.error).toHaveBeenCalledWith(
+      'Refresh failed unexpectedly',
+      expect.objectContaining({ connectionId: expect.stringMatching(/^acme-/) }),
+    );
+  });
+
+  it('counts refused client credentials as an invalid_client failure, and goes on', async () => {
+    const broker = await withDueConnections(2, { concurrency: 1 });
+    broker.wise.script('refresh', new WiseInvalidClientError('Wise refused the client', { status: 401 }));
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({
+      due: 2,
+      refreshed: 1,
+      failed: 1,
+      failedBy: { invalidClient: 1, transient: 0, rateLimited: 0, error: 0 },
+    });
+  });
+
+  it('counts a connection disconnected after the listing as skipped', async () => {
+    const broker = await withDueConnections(2, { concurrency: 1 });
+    const listDue = broker.store.listDue.bind(broker.store);
+    vi.spyOn(broker.store, 'listDue').mockImplementation(async (options) => {
+      const due = await listDue(options);
+      await broker.store.disconnect('acme-0', { now: broker.clock.now() });
+      return due;
+    });
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 2, refreshed: 1, skipped: 1, failed: 0 });
+  });
+
+  it('stops at a 429 even from a Wise port that does not call onRateLimited, and leaves the rest due', async () => {
+    const broker = await withDueConnections(3, { concurrency: 1 });
+    vi.spyOn(broker.wise, 'refresh').mockRejectedValue(
+      new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 30 }),
+    );
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 3, failed: 1, notStarted: 2, stoppedBecause: 'rate_limited' });
+    expect(broker.wise.refresh).toHaveBeenCalledTimes(1);
+  });
+
+  it('gives no reason for stopping when it started every due record', async () => {
+    const broker = await withDueConnections(1);
+    broker.wise.script(
+      'refresh',
+      new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 30 }),
+    );
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 1, failed: 1, notStarted: 0 });
+    expect(summary).not.toHaveProperty('stoppedBecause');
+  });
+
+  it('counts no connection at risk that was disconnected or marked for reauthorization meanwhile', async () => {
+    const broker = fakeBroker({ concurrency: 1 });
+    for (const connectionId of ['acme-a', 'acme-b', 'acme-c']) {
+      await seedConnection(broker, { connectionId, issuedAt: T0 - 0.95 * TTL });
+    }
+    vi.spyOn(broker.wise, 'refresh').mockImplementation(async () => {
+      await broker.store.disconnect('acme-b', { now: broker.clock.now() });
+      const marked = await broker.store.getConnection('acme-c');
+      if (marked) broker.store.seedConnection({ ...marked, status: 'needs_reauth' });
+      throw new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 30 });
+    });
+
+    const summary = await refreshDue(broker.deps);
+
+    expect(summary).toMatchObject({ due: 3, failed: 1, notStarted: 2, atRisk: 1 });
   });
 
   it('refreshes the client token when it is due', async () => {
