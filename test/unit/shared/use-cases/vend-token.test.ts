@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CallerPolicy } from '#shared/domain/caller-policy.ts';
 import {
   ConnectionNotFoundError,
   ForbiddenError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
+  RolledBackRecordError,
   TokenDecryptionError,
 } from '#shared/domain/errors.ts';
 import type { RecordKey } from '#shared/domain/records.ts';
@@ -80,6 +82,17 @@ describe('vendToken', () => {
       expect(read).not.toHaveBeenCalled();
     });
 
+    it('refuses a connection to a caller that may fetch only the client token', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker);
+      const policy = new CallerPolicy([{ principal: PAYMENTS, clientToken: true }]);
+
+      await expect(vendToken({ ...broker.deps, policy }, request())).rejects.toThrow(ForbiddenError);
+      await expect(
+        vendToken({ ...broker.deps, policy }, request({ target: { kind: 'client' } })),
+      ).resolves.toMatchObject({ tokenType: 'Bearer' });
+    });
+
     it('refuses the client token to a caller without clientToken', async () => {
       const broker = fakeBroker();
 
@@ -109,6 +122,42 @@ describe('vendToken', () => {
       });
       expect(broker.wise.calls).toEqual([]);
       expect(metrics.addMetric).toHaveBeenCalledWith(MetricName.tokenVended, expect.anything(), 1);
+    });
+
+    it('is vended without taking the lease', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker);
+      const lease = vi.spyOn(broker.store, 'acquireLease');
+
+      await vendToken(broker.deps, request());
+
+      expect(lease).not.toHaveBeenCalled();
+    });
+
+    it('tells where each vend came from: the store, the warm cache, or a refresh', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 2 });
+      const cache = new VendCache();
+      const vends: Array<{ generation: number; source: string }> = [];
+      const onVended = (vend: { generation: number; source: string }) => void vends.push(vend);
+
+      await vendToken(broker.deps, request(), { cache, onVended });
+      await vendToken(broker.deps, request(), { cache, onVended });
+      await vendToken(broker.deps, request({ rejectedGeneration: 2 }), { cache, onVended });
+
+      expect(vends).toEqual([
+        { generation: 2, source: 'store' },
+        { generation: 2, source: 'cache' },
+        { generation: 3, source: 'refresh' },
+      ]);
+    });
+
+    it('refuses a record older than its fence: an earlier copy written back over it', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { generation: 3 });
+      await broker.store.raiseFence(acme, 5);
+
+      await expect(vendToken(broker.deps, request())).rejects.toThrow(RolledBackRecordError);
     });
 
     it('is vended from the warm cache the second time, touching neither the store nor the cipher', async () => {
@@ -291,6 +340,24 @@ describe('vendToken', () => {
       },
     );
 
+    it('logs a vend whose token lives less than the caller asked, and only such a vend', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.5 * TTL });
+
+      await vendToken(broker.deps, request({ minValiditySeconds: 0.5 * 3600 * 12 }));
+      await vendToken(broker.deps, request({ minValiditySeconds: 0.5 * 3600 * 12 + 1 }));
+
+      expect(logger.info).toHaveBeenCalledTimes(1);
+      expect(logger.info).toHaveBeenCalledWith(
+        'Token vended',
+        expect.objectContaining({ connectionId: 'acme-1', shortOfMinValiditySeconds: 0.5 * 3600 * 12 + 1 }),
+      );
+      expect(logger.debug).toHaveBeenCalledWith(
+        'Token vended',
+        expect.not.objectContaining({ shortOfMinValiditySeconds: expect.anything() }),
+      );
+    });
+
     it('refreshes at validUntil whatever minimum the caller asks', async () => {
       const broker = fakeBroker();
       await seedConnection(broker, { lifetimeMs: 600_000, nextRefreshAt: T0 + 540_000 });
@@ -338,6 +405,42 @@ describe('vendToken', () => {
 
       await expect(failure).rejects.toThrow(ProviderUnavailableError);
       await expect(failure).rejects.toMatchObject({ retryAfterSeconds: 120 });
+    });
+
+    it('refreshes itself when the other attempt gives its lease back without a new token', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      await broker.store.acquireLease(acme, { owner: 'other', now: T0, leaseMs: 120_000 });
+      const sleep = vi.fn(async () => void (await broker.store.releaseLease(acme, { owner: 'other' })));
+
+      const vended = await vendToken(broker.deps, request(), { sleep });
+
+      expect(vended).toMatchObject({ accessToken: 'access-1', generation: 2 });
+      expect(broker.wise.count('refresh')).toBe(1);
+      expect(sleep).toHaveBeenCalledTimes(1);
+    });
+
+    it('waits with a doubling pause, 50 ms first and 1 s at most, within its budget', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      await broker.store.acquireLease(acme, { owner: 'stuck', now: T0, leaseMs: 120_000 });
+      const waits: number[] = [];
+
+      await vendToken(broker.deps, request(), { sleep: async (ms) => void waits.push(ms) });
+
+      expect(waits.slice(0, 6)).toEqual([50, 100, 200, 400, 800, 1_000]);
+      expect(Math.max(...waits)).toBe(1_000);
+      expect(waits.reduce((sum, ms) => sum + ms, 0)).toBe(BUSY_WAIT_BUDGET_MS);
+    });
+
+    it('stops waiting as soon as the connection is disconnected, and answers 404', async () => {
+      const broker = fakeBroker();
+      await seedConnection(broker, { issuedAt: T0 - 0.85 * TTL });
+      await broker.store.acquireLease(acme, { owner: 'other', now: T0, leaseMs: 120_000 });
+      const sleep = vi.fn(async () => void (await broker.store.disconnect('acme-1', { now: T0 })));
+
+      await expect(vendToken(broker.deps, request(), { sleep })).rejects.toThrow(ConnectionNotFoundError);
+      expect(sleep).toHaveBeenCalledTimes(1);
     });
 
     it('vends the still-valid token when the other refresh failed, without trying again itself', async () => {
