@@ -1,7 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordKey } from '#shared/domain/records.ts';
-import { MetricName } from '#shared/observability.ts';
-import { REJECTION_CHECK_WINDOW_MS } from '#shared/use-cases/rejection-check.ts';
+import { logger, MetricName } from '#shared/observability.ts';
+import { obtainClientAccessToken } from '#shared/use-cases/client-token.ts';
+import {
+  checkRejection,
+  REJECTION_CHECK_TIMEOUT_MS,
+  REJECTION_CHECK_WINDOW_MS,
+  rejectionCheckedRecently,
+} from '#shared/use-cases/rejection-check.ts';
 import { type VendRequest, vendToken } from '#shared/use-cases/vend-token.ts';
 import { WiseUnavailableError } from '#shared/wise/errors.ts';
 import { fakeBroker, PAYMENTS_SESSION, seedConnection, silenceObservability } from './refresh-fakes.ts';
@@ -135,6 +141,105 @@ describe('reported rejections (rejectedGeneration)', () => {
     const vended = await vendToken(broker.deps, request(acme, 1));
 
     expect(vended.generation).toBe(2);
+    expect(broker.wise.count('getCurrentUser')).toBe(0);
+  });
+});
+
+describe('rejectionCheckedRecently', () => {
+  const now = 1_000_000;
+
+  it('holds for a check less than the window ago, and no longer at the window', () => {
+    expect(rejectionCheckedRecently({ rejectionCheckedAt: now - REJECTION_CHECK_WINDOW_MS + 1 }, now)).toBe(
+      true,
+    );
+    expect(rejectionCheckedRecently({ rejectionCheckedAt: now }, now)).toBe(true);
+    expect(rejectionCheckedRecently({ rejectionCheckedAt: now - REJECTION_CHECK_WINDOW_MS }, now)).toBe(
+      false,
+    );
+  });
+
+  it('does not hold for a record never checked', () => {
+    expect(rejectionCheckedRecently({}, now)).toBe(false);
+  });
+});
+
+describe('checkRejection', () => {
+  async function seeded() {
+    const broker = fakeBroker();
+    const record = await seedConnection(broker, { generation: 1, accessToken: 'access-reported' });
+    return { broker, record };
+  }
+
+  it('asks Wise nothing when another check of the record claimed the window first', async () => {
+    const { broker, record } = await seeded();
+    vi.spyOn(broker.store, 'claimRejectionCheck').mockResolvedValue(false);
+
+    const verdict = await checkRejection(broker.deps, acme, record);
+
+    expect(verdict).toEqual({ honour: false, reason: 'checked_recently' });
+    expect(broker.wise.count('getCurrentUser')).toBe(0);
+    expect(logger.warn).toHaveBeenCalledWith(
+      expect.stringContaining('not honoured'),
+      expect.objectContaining({ record: 'acme-1', reason: 'checked_recently' }),
+    );
+  });
+
+  it('shows the stored token to Wise with a deadline of its own, and honours a 401', async () => {
+    const { broker, record } = await seeded();
+
+    const verdict = await checkRejection(broker.deps, acme, record);
+
+    expect(verdict).toEqual({ honour: true, reason: 'wise_refused_token' });
+    expect(broker.wise.calls).toEqual([
+      { method: 'getCurrentUser', options: { deadlineMs: broker.clock.now() + REJECTION_CHECK_TIMEOUT_MS } },
+    ]);
+    expect(logger.info).toHaveBeenCalledWith(
+      expect.stringContaining('honoured'),
+      expect.objectContaining({ record: 'acme-1', reason: 'wise_refused_token' }),
+    );
+  });
+
+  it('honours a rejection Wise cannot confirm as unverifiable', async () => {
+    const { broker, record } = await seeded();
+    broker.wise.tokenCheck = new WiseUnavailableError('Wise answered 503.', { status: 503 });
+
+    await expect(checkRejection(broker.deps, acme, record)).resolves.toEqual({
+      honour: true,
+      reason: 'unverifiable',
+    });
+  });
+
+  it('lets an error that is not from Wise through instead of honouring the rejection', async () => {
+    const { broker, record } = await seeded();
+    broker.wise.tokenCheck = new TypeError('a bug');
+
+    await expect(checkRejection(broker.deps, acme, record)).rejects.toThrow(TypeError);
+  });
+
+  it('shows Wise nothing for the client token: the window alone bounds it', async () => {
+    const broker = fakeBroker();
+    await obtainClientAccessToken(broker.deps);
+    const stored = await broker.store.getClientToken();
+    if (stored === undefined) throw new Error('no client token was stored');
+
+    const verdict = await checkRejection(broker.deps, client, stored);
+
+    expect(verdict).toEqual({ honour: true, reason: 'client_token' });
+    expect(broker.wise.count('getCurrentUser')).toBe(0);
+    expect(logger.info).toHaveBeenCalledWith(
+      expect.stringContaining('honoured'),
+      expect.objectContaining({ record: 'client' }),
+    );
+  });
+
+  it('honours a report about a connection that has no token stored, asking Wise nothing', async () => {
+    const { broker, record } = await seeded();
+    const { accessToken: _none, ...tokenless } = record;
+
+    await expect(checkRejection(broker.deps, acme, tokenless)).resolves.toEqual({
+      honour: true,
+      reason: 'client_token',
+    });
     expect(broker.wise.count('getCurrentUser')).toBe(0);
   });
 });
