@@ -8,6 +8,7 @@ import {
 import { parseValue } from '#shared/http/request.ts';
 import { errorToResponse } from '#shared/http/responses.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
+import { LOOKUP_BUDGET_MS } from '#shared/use-cases/complete-authorization.ts';
 import {
   INVALID_CLIENT_RETRY_AFTER_SECONDS,
   RegistrationRequest,
@@ -18,6 +19,7 @@ import {
   WiseInvalidGrantError,
   WiseInvalidRequestError,
   WiseInvalidTokenError,
+  WiseRateLimitedError,
   WiseUnavailableError,
 } from '#shared/wise/errors.ts';
 import { openStored } from '../../../support/fake-envelope.ts';
@@ -248,8 +250,78 @@ describe('registerWithCode', () => {
 
     await expect(attempt).rejects.toThrow(InvalidRequestError);
     await expect(attempt).rejects.not.toThrow(CODE);
+    expect(runtime.wise.called('signUpWithRegistrationCode')).toBe(1);
     expect(runtime.wise.called('registrationCodeGrant')).toBe(0);
     expect(await runtime.store.getConnection('acme-7')).toBeUndefined();
+  });
+
+  it.each([
+    {
+      name: '403: Wise refuses the broker itself',
+      failure: () => new WiseInvalidRequestError('signups not allowed', { status: 403 }),
+      message: /alerted; try the registration again in 5 minutes\.$/,
+      alarms: true,
+    },
+    {
+      name: '429: Wise rate limits',
+      failure: () => new WiseRateLimitedError('slow down', { status: 429, retryAfterSeconds: 30 }),
+      message: /unavailable or rate limiting; try the registration again in 30 s\.$/,
+      alarms: false,
+    },
+    {
+      name: '500: Wise fails',
+      failure: () => new WiseUnavailableError('Wise answered 500.', { status: 500 }),
+      message: /unavailable or rate limiting/,
+      alarms: false,
+    },
+  ])('answers 503, not 400, when the signup meets $name', async ({ failure, message, alarms }) => {
+    vi.spyOn(logger, 'error').mockImplementation(() => {});
+    const addMetric = vi.spyOn(metrics, 'addMetric').mockImplementation(() => metrics);
+    const runtime = fakeRuntime();
+    runtime.wise.signupFailure = failure();
+
+    const refused = await register(runtime, { signup: true }).catch((caught: unknown) => caught);
+
+    expect(refused).toBeInstanceOf(ProviderUnavailableError);
+    expect((refused as Error).message).toMatch(message);
+    expect(runtime.wise.called('signUpWithRegistrationCode')).toBe(1);
+    expect(runtime.wise.called('registrationCodeGrant')).toBe(0);
+    if (alarms) expect(addMetric).toHaveBeenCalledWith(MetricName.invalidClient, 'Count', 1);
+    else
+      expect(addMetric).not.toHaveBeenCalledWith(
+        MetricName.invalidClient,
+        expect.anything(),
+        expect.anything(),
+      );
+  });
+
+  it('names the connection the same Wise user was connected as before', async () => {
+    const runtime = fakeRuntime();
+    await register(runtime);
+
+    const status = await registerWithCode(
+      runtime,
+      { callerArn: PARTNER, connectionId: 'acme-8', email: 'jo.bloggs@example.com', registrationCode: CODE },
+      clientToken,
+    );
+
+    expect(status).toMatchObject({ connectionId: 'acme-8', replacedConnectionId: 'acme-7' });
+    expect((await runtime.store.getConnection('acme-7'))?.status).toBe('needs_reauth');
+  });
+
+  it('names no replaced connection for a Wise user seen for the first time', async () => {
+    const status = await register(fakeRuntime());
+
+    expect(status).not.toHaveProperty('replacedConnectionId');
+  });
+
+  it("gives the lookups after the grant the route's lookup budget as their deadline", async () => {
+    const runtime = fakeRuntime();
+    const lookUp = vi.spyOn(runtime.wise, 'getCurrentUser');
+
+    await register(runtime);
+
+    expect(lookUp).toHaveBeenCalledWith(expect.any(String), { deadlineMs: START + LOOKUP_BUDGET_MS });
   });
 
   it('asks for reauthorization through the authorization page when the user reclaimed the account', async () => {
