@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StdoutAuditTrail } from '#shared/adapters/stdout-audit-trail.ts';
 import { ConnectionNotFoundError } from '#shared/domain/errors.ts';
 import { API_GATEWAY_TIMEOUT_MS, apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
-import { jsonResponse } from '#shared/http/responses.ts';
+import { errorBody, jsonResponse } from '#shared/http/responses.ts';
 import { logger } from '#shared/observability.ts';
 import type { AuditEntry } from '#shared/ports/audit-trail.ts';
 
@@ -139,6 +139,77 @@ describe('apiHandler', () => {
     expect(entries).toEqual([
       expect.objectContaining({ action: 'connect', status: 302, outcome: 'refused', error: 'access_denied' }),
     ]);
+  });
+
+  it('audits a 4xx the route returns as refused, with the error code of its body', async () => {
+    const { entries, trail } = recorder();
+    const handler = apiHandler(trail, async (_event, _context, request) => {
+      request.note({ action: 'connect_session' });
+      return errorBody(400, 'invalid_request', 'Field "returnUrl": must be one of the return URLs.');
+    });
+
+    await handler(event(), context());
+
+    expect(entries).toEqual([
+      expect.objectContaining({ status: 400, outcome: 'refused', error: 'invalid_request' }),
+    ]);
+  });
+
+  it('audits a 2xx as ok with no error, whatever its body holds, and a result without a status as 200', async () => {
+    const { entries, trail } = recorder();
+    const handler = apiHandler(trail, async (_event, _context, request) => {
+      request.note({ action: 'list' });
+      return jsonResponse(200, { error: 'a field that happens to be called error' });
+    });
+    const bare = apiHandler(trail, async (_event, _context, request) => {
+      request.note({ action: 'status' });
+      return 'plain text';
+    });
+
+    await handler(event(), context());
+    await bare(event(), context());
+
+    expect(entries).toEqual([
+      expect.objectContaining({ action: 'list', status: 200, outcome: 'ok' }),
+      expect.objectContaining({ action: 'status', status: 200, outcome: 'ok' }),
+    ]);
+    expect(entries[0]).not.toHaveProperty('error');
+  });
+
+  it('puts the caller, the connection and the client token into the log lines of the request', async () => {
+    const appendKeys = vi.spyOn(logger, 'appendKeys');
+    const handler = apiHandler(recorder().trail, async (_event, _context, request) => {
+      request.note({ action: 'vend', connectionId: 'acme-1' });
+      request.note({ clientToken: true });
+      request.note({ generation: 3 });
+      return jsonResponse(200, {});
+    });
+
+    await handler(event(), context());
+
+    expect(appendKeys.mock.calls).toEqual([
+      [{ callerArn: ARN }],
+      [{ connectionId: 'acme-1' }],
+      [{ clientToken: true }],
+    ]);
+  });
+
+  it('names no caller for a request API Gateway verified no principal for', async () => {
+    const { entries, trail } = recorder();
+    const appendKeys = vi.spyOn(logger, 'appendKeys');
+    const handler = apiHandler(trail, async (_event, _context, request) => {
+      request.note({ action: 'connect' });
+      return jsonResponse(200, {});
+    });
+    const unsigned = {
+      ...event(),
+      requestContext: { requestId: 'req-2', authorizer: { iam: { userArn: '' } } },
+    };
+
+    await handler(unsigned as unknown as APIGatewayProxyEventV2, context());
+
+    expect(entries).toEqual([{ action: 'connect', status: 200, outcome: 'ok', requestId: 'req-2' }]);
+    expect(appendKeys).not.toHaveBeenCalled();
   });
 
   it('audits nothing for a request whose route named no action', async () => {
