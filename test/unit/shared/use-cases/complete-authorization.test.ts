@@ -87,6 +87,7 @@ describe('completeAuthorization', () => {
       generation: 1,
       lastRefreshAt: START,
       accessTokenExpiresAt: START + 43_199_000,
+      refreshTokenExpiresAt: START + 628_639_555_000,
     });
     const access = stored && (await openStored(runtime.cipher, ACME, stored, 'access_token'));
     const refresh = stored && (await openStored(runtime.cipher, ACME, stored, 'refresh_token'));
