@@ -82,6 +82,9 @@ describe('parseJsonBody', () => {
     expect(() => parseJsonBody(event({ body: '{"connectionId":' }), Body)).toThrow(
       new InvalidRequestError('The request body is not valid JSON.'),
     );
+    expect(() => parseJsonBody(event({ body: '{"connectionId":' }), Body)).toThrow(
+      expect.objectContaining({ cause: expect.any(SyntaxError) }),
+    );
   });
 });
 
