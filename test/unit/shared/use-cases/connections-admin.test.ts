@@ -513,6 +513,8 @@ describe('ListConnectionsQuery', () => {
     [{ status: 'disconnected' }, /Field "status": must be "active" or "needs_reauth"/],
     [{ nextToken: '' }, /Field "nextToken"/],
     [{ page: '2' }, /unknown parameter "page"/],
+    [{ page: '2', sort: 'id' }, /unknown parameter "page", "sort"; it accepts only/],
+    [{ [`p${'x'.repeat(59)}`]: '1' }, new RegExp(`unknown parameter "p${'x'.repeat(39)}";`)],
   ])('refuses %j', (query, message) => {
     expect(() => parseValue(query, ListConnectionsQuery)).toThrow(message);
   });
