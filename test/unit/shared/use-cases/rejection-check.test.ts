@@ -199,6 +199,16 @@ describe('checkRejection', () => {
     );
   });
 
+  it('does not honour a rejection of a token Wise still accepts, and says why', async () => {
+    const { broker, record } = await seeded();
+    broker.wise.tokenCheck = 'alive';
+
+    await expect(checkRejection(broker.deps, acme, record)).resolves.toEqual({
+      honour: false,
+      reason: 'wise_accepts_token',
+    });
+  });
+
   it('honours a rejection Wise cannot confirm as unverifiable', async () => {
     const { broker, record } = await seeded();
     broker.wise.tokenCheck = new WiseUnavailableError('Wise answered 503.', { status: 503 });
