@@ -75,6 +75,16 @@ describe('envelope encryption', () => {
     );
   });
 
+  it('keeps the client token apart from a connection whatever its id, "undefined" included', () => {
+    const client: SealBinding = { record: { kind: 'client' }, generation: 4 };
+    const named: SealBinding = { record: { kind: 'connection', connectionId: 'undefined' }, generation: 4 };
+
+    expect(() => envelopeOpener('prod', named, KEY).open(sealed(client), 'access_token')).toThrow(
+      TokenDecryptionError,
+    );
+    expect(envelopeOpener('prod', client, KEY).open(sealed(client), 'access_token')).toBe('access-secret');
+  });
+
   it('names the record, kind and generation, never the secret, when it refuses', () => {
     const open = () => envelopeOpener('prod', { ...ACME, generation: 5 }, KEY).open(sealed(), 'access_token');
 
