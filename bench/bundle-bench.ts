@@ -13,7 +13,8 @@ import { BUNDLING, PROJECT_ROOT } from '../infra/broker-function.ts';
 import { FUNCTIONS, type FunctionAccess } from '../infra/stateless-stack.ts';
 import { atMost, type Figure, median, reported } from './figures.ts';
 
-const CLIENTS = {
+/** The AWS SDK clients a function may call: their packages and client classes. */
+export const CLIENTS = {
   dynamodb: ['@aws-sdk/client-dynamodb', 'DynamoDBClient'],
   kms: ['@aws-sdk/client-kms', 'KMSClient'],
   secrets: ['@aws-sdk/client-secrets-manager', 'SecretsManagerClient'],
@@ -31,7 +32,7 @@ export function clientsOf(access: FunctionAccess): (keyof typeof CLIENTS)[] {
 }
 
 /** esbuild's options for what the CDK's NodejsFunction does with {@link BUNDLING}. */
-function esbuildOptions(entry: string, outfile: string): BuildOptions {
+export function esbuildOptions(entry: string, outfile: string): BuildOptions {
   return {
     entryPoints: [entry],
     outfile,
@@ -56,19 +57,37 @@ function loadMs(file: string): number {
   return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
 }
 
-function heaviest(metafile: Metafile, output: string, count = 3): string {
-  const inputs = metafile.outputs[output]?.inputs ?? {};
+/** The bytes each package (or the broker's own code) puts in a bundle, from esbuild's metafile. */
+function bytesByPackage(metafile: Metafile | undefined): Map<string, number> {
+  const output = Object.values(metafile?.outputs ?? {}).find((entry) => entry.entryPoint !== undefined);
   const byPackage = new Map<string, number>();
-  for (const [path, { bytesInOutput }] of Object.entries(inputs)) {
+  for (const [path, { bytesInOutput }] of Object.entries(output?.inputs ?? {})) {
     const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
     const name = match?.[1] ?? 'broker code';
     byPackage.set(name, (byPackage.get(name) ?? 0) + bytesInOutput);
   }
-  return [...byPackage.entries()]
+  return byPackage;
+}
+
+function listed(entries: Iterable<[string, number]>, count: number): string {
+  return [...entries]
+    .filter(([, bytes]) => bytes >= 512)
     .sort((a, b) => b[1] - a[1])
     .slice(0, count)
     .map(([name, bytes]) => `${name} ${Math.round(bytes / 1024)} KB`)
     .join(', ');
+}
+
+/**
+ * What dominates a function's bundle: its largest packages, and what it holds beyond the bare bundle of
+ * its clients (the difference per package), which is what the size budget is about.
+ */
+function composition(built: Metafile | undefined, bare: Metafile | undefined): string {
+  const own = bytesByPackage(built);
+  const base = bytesByPackage(bare);
+  const beyond = [...own].map(([name, bytes]): [string, number] => [name, bytes - (base.get(name) ?? 0)]);
+  const extra = beyond.reduce((sum, [, bytes]) => sum + Math.max(0, bytes), 0);
+  return `largest ${listed(own, 3)}; beyond the bare bundle ${Math.round(extra / 1024)} KB: ${listed(beyond, 6)}`;
 }
 
 export async function bundleFigures(options: {
@@ -95,7 +114,7 @@ export async function bundleFigures(options: {
         ...esbuildOptions(join(PROJECT_ROOT, 'functions', name, 'handler.ts'), functionOut),
         absWorkingDir: PROJECT_ROOT,
       });
-      await build({
+      const bare = await build({
         ...esbuildOptions(bareEntry, bareOut),
         absWorkingDir: PROJECT_ROOT,
         nodePaths: [join(PROJECT_ROOT, 'node_modules')],
@@ -113,9 +132,7 @@ export async function bundleFigures(options: {
         atMost(`${name} bundle size / bare (${clients.join(', ') || 'no client'})`, sizeRatio, 'x', 1.2),
         atMost(`${name} load time / bare`, loadRatio, 'x', 1.2),
       );
-      const output =
-        Object.keys(built.metafile?.outputs ?? {}).find((path) => path.endsWith('index.mjs')) ?? '';
-      notes.push(`${name}: ${built.metafile ? heaviest(built.metafile, output) : 'no metafile'}`);
+      notes.push(`${name}: ${composition(built.metafile, bare.metafile)}`);
     }
   } finally {
     rmSync(folder, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { CloudWatchAuditLog } from '#shared/adapters/cloudwatch-audit-log.ts';
 import { logger } from '#shared/observability.ts';
-import { MissingSettingError } from '#shared/runtime/runtime.ts';
+import { MissingSettingError } from '#shared/runtime/function-environment.ts';
 import {
   type AuditLogWriter,
   type ForwardSummary,

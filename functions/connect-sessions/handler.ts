@@ -1,11 +1,18 @@
 import { apiHandler } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
-import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { deployedStoreParts } from '#shared/runtime/aws-parts.ts';
+import { once } from '#shared/runtime/function-environment.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
 import { CompletionRequest, completeConnection } from '#shared/use-cases/complete-connection.ts';
 import { ConnectSessionRequest, createConnectSession } from '#shared/use-cases/connect-session.ts';
 import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
 
+/** What this function's use cases reach: no Wise client, no Secrets Manager. */
+export type ConnectSessionsParts = Pick<
+  Runtime,
+  'config' | 'redirectUri' | 'store' | 'policy' | 'clock' | 'cipher' | 'events' | 'audit'
+>;
 /** The route key of the completion exchange, served by this function beside the connect sessions. */
 export const COMPLETION_ROUTE_KEY = 'POST /connections/{id}/completion';
 
@@ -16,7 +23,7 @@ export const COMPLETION_ROUTE_KEY = 'POST /connections/{id}/completion';
  * - `POST /connections/{id}/completion` `{completionCode}` confirms the connection with the code the
  *   callback added to the return URL, and answers 200 with the connection's status.
  */
-export function createConnectSessionsHandler(runtime: RuntimeSource) {
+export function createConnectSessionsHandler(runtime: () => ConnectSessionsParts) {
   return apiHandler(
     () => runtime().audit,
     async (event, _context, request) => {
@@ -41,4 +48,5 @@ export function createConnectSessionsHandler(runtime: RuntimeSource) {
   );
 }
 
-export const handler = createConnectSessionsHandler(lazyRuntime());
+/** This function's composition root: DynamoDB, KMS and EventBridge, and nothing of Wise. */
+export const handler = createConnectSessionsHandler(once(() => deployedStoreParts()));

@@ -1,7 +1,9 @@
 import { apiHandler } from '#shared/http/api-handler.ts';
 import { callerArn, parseValue } from '#shared/http/request.ts';
 import { emptyResponse, errorBody, jsonResponse } from '#shared/http/responses.ts';
-import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { deployedStoreParts } from '#shared/runtime/aws-parts.ts';
+import { once } from '#shared/runtime/function-environment.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
 import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
 import {
   disconnectConnection,
@@ -10,11 +12,13 @@ import {
   listConnections,
 } from '#shared/use-cases/connections-admin.ts';
 
+/** What this function's use cases reach: no Wise client, no Secrets Manager. */
+export type ConnectionsParts = Pick<Runtime, 'store' | 'policy' | 'clock' | 'cipher' | 'events' | 'audit'>;
 /**
  * The connections admin routes (IAM, admin callers only): `GET /connections?status=&limit=&nextToken=`,
  * `GET /connections/{id}` and `DELETE /connections/{id}`.
  */
-export function createConnectionsHandler(runtime: RuntimeSource) {
+export function createConnectionsHandler(runtime: () => ConnectionsParts) {
   return apiHandler(
     () => runtime().audit,
     async (event, _context, request) => {
@@ -50,4 +54,5 @@ function methodNotAllowed(allow: string) {
   return errorBody(405, 'method_not_allowed', `This route accepts only ${allow}.`, { allow });
 }
 
-export const handler = createConnectionsHandler(lazyRuntime());
+/** This function's composition root: DynamoDB, KMS and EventBridge, and nothing of Wise. */
+export const handler = createConnectionsHandler(once(() => deployedStoreParts()));

@@ -1,7 +1,9 @@
 import { apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
-import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { once } from '#shared/runtime/function-environment.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
 import { ImportRequest, importConnection } from '#shared/use-cases/import-connection.ts';
 
@@ -10,7 +12,7 @@ import { ImportRequest, importConnection } from '#shared/use-cases/import-connec
  * a connection another system made, with one refresh at Wise, and answers 201 with its status, the notice
  * that the old system's tokens are ended, and any warnings.
  */
-export function createImportHandler(runtime: RuntimeSource) {
+export function createImportHandler(runtime: () => Runtime) {
   return apiHandler(
     () => runtime().audit,
     async (event, context, request) => {
@@ -30,4 +32,5 @@ export function createImportHandler(runtime: RuntimeSource) {
   );
 }
 
-export const handler = createImportHandler(lazyRuntime());
+/** This function's composition root: the token store, cipher, events and Wise client it uses. */
+export const handler = createImportHandler(once(deployedRuntime));

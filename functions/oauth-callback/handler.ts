@@ -3,7 +3,9 @@ import { apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
 import { type CallbackOutcome, callbackResponse } from '#shared/http/pages.ts';
 import { pageSecurityHeaders } from '#shared/http/responses.ts';
 import { logger } from '#shared/observability.ts';
-import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { once } from '#shared/runtime/function-environment.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import {
   type AuthorizationCallback,
   completeAuthorization,
@@ -32,7 +34,7 @@ export const START_ROUTE_KEY = 'GET /oauth/start';
  *   (or a redirect to the session's return URL, with the completion code), never with JSON.
  * A query that is not a usable answer changes nothing stored.
  */
-export function createOauthCallbackHandler(runtime: RuntimeSource) {
+export function createOauthCallbackHandler(runtime: () => Runtime) {
   return apiHandler(
     () => runtime().audit,
     async (event, context, request) => {
@@ -80,7 +82,7 @@ export function createOauthCallbackHandler(runtime: RuntimeSource) {
   );
 }
 
-async function start(runtime: RuntimeSource, event: APIGatewayProxyEventV2) {
+async function start(runtime: () => Runtime, event: APIGatewayProxyEventV2) {
   const state = event.queryStringParameters?.state;
   if (state === undefined || !STATE.test(state)) {
     logger.info('Start refused: the query carries no state');
@@ -144,4 +146,5 @@ export function readCallback(
   return { state, code, profileId: Number(profileId) };
 }
 
-export const handler = createOauthCallbackHandler(lazyRuntime());
+/** This function's composition root: the token store, cipher, events and Wise client it uses. */
+export const handler = createOauthCallbackHandler(once(deployedRuntime));

@@ -2,7 +2,9 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { flushMetrics, logger } from '#shared/observability.ts';
-import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { once } from '#shared/runtime/function-environment.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import { refreshDue, type SweepSummary } from '#shared/use-cases/refresh-due.ts';
 
 /** The part of EventBridge's scheduled event the sweep reads; anything else in it is ignored. */
@@ -15,7 +17,7 @@ export interface ScheduledTick {
  * The refresh sweep, run by the EventBridge schedule: refreshes every record whose refresh is due and
  * returns the sweep's summary. The invocation's remaining time bounds the sweep.
  */
-export function createRefreshHandler(runtime: RuntimeSource) {
+export function createRefreshHandler(runtime: () => Runtime) {
   return middy<ScheduledTick, SweepSummary, Error, Context>()
     .use(injectLambdaContext(logger, { clearState: true }))
     .use(flushMetrics())
@@ -27,4 +29,5 @@ export function createRefreshHandler(runtime: RuntimeSource) {
     });
 }
 
-export const handler = createRefreshHandler(lazyRuntime());
+/** This function's composition root: the token store, cipher, events and Wise client it uses. */
+export const handler = createRefreshHandler(once(deployedRuntime));

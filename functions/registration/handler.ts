@@ -1,7 +1,9 @@
 import { apiHandler } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
-import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { once } from '#shared/runtime/function-environment.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
 import { RegistrationRequest, registerWithCode } from '#shared/use-cases/register-with-code.ts';
 
@@ -9,7 +11,7 @@ import { RegistrationRequest, registerWithCode } from '#shared/use-cases/registe
  * `POST /connections/{id}/registration-code` `{email, registrationCode, signup?, language?}` (IAM):
  * connects a partner-created Wise user and answers 201 with the connection's status.
  */
-export function createRegistrationHandler(runtime: RuntimeSource) {
+export function createRegistrationHandler(runtime: () => Runtime) {
   return apiHandler(
     () => runtime().audit,
     async (event, _context, request) => {
@@ -24,4 +26,5 @@ export function createRegistrationHandler(runtime: RuntimeSource) {
   );
 }
 
-export const handler = createRegistrationHandler(lazyRuntime());
+/** This function's composition root: the token store, cipher, events and Wise client it uses. */
+export const handler = createRegistrationHandler(once(deployedRuntime));

@@ -1,32 +1,40 @@
-import { z } from 'zod';
 import { apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
-import { lazyRuntime, type RuntimeSource } from '#shared/runtime/runtime.ts';
+import { once } from '#shared/runtime/function-environment.ts';
+import type { Runtime } from '#shared/runtime/runtime.ts';
+import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import { ConnectionIdSchema, requestBodySchema } from '#shared/use-cases/connection-status.ts';
 import { VendCache, type VendOptions, vendToken } from '#shared/use-cases/vend-token.ts';
+import * as z from '#shared/validation.ts';
 
 /** The longest validity a caller may ask for: an hour, well inside Wise's 12-hour tokens. */
 export const MAX_MIN_VALIDITY_SECONDS = 3600;
 
 /** The body of `POST /tokens`: exactly one of `connectionId` or `kind: "client"`. */
 export const TokenRequest = requestBodySchema({
-  connectionId: ConnectionIdSchema.optional(),
-  kind: z
-    .literal('client', { error: 'must be "client" (or leave it out and give a connectionId)' })
-    .optional(),
-  minValiditySeconds: z
-    .int({ error: `must be a whole number of seconds from 0 to ${MAX_MIN_VALIDITY_SECONDS}` })
-    .min(0, { error: 'must be at least 0' })
-    .max(MAX_MIN_VALIDITY_SECONDS, { error: `must be at most ${MAX_MIN_VALIDITY_SECONDS}` })
-    .optional(),
-  rejectedGeneration: z
-    .int({ error: 'must be the whole-number generation of the token Wise rejected' })
-    .min(0, { error: 'must be 0 or more' })
-    .optional(),
-}).refine((body) => (body.connectionId === undefined) !== (body.kind === undefined), {
-  error: 'must name exactly one of "connectionId" or "kind": "client"',
-});
+  connectionId: z.optional(ConnectionIdSchema),
+  kind: z.optional(
+    z.literal('client', { error: 'must be "client" (or leave it out and give a connectionId)' }),
+  ),
+  minValiditySeconds: z.optional(
+    z
+      .int({ error: `must be a whole number of seconds from 0 to ${MAX_MIN_VALIDITY_SECONDS}` })
+      .check(
+        z.gte(0, { error: 'must be at least 0' }),
+        z.lte(MAX_MIN_VALIDITY_SECONDS, { error: `must be at most ${MAX_MIN_VALIDITY_SECONDS}` }),
+      ),
+  ),
+  rejectedGeneration: z.optional(
+    z
+      .int({ error: 'must be the whole-number generation of the token Wise rejected' })
+      .check(z.gte(0, { error: 'must be 0 or more' })),
+  ),
+}).check(
+  z.refine((body) => (body.connectionId === undefined) !== (body.kind === undefined), {
+    error: 'must name exactly one of "connectionId" or "kind": "client"',
+  }),
+);
 
 /**
  * `POST /tokens` `{connectionId}` or `{kind: "client"}`, with optional `minValiditySeconds` and
@@ -36,7 +44,7 @@ export const TokenRequest = requestBodySchema({
  * Gateway's timeout.
  */
 export function createTokensHandler(
-  runtime: RuntimeSource,
+  runtime: () => Runtime,
   options: Omit<VendOptions, 'cache' | 'endsAt'> = {},
 ) {
   const cache = new VendCache();
@@ -74,4 +82,5 @@ export function createTokensHandler(
   );
 }
 
-export const handler = createTokensHandler(lazyRuntime());
+/** This function's composition root: the token store, cipher, events and Wise client it uses. */
+export const handler = createTokensHandler(once(deployedRuntime));

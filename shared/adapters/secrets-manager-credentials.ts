@@ -1,8 +1,8 @@
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
 import { BrokerError } from '#shared/domain/errors.ts';
 import type { WiseCredentials, WiseCredentialsProvider } from '#shared/ports/wise-oauth.ts';
+import * as z from '#shared/validation.ts';
 
 /** The Wise credentials could not be read, or the secret does not hold them in the expected shape. */
 export class CredentialsUnavailableError extends BrokerError {
@@ -17,20 +17,20 @@ export class CredentialsUnavailableError extends BrokerError {
   }
 }
 
-const nonEmpty = z.string().min(1);
+const nonEmpty = z.string().check(z.minLength(1));
 
 /** The secret's JSON: what `WiseCredentials` needs; other keys are ignored. */
 const SecretShape = z.object({
   clientId: nonEmpty,
   clientSecret: nonEmpty,
-  previousClientSecret: nonEmpty.optional(),
-  mtls: z
-    .object({
+  previousClientSecret: z.optional(nonEmpty),
+  mtls: z.optional(
+    z.object({
       certificate: nonEmpty,
       privateKey: nonEmpty,
-      ca: nonEmpty.optional(),
-    })
-    .optional(),
+      ca: z.optional(nonEmpty),
+    }),
+  ),
 });
 
 /** What {@link SecretsManagerCredentials} is built from. */

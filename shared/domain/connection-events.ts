@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '#shared/validation.ts';
 
 /** The `source` of every event the broker publishes. */
 export const EVENT_SOURCE = 'wise-token-broker';
@@ -17,11 +17,11 @@ export const CONNECTION_EVENTS = {
       grant: z.enum(['authorization_code', 'registration_code']),
       /** True when the connection came from another system through `POST /connections/{id}/import`. */
       imported: z.boolean(),
-      profileId: z.number().int().nullable(),
+      profileId: z.nullable(z.int()),
       /** The connection's generation after this grant; a consumer can drop an event older than one it has seen. */
-      generation: z.number().int(),
+      generation: z.int(),
       /** What the grant replaced: `needs_reauth` when the user authorized again; `null` for a new id. */
-      previousStatus: z.enum(['active', 'needs_reauth', 'disconnected']).nullable(),
+      previousStatus: z.nullable(z.enum(['active', 'needs_reauth', 'disconnected'])),
       at: z.iso.datetime(),
     }),
   },
@@ -33,7 +33,7 @@ export const CONNECTION_EVENTS = {
       /** Why, such as `invalid_grant`, or `replaced_by_connection` (see `replacedBy`). */
       reason: z.string(),
       /** With `replaced_by_connection`: the connection id the same Wise user is now connected as. */
-      replacedBy: z.string().optional(),
+      replacedBy: z.optional(z.string()),
       at: z.iso.datetime(),
     }),
   },
@@ -43,10 +43,10 @@ export const CONNECTION_EVENTS = {
     detail: z.strictObject({
       connectionId: z.string(),
       /** How many refreshes in a row had failed. */
-      failedRefreshes: z.number().int(),
+      failedRefreshes: z.int(),
       /** The last failure's code, such as `wise_unavailable`. */
-      lastErrorCode: z.string().nullable(),
-      generation: z.number().int(),
+      lastErrorCode: z.nullable(z.string()),
+      generation: z.int(),
       at: z.iso.datetime(),
     }),
   },

@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import type { z } from 'zod';
 import { ForbiddenError, InvalidRequestError } from '#shared/domain/errors.ts';
+import * as z from '#shared/validation.ts';
 
 /** The largest JSON body any route accepts. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -25,7 +25,10 @@ export function describeIssue(issues: readonly z.core.$ZodIssue[]): { message: s
 }
 
 /** Parses the JSON body against a schema; a 400 naming the field when it does not fit. */
-export function parseJsonBody<S extends z.ZodType>(event: APIGatewayProxyEventV2, schema: S): z.output<S> {
+export function parseJsonBody<S extends z.core.$ZodType>(
+  event: APIGatewayProxyEventV2,
+  schema: S,
+): z.output<S> {
   const raw =
     event.body === undefined
       ? ''
@@ -46,8 +49,8 @@ export function parseJsonBody<S extends z.ZodType>(event: APIGatewayProxyEventV2
 }
 
 /** Validates a value (query or path parameters, a parsed body) against a schema; a 400 naming the field. */
-export function parseValue<S extends z.ZodType>(value: unknown, schema: S): z.output<S> {
-  const result = schema.safeParse(value);
+export function parseValue<S extends z.core.$ZodType>(value: unknown, schema: S): z.output<S> {
+  const result = z.safeParse(schema, value);
   if (!result.success) {
     const { message, field } = describeIssue(result.error.issues);
     throw new InvalidRequestError(message, field === undefined ? {} : { field });

@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import { InvalidRequestError } from '#shared/domain/errors.ts';
 import { hashSecret } from '#shared/domain/secret-hash.ts';
 import { logger } from '#shared/observability.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
+import * as z from '#shared/validation.ts';
 import { saveNewConnection } from './complete-authorization.ts';
 import { type ConnectionStatusView, requestBodySchema, toConnectionStatus } from './connection-status.ts';
 
@@ -15,9 +15,11 @@ export const CompletionRequest = requestBodySchema({
           ? 'is required: the completion code the broker added to your return URL'
           : 'must be the completion code the broker added to your return URL, as text',
     })
-    .regex(/^[A-Za-z0-9_-]{16,128}$/, {
-      error: 'must be the completion code the broker added to your return URL, unchanged',
-    }),
+    .check(
+      z.regex(/^[A-Za-z0-9_-]{16,128}$/, {
+        error: 'must be the completion code the broker added to your return URL, unchanged',
+      }),
+    ),
 });
 
 export type CompletionInput = z.output<typeof CompletionRequest> & {

@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import { InvalidRequestError } from '#shared/domain/errors.ts';
 import type { ConnectSessionRecord } from '#shared/domain/records.ts';
 import { hashSecret, newSecret } from '#shared/domain/secret-hash.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
+import * as z from '#shared/validation.ts';
 import { ConnectionIdSchema, requestBodySchema } from './connection-status.ts';
 
 /** How long a connect session's state waits for its callback. */
@@ -14,11 +14,14 @@ export const MAX_RETURN_URL_LENGTH = 2048;
 /** The body of `POST /connect-sessions`. */
 export const ConnectSessionRequest = requestBodySchema({
   connectionId: ConnectionIdSchema,
-  returnUrl: z
-    .string({ error: 'must be a URL string' })
-    .min(1, { error: 'must not be empty; leave it out for no return URL' })
-    .max(MAX_RETURN_URL_LENGTH, { error: `must be at most ${MAX_RETURN_URL_LENGTH} characters` })
-    .optional(),
+  returnUrl: z.optional(
+    z
+      .string({ error: 'must be a URL string' })
+      .check(
+        z.minLength(1, { error: 'must not be empty; leave it out for no return URL' }),
+        z.maxLength(MAX_RETURN_URL_LENGTH, { error: `must be at most ${MAX_RETURN_URL_LENGTH} characters` }),
+      ),
+  ),
 });
 
 export type ConnectSessionInput = z.output<typeof ConnectSessionRequest> & { callerArn: string };

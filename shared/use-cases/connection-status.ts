@@ -1,7 +1,7 @@
-import { z } from 'zod';
 import { InvalidRequestError } from '#shared/domain/errors.ts';
 import { CONNECTION_ID_PATTERN, type ConnectionStatus, type GrantType } from '#shared/domain/records.ts';
 import type { ListedConnection } from '#shared/ports/token-store.ts';
+import * as z from '#shared/validation.ts';
 
 /**
  * A connection as admins and registration callers see it: state and times, never a secret. Times are
@@ -57,7 +57,7 @@ export const ConnectionIdSchema = z
     error: (issue) =>
       issue.input === undefined ? `is required and ${CONNECTION_ID_RULE}` : CONNECTION_ID_RULE,
   })
-  .regex(CONNECTION_ID_PATTERN, { error: CONNECTION_ID_RULE });
+  .check(z.regex(CONNECTION_ID_PATTERN, { error: CONNECTION_ID_RULE }));
 
 /** Reads the `{id}` path parameter of a connection route; a 400 that says the alphabet and the length. */
 export function connectionIdFromPath(pathParameters: Record<string, string | undefined> | undefined): string {
@@ -72,7 +72,7 @@ export function connectionIdFromPath(pathParameters: Record<string, string | und
  * A JSON object body that refuses unknown fields and anything that is not an object, with messages that
  * name the fields it accepts.
  */
-export function requestBodySchema<Shape extends z.ZodRawShape>(shape: Shape) {
+export function requestBodySchema<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
   const accepted = Object.keys(shape)
     .map((key) => `"${key}"`)
     .join(', ');

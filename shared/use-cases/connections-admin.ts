@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { connectionPatternMatches, principalIdentity } from '#shared/domain/caller-policy.ts';
 import { ConnectionNotFoundError, InvalidRequestError, TokenDecryptionError } from '#shared/domain/errors.ts';
 import { CONNECTION_ID_PATTERN } from '#shared/domain/records.ts';
@@ -6,6 +5,7 @@ import { logger } from '#shared/observability.ts';
 import type { CipherContext, TokenCipher } from '#shared/ports/token-cipher.ts';
 import type { ListedConnection, ListedStatus } from '#shared/ports/token-store.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
+import * as z from '#shared/validation.ts';
 import { type ConnectionStatusView, toConnectionStatus } from './connection-status.ts';
 import { publishStoredChange } from './publish-event.ts';
 
@@ -20,28 +20,35 @@ const LISTED_STATUSES: readonly ListedStatus[] = ['active', 'needs_reauth'];
 /** The query of `GET /connections`. */
 export const ListConnectionsQuery = z.strictObject(
   {
-    status: z
-      .enum(['active', 'needs_reauth'], {
+    status: z.optional(
+      z.enum(['active', 'needs_reauth'], {
         error: 'must be "active" or "needs_reauth" (disconnected connections are not listed)',
-      })
-      .optional(),
-    limit: z
-      .string({ error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` })
-      .regex(/^\d{1,3}$/, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` })
-      .transform(Number)
-      .pipe(
+      }),
+    ),
+    limit: z.optional(
+      z.pipe(
+        z.pipe(
+          z
+            .string({ error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` })
+            .check(z.regex(/^\d{1,3}$/, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` })),
+          z.transform(Number),
+        ),
         z
-          .number()
           .int()
-          .min(1, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` })
-          .max(MAX_LIST_LIMIT, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` }),
-      )
-      .optional(),
-    nextToken: z
-      .string({ error: 'must be the nextToken of the previous page' })
-      .min(1, { error: 'must be the nextToken of the previous page, or be left out' })
-      .max(2048, { error: 'must be the nextToken of the previous page, unchanged' })
-      .optional(),
+          .check(
+            z.gte(1, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` }),
+            z.lte(MAX_LIST_LIMIT, { error: `must be a whole number from 1 to ${MAX_LIST_LIMIT}` }),
+          ),
+      ),
+    ),
+    nextToken: z.optional(
+      z
+        .string({ error: 'must be the nextToken of the previous page' })
+        .check(
+          z.minLength(1, { error: 'must be the nextToken of the previous page, or be left out' }),
+          z.maxLength(2048, { error: 'must be the nextToken of the previous page, unchanged' }),
+        ),
+    ),
   },
   {
     error: (issue) =>
@@ -159,8 +166,8 @@ function literalPrefix(pattern: string): string {
 
 const Cursor = z.strictObject({
   s: z.enum(['active', 'needs_reauth']),
-  p: z.string().min(1),
-  a: z.string().regex(CONNECTION_ID_PATTERN).optional(),
+  p: z.string().check(z.minLength(1)),
+  a: z.optional(z.string().check(z.regex(CONNECTION_ID_PATTERN))),
 });
 
 /**

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
-import { z } from 'zod';
 import { AUDIT_MARKER } from '#shared/adapters/stdout-audit-trail.ts';
+import * as z from '#shared/validation.ts';
 
 /** One line for the audit log group: when it was written and the line itself. */
 export interface AuditLogEvent {

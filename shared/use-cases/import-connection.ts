@@ -1,5 +1,4 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { z } from 'zod';
 import {
   BrokerError,
   ConnectionExistsError,
@@ -8,6 +7,7 @@ import {
 } from '#shared/domain/errors.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
+import * as z from '#shared/validation.ts';
 import { WiseError } from '#shared/wise/errors.ts';
 import {
   chooseProfile,
@@ -26,6 +26,11 @@ export const MIN_REFRESH_TOKEN_LENGTH = 16;
 const MAX_REFRESH_TOKEN_LENGTH = 2048;
 const WISE_ID_RULE = 'must be a positive whole number (the id Wise gave)';
 
+/** A user or profile id as Wise gives it. */
+function wiseId() {
+  return z.int({ error: WISE_ID_RULE }).check(z.positive({ error: WISE_ID_RULE }));
+}
+
 /** The body of `POST /connections/{id}/import`. Its messages never repeat the refresh token. */
 export const ImportRequest = requestBodySchema({
   refreshToken: z
@@ -35,22 +40,18 @@ export const ImportRequest = requestBodySchema({
           ? "is required and must be the connection's current Wise refresh token"
           : 'must be a string: the Wise refresh token',
     })
-    .min(MIN_REFRESH_TOKEN_LENGTH, {
-      error: `must be at least ${MIN_REFRESH_TOKEN_LENGTH} characters: a whole Wise refresh token, not a part of one`,
-    })
-    .max(MAX_REFRESH_TOKEN_LENGTH, { error: `must be at most ${MAX_REFRESH_TOKEN_LENGTH} characters` })
-    .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces, as Wise issues it' }),
-  userId: z
-    .number({ error: WISE_ID_RULE })
-    .int({ error: WISE_ID_RULE })
-    .positive({ error: WISE_ID_RULE })
-    .optional(),
-  profileId: z
-    .number({ error: WISE_ID_RULE })
-    .int({ error: WISE_ID_RULE })
-    .positive({ error: WISE_ID_RULE })
-    .optional(),
-  replace: z.boolean({ error: 'must be true or false' }).optional(),
+    .check(
+      z.minLength(MIN_REFRESH_TOKEN_LENGTH, {
+        error: `must be at least ${MIN_REFRESH_TOKEN_LENGTH} characters: a whole Wise refresh token, not a part of one`,
+      }),
+      z.maxLength(MAX_REFRESH_TOKEN_LENGTH, {
+        error: `must be at most ${MAX_REFRESH_TOKEN_LENGTH} characters`,
+      }),
+      z.regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces, as Wise issues it' }),
+    ),
+  userId: z.optional(wiseId()),
+  profileId: z.optional(wiseId()),
+  replace: z.optional(z.boolean({ error: 'must be true or false' })),
 });
 
 export type ImportInput = z.output<typeof ImportRequest> & { callerArn: string; connectionId: string };

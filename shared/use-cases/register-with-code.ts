@@ -1,5 +1,4 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { z } from 'zod';
 import {
   InvalidRequestError,
   ProviderUnavailableError,
@@ -7,6 +6,7 @@ import {
 } from '#shared/domain/errors.ts';
 import { logger, MetricName, metrics } from '#shared/observability.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
+import * as z from '#shared/validation.ts';
 import { WiseError, WiseInvalidTokenError } from '#shared/wise/errors.ts';
 import { obtainClientAccessToken } from './client-token.ts';
 import {
@@ -33,8 +33,10 @@ export const RegistrationRequest = requestBodySchema({
       error: (issue) =>
         issue.input === undefined ? 'is required and must be an e-mail address' : 'must be an e-mail address',
     })
-    .max(MAX_EMAIL_LENGTH, { error: `must be at most ${MAX_EMAIL_LENGTH} characters` })
-    .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { error: 'must be an e-mail address such as "jo@example.com"' }),
+    .check(
+      z.maxLength(MAX_EMAIL_LENGTH, { error: `must be at most ${MAX_EMAIL_LENGTH} characters` }),
+      z.regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { error: 'must be an e-mail address such as "jo@example.com"' }),
+    ),
   registrationCode: z
     .string({
       error: (issue) =>
@@ -42,18 +44,23 @@ export const RegistrationRequest = requestBodySchema({
           ? `is required and must be the registration code, at least ${MIN_REGISTRATION_CODE_LENGTH} characters`
           : `must be a string of at least ${MIN_REGISTRATION_CODE_LENGTH} characters`,
     })
-    .min(MIN_REGISTRATION_CODE_LENGTH, {
-      error: `must be at least ${MIN_REGISTRATION_CODE_LENGTH} characters, as Wise requires`,
-    })
-    .max(MAX_REGISTRATION_CODE_LENGTH, {
-      error: `must be at most ${MAX_REGISTRATION_CODE_LENGTH} characters`,
-    })
-    .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' }),
-  signup: z.boolean({ error: 'must be true or false' }).optional(),
-  language: z
-    .string({ error: 'must be a language code such as "en"' })
-    .regex(/^[a-z]{2}(?:[-_][A-Za-z]{2})?$/, { error: 'must be a language code such as "en" or "pt-BR"' })
-    .optional(),
+    .check(
+      z.minLength(MIN_REGISTRATION_CODE_LENGTH, {
+        error: `must be at least ${MIN_REGISTRATION_CODE_LENGTH} characters, as Wise requires`,
+      }),
+      z.maxLength(MAX_REGISTRATION_CODE_LENGTH, {
+        error: `must be at most ${MAX_REGISTRATION_CODE_LENGTH} characters`,
+      }),
+      z.regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' }),
+    ),
+  signup: z.optional(z.boolean({ error: 'must be true or false' })),
+  language: z.optional(
+    z.string({ error: 'must be a language code such as "en"' }).check(
+      z.regex(/^[a-z]{2}(?:[-_][A-Za-z]{2})?$/, {
+        error: 'must be a language code such as "en" or "pt-BR"',
+      }),
+    ),
+  ),
 });
 
 export type RegistrationInput = z.output<typeof RegistrationRequest> & {

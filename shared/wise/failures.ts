@@ -18,10 +18,15 @@ export interface Failure {
   retryAfterMs?: number;
 }
 
+/** The headers of an answer, by name (any case); `null` when absent. */
+export interface AnswerHeaders {
+  get(name: string): string | null;
+}
+
 /** What Wise answered, read in full. */
 export interface WiseAnswer {
   status: number;
-  headers: Headers;
+  headers: AnswerHeaders;
   body: string;
   traceId?: string;
 }

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import type { TokenGrant, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
+import * as z from '#shared/validation.ts';
 
 /**
  * Wise's documented access-token lifetime (12 hours less a second), assumed only when a token response
@@ -12,22 +12,16 @@ export type Parsed<T> = { ok: true; value: T; warnings: string[] } | { ok: false
 
 // Optional fields are read leniently: a field of the wrong type counts as missing rather than failing
 // a response that carries a perfectly good token.
-const lenientString = z.string().nullish().catch(undefined);
-const lenientSeconds = z
-  .union([
-    z.number(),
-    z
-      .string()
-      .trim()
-      .regex(/^\d+(\.\d+)?$/)
-      .transform(Number),
-  ])
-  .nullish()
-  .catch(undefined);
-const lenientId = z.union([z.number().int(), z.string().trim().regex(/^\d+$/).transform(Number)]);
+const lenientString = z.catch(z.nullish(z.string()), undefined);
+/** A number, or a string of digits read as one. */
+function numeric(digits: RegExp, number: z.ZodMiniNumber<number>) {
+  return z.union([number, z.pipe(z.string().check(z.trim(), z.regex(digits)), z.transform(Number))]);
+}
+const lenientSeconds = z.catch(z.nullish(numeric(/^\d+(\.\d+)?$/, z.number())), undefined);
+const lenientId = numeric(/^\d+$/, z.int());
 
 const TokenResponse = z.object({
-  access_token: z.string().min(1),
+  access_token: z.string().check(z.minLength(1)),
   token_type: lenientString,
   expires_in: lenientSeconds,
   expires_at: lenientString,
@@ -51,14 +45,16 @@ const ProfileResponse = z.object({
   businessName: lenientString,
   firstName: lenientString,
   lastName: lenientString,
-  details: z
-    .object({
-      name: lenientString,
-      firstName: lenientString,
-      lastName: lenientString,
-    })
-    .nullish()
-    .catch(undefined),
+  details: z.catch(
+    z.nullish(
+      z.object({
+        name: lenientString,
+        firstName: lenientString,
+        lastName: lenientString,
+      }),
+    ),
+    undefined,
+  ),
 });
 
 /** Reads JSON without ever quoting the text in the failure reason. */

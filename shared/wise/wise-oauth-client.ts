@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Agent, fetch } from 'undici';
 import type {
   TokenGrant,
   WiseCallOptions,
@@ -13,6 +14,7 @@ import type {
 import { exponentialDelay, retryDelay } from './backoff.ts';
 import { WiseInvalidClientError, WiseRateLimitedError, WiseUnavailableError } from './errors.ts';
 import {
+  type AnswerHeaders,
   classifyAnswer,
   classifyNoAnswer,
   type Failure,
@@ -84,6 +86,15 @@ interface HttpRequest {
 
 type Attempt<T> = { ok: true; value: T } | ({ ok: false } & Failure);
 
+/** The kept-alive connections to Wise for one set of TLS material, and the requests still using them. */
+interface Pool {
+  agent: HttpAgent;
+  key: string;
+  active: number;
+  /** Replaced by a pool for newer material: closed once its last request ends. */
+  retired: boolean;
+}
+
 /**
  * The adapter for Wise's OAuth 2.0 API: the four grants, the registration-code signup, and the two
  * lookups the broker makes with a user token. Every failure is thrown as a `WiseError` subclass;
@@ -104,8 +115,8 @@ export class WiseOAuthClient implements WiseOAuth {
   readonly #random: () => number;
   readonly #logger: WiseLogger;
   readonly #clientId: string | undefined;
-  #agent: Agent | undefined;
-  #agentKey: string | undefined;
+  #pool: Pool | undefined;
+  readonly #retired = new Set<Pool>();
 
   constructor(options: WiseOAuthClientOptions) {
     this.#apiUrl = options.apiUrl.replace(/\/+$/, '');
@@ -233,10 +244,10 @@ export class WiseOAuthClient implements WiseOAuth {
 
   /** Closes the connections kept open to Wise. */
   async close(): Promise<void> {
-    const agent = this.#agent;
-    this.#agent = undefined;
-    this.#agentKey = undefined;
-    await agent?.destroy();
+    const pools = [...this.#retired, ...(this.#pool === undefined ? [] : [this.#pool])];
+    this.#pool = undefined;
+    this.#retired.clear();
+    for (const pool of pools) pool.agent.destroy();
   }
 
   #bearerGet(path: string, accessToken: string): HttpRequest {
@@ -493,47 +504,113 @@ export class WiseOAuthClient implements WiseOAuth {
     return { ok: true, value: parsed.value };
   }
 
-  async #send(
-    call: Call,
-    mtls: Mtls | undefined,
-    request: HttpRequest,
-    timeoutMs: number,
-  ): Promise<WiseAnswer> {
-    const init: Parameters<typeof fetch>[1] = {
-      method: request.method,
-      headers: {
-        accept: 'application/json',
-        'x-external-correlation-id': call.correlationId,
-        ...request.headers,
-      },
-      // A redirect would carry credentials to wherever it points: it is answered as a failure instead.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-      dispatcher: this.#dispatcher(mtls),
+  /**
+   * One request with Node's own HTTP client (`node:https`, or `node:http` for a local simulator), bounded by
+   * `timeoutMs` from the request until the whole body is read. Redirects are not followed: a redirect would
+   * carry credentials to wherever it points, so it is answered as a failure instead.
+   */
+  #send(call: Call, mtls: Mtls | undefined, request: HttpRequest, timeoutMs: number): Promise<WiseAnswer> {
+    const url = new URL(`${this.#apiUrl}${request.path}`);
+    const secure = url.protocol === 'https:';
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'x-external-correlation-id': call.correlationId,
+      ...request.headers,
     };
-    if (request.body !== undefined) init.body = request.body;
-    const response = await fetch(`${this.#apiUrl}${request.path}`, init);
-    const body = await response.text();
-    const answer: WiseAnswer = { status: response.status, headers: response.headers, body };
-    const traceId = response.headers.get('x-trace-id');
-    if (traceId !== null) answer.traceId = traceId;
-    return answer;
+    if (request.body !== undefined) headers['content-length'] = String(Buffer.byteLength(request.body));
+    const pool = this.#poolFor(secure, mtls);
+    const signal = AbortSignal.timeout(timeoutMs);
+    return new Promise<WiseAnswer>((resolve, reject) => {
+      const send = secure ? httpsRequest : httpRequest;
+      const outgoing = send(url, { method: request.method, headers, agent: pool.agent }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', fail);
+        response.on('end', () => {
+          const answer: WiseAnswer = {
+            status: response.statusCode ?? 0,
+            headers: answerHeaders(response.headers),
+            body: Buffer.concat(chunks).toString('utf8'),
+          };
+          const traceId = answer.headers.get('x-trace-id');
+          if (traceId !== null) answer.traceId = traceId;
+          finish();
+          resolve(answer);
+        });
+        // A body cut off before its end (a dropped connection, the timeout) is no answer.
+        response.on('close', () => {
+          if (!response.complete) fail(connectionReset());
+        });
+      });
+      pool.active += 1;
+      let done = false;
+      const onTimeout = () => outgoing.destroy(signal.reason as Error);
+      function finish() {
+        if (done) return false;
+        done = true;
+        signal.removeEventListener('abort', onTimeout);
+        return true;
+      }
+      // Once the timeout fired, whatever broke the request is the timeout.
+      function fail(error: unknown) {
+        if (finish()) reject(signal.aborted ? signal.reason : error);
+      }
+      signal.addEventListener('abort', onTimeout, { once: true });
+      outgoing.on('error', fail);
+      outgoing.on('close', () => this.#released(pool));
+      outgoing.end(request.body);
+    });
   }
 
-  /** One agent for every request; rebuilt when the mutual-TLS material changes. */
-  #dispatcher(mtls: Mtls | undefined): Agent {
-    const key =
-      mtls === undefined ? 'plain' : JSON.stringify([mtls.certificate, mtls.privateKey, mtls.ca ?? null]);
-    if (this.#agent !== undefined && this.#agentKey === key) return this.#agent;
-    const previous = this.#agent;
-    const connect =
-      mtls === undefined
-        ? {}
-        : { cert: mtls.certificate, key: mtls.privateKey, ...(mtls.ca ? { ca: mtls.ca } : {}) };
-    this.#agent = new Agent({ connect });
-    this.#agentKey = key;
-    // In-flight requests on the old agent finish before it closes.
-    previous?.close().catch(() => undefined);
-    return this.#agent;
+  /** The pool for this TLS material; a new one when it changed, while the old one finishes its requests. */
+  #poolFor(secure: boolean, mtls: Mtls | undefined): Pool {
+    const key = !secure
+      ? 'http'
+      : mtls === undefined
+        ? 'https'
+        : JSON.stringify([mtls.certificate, mtls.privateKey, mtls.ca ?? null]);
+    if (this.#pool !== undefined && this.#pool.key === key) return this.#pool;
+    const previous = this.#pool;
+    const agent = !secure
+      ? new HttpAgent({ keepAlive: true })
+      : new HttpsAgent({
+          keepAlive: true,
+          ...(mtls === undefined
+            ? {}
+            : { cert: mtls.certificate, key: mtls.privateKey, ...(mtls.ca ? { ca: mtls.ca } : {}) }),
+        });
+    this.#pool = { agent, key, active: 0, retired: false };
+    if (previous !== undefined) {
+      previous.retired = true;
+      this.#retired.add(previous);
+      if (previous.active === 0) this.#released(previous, 0);
+    }
+    return this.#pool;
   }
+
+  /** Counts a request of `pool` as ended (`by` 1); a retired pool closes with its last request. */
+  #released(pool: Pool, by = 1): void {
+    pool.active -= by;
+    if (pool.retired && pool.active === 0) {
+      this.#retired.delete(pool);
+      pool.agent.destroy();
+    }
+  }
+}
+
+/** The response's headers as `get(name)` reads them: a repeated header's values joined by ", ". */
+function answerHeaders(headers: IncomingHttpHeaders): AnswerHeaders {
+  return {
+    get(name) {
+      const value = headers[name.toLowerCase()];
+      if (value === undefined) return null;
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+  };
+}
+
+function connectionReset(): Error {
+  return Object.assign(new Error('The connection closed before the answer was complete.'), {
+    code: 'ECONNRESET',
+  });
 }

@@ -134,7 +134,7 @@ describe('a deployed bundle', () => {
     const failed = lines.find((line) => line.message === 'Request failed');
     const error = failed?.error as { name: string; location: string; stack: string } | undefined;
     expect(error?.name).toBe('MissingSettingError');
-    expect(error?.stack).toContain('shared/runtime/runtime.ts');
-    expect(error?.stack).toMatch(/at runtimeFromEnvironment \(/);
+    expect(error?.stack).toContain('shared/runtime/function-environment.ts');
+    expect(error?.stack).toMatch(/at requiredSetting \(/);
   });
 });

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { parseBrokerConfig } from '#shared/config/broker-config.ts';
+import {
+  functionConfig,
+  InvalidSettingError,
+  MissingSettingError,
+  once,
+  settingsFromEnvironment,
+} from '#shared/runtime/function-environment.ts';
+import { commonEnvironment } from '../../../../infra/broker-function.ts';
+
+const CALLER = 'arn:aws:iam::123456789012:role/payments';
+
+/** The variables the stack gives every function, from a configuration validated as at synth. */
+function stackEnvironment(): Record<string, string> {
+  return commonEnvironment({
+    config: parseBrokerConfig(
+      { stage: 'test', callers: [{ principal: CALLER, use: ['acme-*'] }], refresh: { shards: 2 } },
+      'the test',
+    ),
+    redirectUri: 'https://broker.example.com/oauth/callback',
+    tableName: 'wise-broker-test',
+    keyArn: 'arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000',
+    secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:wise',
+    eventBusName: 'wise-broker-test',
+  });
+}
+
+describe('settingsFromEnvironment', () => {
+  it('reads the configuration the stack wrote, with the defaults it filled in', () => {
+    const settings = settingsFromEnvironment(stackEnvironment());
+
+    expect(settings.config.stage).toBe('test');
+    expect(settings.config.callers[0]?.use).toEqual(['acme-*']);
+    expect(settings.config.refresh.shards).toBe(2);
+    expect(settings.config.refresh.fraction).toBe(0.8);
+    expect(settings.config.wise.apiUrl).toBe('https://api.wise-sandbox.com');
+    expect(settings).toMatchObject({
+      redirectUri: 'https://broker.example.com/oauth/callback',
+      tableName: 'wise-broker-test',
+      eventBusName: 'wise-broker-test',
+    });
+  });
+
+  it('fails fast, naming the variable, when one the stack sets is missing', () => {
+    const { TABLE_NAME: _missing, ...environment } = stackEnvironment();
+
+    expect(() => settingsFromEnvironment(environment)).toThrow(MissingSettingError);
+    expect(() => settingsFromEnvironment(environment)).toThrow(/TABLE_NAME is not set/);
+  });
+});
+
+describe('functionConfig', () => {
+  it('refuses a BROKER_CONFIG that is not JSON', () => {
+    expect(() => functionConfig({ BROKER_CONFIG: '{"stage":' })).toThrow(InvalidSettingError);
+    expect(() => functionConfig({ BROKER_CONFIG: '{"stage":' })).toThrow(/is not JSON/);
+  });
+
+  it('names each field a function reads that is missing or of the wrong type', () => {
+    const { callers: _callers, ...config } = JSON.parse(stackEnvironment().BROKER_CONFIG ?? '{}');
+
+    const read = () => functionConfig({ BROKER_CONFIG: JSON.stringify({ ...config, refresh: null }) });
+
+    expect(read).toThrow(InvalidSettingError);
+    expect(read).toThrow(/\(callers, refresh missing or of the wrong type\)/);
+  });
+
+  it('refuses JSON that is not an object', () => {
+    expect(() => functionConfig({ BROKER_CONFIG: '[]' })).toThrow(/stage, wise, callers/);
+  });
+});
+
+describe('once', () => {
+  it('builds on first use and hands out the same value afterwards', () => {
+    let builds = 0;
+    const source = once(() => ({ build: ++builds }));
+
+    expect(builds).toBe(0);
+    const first = source();
+    expect(source()).toBe(first);
+    expect(builds).toBe(1);
+  });
+});
