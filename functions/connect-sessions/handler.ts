@@ -13,6 +13,7 @@ export type ConnectSessionsParts = Pick<
   Runtime,
   'config' | 'redirectUri' | 'store' | 'policy' | 'clock' | 'cipher' | 'events' | 'audit'
 >;
+
 /** The route key of the completion exchange, served by this function beside the connect sessions. */
 export const COMPLETION_ROUTE_KEY = 'POST /connections/{id}/completion';
 

@@ -14,6 +14,7 @@ import {
 
 /** What this function's use cases reach: no Wise client, no Secrets Manager. */
 export type ConnectionsParts = Pick<Runtime, 'store' | 'policy' | 'clock' | 'cipher' | 'events' | 'audit'>;
+
 /**
  * The connections admin routes (IAM, admin callers only): `GET /connections?status=&limit=&nextToken=`,
  * `GET /connections/{id}` and `DELETE /connections/{id}`.

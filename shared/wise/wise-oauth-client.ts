@@ -525,6 +525,7 @@ export class WiseOAuthClient implements WiseOAuth {
       const outgoing = send(url, { method: request.method, headers, agent: pool.agent }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        // A body cut off before its end (a dropped connection, the timeout) is no answer: ECONNRESET.
         response.on('error', fail);
         response.on('end', () => {
           const answer: WiseAnswer = {
@@ -536,10 +537,6 @@ export class WiseOAuthClient implements WiseOAuth {
           if (traceId !== null) answer.traceId = traceId;
           finish();
           resolve(answer);
-        });
-        // A body cut off before its end (a dropped connection, the timeout) is no answer.
-        response.on('close', () => {
-          if (!response.complete) fail(connectionReset());
         });
       });
       pool.active += 1;
@@ -557,7 +554,10 @@ export class WiseOAuthClient implements WiseOAuth {
       }
       signal.addEventListener('abort', onTimeout, { once: true });
       outgoing.on('error', fail);
-      outgoing.on('close', () => this.#released(pool));
+      outgoing.on('close', () => {
+        pool.active -= 1;
+        this.#closeIfIdle(pool);
+      });
       outgoing.end(request.body);
     });
   }
@@ -583,14 +583,13 @@ export class WiseOAuthClient implements WiseOAuth {
     if (previous !== undefined) {
       previous.retired = true;
       this.#retired.add(previous);
-      if (previous.active === 0) this.#released(previous, 0);
+      this.#closeIfIdle(previous);
     }
     return this.#pool;
   }
 
-  /** Counts a request of `pool` as ended (`by` 1); a retired pool closes with its last request. */
-  #released(pool: Pool, by = 1): void {
-    pool.active -= by;
+  /** A retired pool closes once its last request has ended. */
+  #closeIfIdle(pool: Pool): void {
     if (pool.retired && pool.active === 0) {
       this.#retired.delete(pool);
       pool.agent.destroy();
@@ -607,10 +606,4 @@ function answerHeaders(headers: IncomingHttpHeaders): AnswerHeaders {
       return Array.isArray(value) ? value.join(', ') : value;
     },
   };
-}
-
-function connectionReset(): Error {
-  return Object.assign(new Error('The connection closed before the answer was complete.'), {
-    code: 'ECONNRESET',
-  });
 }

@@ -9,10 +9,11 @@ export interface RecordedRequest {
   body: string;
 }
 
-/** One scripted answer: a response, a dropped connection, or no answer at all. */
+/** One scripted answer: a response, a dropped connection, an answer cut off mid-body, or no answer at all. */
 export type Reply =
   | { status: number; headers?: Record<string, string>; body?: string | object }
   | { drop: true }
+  | { cutOff: true }
   | { hang: true };
 
 /** A tiny HTTP server on 127.0.0.1 that answers from a script, for responses Wise's simulator cannot give. */
@@ -43,6 +44,12 @@ export async function startScriptedServer(): Promise<ScriptedServer> {
       const next: Reply = script.shift() ?? { status: 599, body: { error: 'unscripted' } };
       if ('drop' in next) {
         request.socket.destroy();
+        return;
+      }
+      if ('cutOff' in next) {
+        // Promises a body of 1000 bytes, sends part of it, and closes the connection.
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+        response.write('{"access_token":"', () => request.socket.destroy());
         return;
       }
       if ('hang' in next) {

@@ -401,6 +401,26 @@ describe('WiseOAuthClient retries', () => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it('retries an answer cut off before the end of its body, as a dropped connection', async () => {
+    const { client } = makeClient();
+    server.reply({ cutOff: true }, { status: 200, body: TOKEN_BODY });
+
+    const grant = await client.clientCredentials();
+
+    expect(grant.accessToken).toBe(ACCESS);
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('classifies an answer cut off on the last attempt as unavailable, saying the connection was reset', async () => {
+    const { client } = makeClient({ maxAttempts: 1 });
+    server.reply({ cutOff: true });
+
+    const error = await failure(client.clientCredentials());
+
+    expect(error).toBeInstanceOf(WiseUnavailableError);
+    expect(error.message).toContain('could not be reached for the client credentials grant (ECONNRESET)');
+  });
+
   it('gives each request its own timeout and retries after it', async () => {
     // Long enough for the second, answered request even on a busy machine.
     const { client } = makeClient({ requestTimeoutMs: 500 });
