@@ -52,23 +52,30 @@ export function serviceName(stage: string): string {
  * the local run's section and the CDK environment.
  */
 export function commonEnvironment(deployment: BrokerDeployment): Record<string, string> {
-  // What only the deployment reads (the local run, the CDK environment, throttling, memory, private access)
-  // stays out.
+  // What only the deployment reads (the local run, the CDK environment, throttling, memory, private access,
+  // the domain) stays out.
   const {
     local: _local,
     env: _env,
     api: _api,
     functions: _functions,
     privateAccess: _privateAccess,
+    domain: _domain,
     ...runtimeConfig
   } = deployment.config;
   const brokerConfig = JSON.stringify(runtimeConfig);
   if (brokerConfig.length > MAX_BROKER_CONFIG_CHARACTERS) {
+    const inlineLogo = runtimeConfig.brand.logo?.startsWith('data:') === true;
     throw new ConfigurationError('the deployment configuration', [
-      {
-        path: 'callers',
-        message: `makes BROKER_CONFIG ${brokerConfig.length} characters, over the ${MAX_BROKER_CONFIG_CHARACTERS} that fit in Lambda's 4 KB of environment: merge callers or use wider connection patterns`,
-      },
+      inlineLogo
+        ? {
+            path: 'brand.logo',
+            message: `makes BROKER_CONFIG ${brokerConfig.length} characters with the inline image, over the ${MAX_BROKER_CONFIG_CHARACTERS} that fit in Lambda's 4 KB of environment: give the logo as an https:// URL, or a smaller image`,
+          }
+        : {
+            path: 'callers',
+            message: `makes BROKER_CONFIG ${brokerConfig.length} characters, over the ${MAX_BROKER_CONFIG_CHARACTERS} that fit in Lambda's 4 KB of environment: merge callers or use wider connection patterns`,
+          },
     ]);
   }
   const stage = deployment.config.stage;

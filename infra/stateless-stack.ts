@@ -24,6 +24,7 @@ import type { CipherKind } from '#shared/domain/records.ts';
 import { AuditTrail } from './audit-trail.ts';
 import { type BrokerDeployment, BrokerFunction, functionRoleName } from './broker-function.ts';
 import { CALLER_KINDS, CallerAccess } from './caller-access.ts';
+import { CustomDomain } from './custom-domain.ts';
 import { EventSchemas } from './event-schemas.ts';
 import { Monitoring } from './monitoring.ts';
 import { PrivateApi, type PrivateApiProps } from './private-api.ts';
@@ -235,6 +236,8 @@ export class StatelessStack extends Stack {
   readonly auditTrail: AuditTrail;
   /** The SSM parameter holding the API's base URL, `/wise-broker/<stage>/api-url`. */
   readonly apiUrlParameter: StringParameter;
+  /** The broker's own domain, when the configuration names one. */
+  readonly customDomain: CustomDomain | undefined;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
@@ -253,8 +256,10 @@ export class StatelessStack extends Stack {
       apiName: `wise-broker-${stage}`,
       description: `Wise token broker (${stage})`,
       createDefaultStage: false,
+      // With its own domain the broker has one address: the execute-api host would be a second, unbranded one.
+      ...(config.domain === undefined ? {} : { disableExecuteApiEndpoint: true }),
     });
-    this.api.addStage('DefaultStage', {
+    const defaultStage = this.api.addStage('DefaultStage', {
       stageName: '$default',
       autoDeploy: true,
       throttle: config.api.throttle,
@@ -274,7 +279,17 @@ export class StatelessStack extends Stack {
         ),
       },
     });
-    const callbackUrl = `${this.api.apiEndpoint}/oauth/callback`;
+    this.customDomain =
+      config.domain === undefined
+        ? undefined
+        : new CustomDomain(this, 'CustomDomain', {
+            domain: config.domain,
+            api: this.api,
+            stage: defaultStage,
+          });
+    // The HTTP API's base URL (the OAuth pages, and every route unless private access moves the IAM ones).
+    const httpApiUrl = this.customDomain?.url ?? this.api.apiEndpoint;
+    const callbackUrl = `${httpApiUrl}/oauth/callback`;
 
     const deployment: BrokerDeployment = {
       config,
@@ -418,7 +433,7 @@ export class StatelessStack extends Stack {
 
     this.privateApi?.addDashboardWidgets(this.monitoring.dashboard);
 
-    const apiUrl = this.privateApi?.url ?? this.api.apiEndpoint;
+    const apiUrl = this.privateApi?.url ?? httpApiUrl;
     new CfnOutput(this, 'ApiUrl', {
       value: apiUrl,
       description: this.privateApi

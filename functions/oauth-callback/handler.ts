@@ -1,6 +1,12 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { apiHandler, requestEndsAt } from '#shared/http/api-handler.ts';
-import { type CallbackOutcome, callbackResponse } from '#shared/http/pages.ts';
+import {
+  type CallbackOutcome,
+  callbackResponse,
+  type PagePresentation,
+  presentationFor,
+  UNBRANDED,
+} from '#shared/http/pages.ts';
 import { pageSecurityHeaders } from '#shared/http/responses.ts';
 import { logger } from '#shared/observability.ts';
 import { once } from '#shared/runtime/function-environment.ts';
@@ -38,16 +44,17 @@ export function createOauthCallbackHandler(runtime: () => Runtime) {
   return apiHandler(
     () => runtime().audit,
     async (event, context, request) => {
+      const presentation = pagePresentation(runtime, event);
       if (event.routeKey === START_ROUTE_KEY) {
         request.note({ action: 'connect_start' });
-        return start(runtime, event);
+        return start(runtime, event, presentation);
       }
       request.note({ action: 'connect' });
       const callback = readCallback(event);
       if (!callback) {
         request.note({ error: 'malformed' });
         logger.info('Callback refused: the query is not an answer from Wise', { outcome: 'refused' });
-        return callbackResponse({ kind: 'malformed' });
+        return callbackResponse({ kind: 'malformed' }, presentation);
       }
       const cookieName = browserCookieName(callback.state);
       const browserSecret = readCookie(event, cookieName);
@@ -73,7 +80,7 @@ export function createOauthCallbackHandler(runtime: () => Runtime) {
         });
         logger.info('Callback refused', { outcome: outcome.kind, reason });
       }
-      const response = callbackResponse(outcome);
+      const response = callbackResponse(outcome, presentation);
       // The binding is spent once the session is consumed; leave it in place when the state was refused
       // before (no cookie at all), so nothing here helps a forged request.
       if (browserSecret !== undefined) response.cookies = [expiredCookie(cookieName)];
@@ -82,22 +89,34 @@ export function createOauthCallbackHandler(runtime: () => Runtime) {
   );
 }
 
-async function start(runtime: () => Runtime, event: APIGatewayProxyEventV2) {
+/**
+ * The brand and language of this request's pages. A runtime that cannot be built (its configuration
+ * broken) still gets a page: the unbranded English one, and the failure is logged where it happens.
+ */
+function pagePresentation(runtime: () => Runtime, event: APIGatewayProxyEventV2): PagePresentation {
+  try {
+    return presentationFor(runtime().config.brand, event.headers?.['accept-language']);
+  } catch {
+    return UNBRANDED;
+  }
+}
+
+async function start(runtime: () => Runtime, event: APIGatewayProxyEventV2, presentation: PagePresentation) {
   const state = event.queryStringParameters?.state;
   if (state === undefined || !STATE.test(state)) {
     logger.info('Start refused: the query carries no state');
-    return callbackResponse({ kind: 'malformed' });
+    return callbackResponse({ kind: 'malformed' }, presentation);
   }
   let started: StartResult;
   try {
     started = await startAuthorization(runtime(), state);
   } catch (error) {
     logger.error('Starting the authorization failed', error as Error);
-    return callbackResponse({ kind: 'crashed' });
+    return callbackResponse({ kind: 'crashed' }, presentation);
   }
   if (started.kind === 'refused') {
     logger.info('Start refused: the state is unknown, expired or already opened');
-    return callbackResponse({ kind: 'refused', reason: 'unknown_state' });
+    return callbackResponse({ kind: 'refused', reason: 'unknown_state' }, presentation);
   }
   const { name, value, maxAgeSeconds } = started.cookie;
   return {

@@ -283,6 +283,116 @@ const privateAccessSchema = z.strictObject({
     .optional(),
 });
 
+/** The page languages the broker has text for (`shared/http/page-text.ts`). */
+export const PAGE_LANGUAGES = ['en', 'de'] as const;
+
+/** One of {@link PAGE_LANGUAGES}. */
+export type PageLanguage = (typeof PAGE_LANGUAGES)[number];
+
+/** The longest inline (`data:`) logo: the configuration travels in Lambda's 4 KB of environment. */
+export const MAX_INLINE_LOGO_CHARACTERS = 2048;
+
+const INLINE_LOGO = /^data:image\/(?:png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]+={0,2}$/;
+const HOST_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+// Characters a Content-Security-Policy source cannot hold (the logo URL is written into img-src).
+const CSP_UNSAFE = /[;,'"\s]/;
+
+/** The partner's name as shown on the connect pages: printable text, no markup characters needed. */
+const brandName = z
+  .string(must('be the name your users know you by, such as "Acme Payments"'))
+  .trim()
+  .min(1, { error: 'must not be empty; leave "name" out for the unbranded pages' })
+  .max(60, { error: 'must be at most 60 characters' })
+  .refine((name) => !/[\p{Cc}\p{Cf}]/u.test(name), {
+    error: 'must not hold control or formatting characters',
+  });
+
+const brandSchema = z
+  .strictObject({
+    name: brandName.optional(),
+    logo: z
+      .string(must('be an https:// URL of an image, or a data:image/...;base64, URI'))
+      .refine(
+        (logo) =>
+          logo.startsWith('data:')
+            ? INLINE_LOGO.test(logo)
+            : isWebUrl(logo) && !CSP_UNSAFE.test(new URL(logo).href) && !logo.includes('?'),
+        {
+          error:
+            'must be an https:// URL of an image without a ?query, ";", "," or quotes (it is written into the pages\' Content-Security-Policy), or an inline data:image/png, jpeg, gif, webp or svg+xml URI in base64',
+        },
+      )
+      .refine((logo) => !logo.startsWith('data:') || logo.length <= MAX_INLINE_LOGO_CHARACTERS, {
+        error: `must be at most ${MAX_INLINE_LOGO_CHARACTERS} characters when inline (the configuration travels in Lambda's 4 KB of environment): give a larger logo as an https:// URL`,
+      })
+      .optional(),
+    supportUrl: z
+      .string(must('be an https:// URL or a mailto: address of your support'))
+      .refine(
+        (value) =>
+          value.startsWith('mailto:') ? /^mailto:[^\s@<>"]+@[^\s@<>"]+$/.test(value) : isWebUrl(value),
+        {
+          error:
+            'must be an https:// URL (http:// only for localhost) or a mailto: address, such as "mailto:help@example.com"',
+        },
+      )
+      .optional(),
+    languages: z
+      .array(
+        z.enum(PAGE_LANGUAGES, {
+          error: `must be a language the pages have text for: ${PAGE_LANGUAGES.map((language) => `"${language}"`).join(', ')} (add one in shared/http/page-text.ts)`,
+        }),
+        must('be a list of languages such as ["en", "de"], the first the default'),
+      )
+      .min(1, { error: 'must name at least one language, such as ["en"]' })
+      .refine((languages) => new Set(languages).size === languages.length, {
+        error: 'must name each language once',
+      })
+      .default(['en']),
+  })
+  .prefault({});
+
+/** A hosted zone named by its attributes, so the synth needs no look-up in the account. */
+const hostedZoneSchema = z.strictObject({
+  id: z
+    .string(must('be the Route 53 hosted zone id, such as "Z0123456789ABCDEFGHIJ"'))
+    .regex(/^Z[A-Z0-9]{1,31}$/, {
+      error: 'must be a Route 53 hosted zone id, such as "Z0123456789ABCDEFGHIJ"',
+    }),
+  name: z
+    .string(must('be the hosted zone\'s domain, such as "example.com"'))
+    .transform((name) => name.replace(/\.$/, '').toLowerCase())
+    .refine((name) => HOST_NAME.test(name), { error: 'must be a domain name such as "example.com"' }),
+});
+
+const domainSchema = z
+  .strictObject({
+    name: z
+      .string(must('be the host name of the broker, such as "wise.example.com"'))
+      .transform((name) => name.toLowerCase())
+      .refine((name) => HOST_NAME.test(name), {
+        error: 'must be a host name such as "wise.example.com" (no scheme, path or port)',
+      }),
+    hostedZone: hostedZoneSchema,
+    certificateArn: z
+      .string(must("be the ARN of an ACM certificate for the domain, in the deployment's region"))
+      .regex(
+        /^arn:aws(?:-cn|-us-gov)?:acm:[a-z]{2}(?:-[a-z]+)+-\d{1,2}:\d{12}:certificate\/[A-Za-z0-9-]{1,64}$/,
+        {
+          error:
+            'must be an ACM certificate ARN such as "arn:aws:acm:eu-west-1:123456789012:certificate/..."; leave it out to have one issued with DNS validation in the hosted zone',
+        },
+      )
+      .optional(),
+  })
+  .refine(
+    (domain) => domain.name.endsWith(`.${domain.hostedZone.name}`) || domain.name === domain.hostedZone.name,
+    {
+      error: 'must lie in the hosted zone: "name" must end with hostedZone.name',
+      path: ['name'],
+    },
+  );
+
 const envSchema = z.strictObject({
   account: z
     .string(must('be a 12-digit AWS account id'))
@@ -306,6 +416,10 @@ export const brokerConfigSchema = z
       .default('dev'),
     wise: wiseSchema,
     redirectUri: webUrl('https://broker.example.com/oauth/callback').optional(),
+    /** The broker's own domain in front of the API (deployment only). */
+    domain: domainSchema.optional(),
+    /** The partner's name, logo, support link and page languages on the connect pages. */
+    brand: brandSchema,
     callers: z.array(callerSchema, must('be a list of callers')).default([]),
     returnUrls: z.array(webUrl('https://app.example.com/wise/done'), must('be a list of URLs')).default([]),
     connectWithoutConfirmation: z.boolean(must('be true or false')).default(false),
@@ -340,6 +454,7 @@ export const brokerConfigSchema = z
     local: z.record(z.string(), z.unknown(), must('be an object')).optional(),
   })
   .superRefine((config, context) => {
+    checkDomain(config, context);
     config.callers.forEach((caller, index) => {
       if (caller.assumableBy !== undefined && !caller.principal.includes(':role/')) {
         context.addIssue({
@@ -359,6 +474,38 @@ export const brokerConfigSchema = z
       }
     });
   });
+
+/** The domain's certificate is in the deployment's region; the redirect URI, if given, is on the domain. */
+function checkDomain(
+  config: {
+    domain?: z.output<typeof domainSchema> | undefined;
+    redirectUri?: string | undefined;
+    env?: { region: string } | undefined;
+  },
+  context: z.RefinementCtx,
+): void {
+  const { domain } = config;
+  if (domain === undefined) return;
+  const certificateRegion = domain.certificateArn?.split(':')[3];
+  if (
+    certificateRegion !== undefined &&
+    config.env !== undefined &&
+    certificateRegion !== config.env.region
+  ) {
+    context.addIssue({
+      code: 'custom',
+      path: ['domain', 'certificateArn'],
+      message: `names a certificate in ${certificateRegion}, but the API's regional domain needs one in ${config.env.region}: request or import it there, or leave the field out to have one issued`,
+    });
+  }
+  if (config.redirectUri !== undefined && new URL(config.redirectUri).hostname !== domain.name) {
+    context.addIssue({
+      code: 'custom',
+      path: ['redirectUri'],
+      message: `must be on the domain ${domain.name} when "domain" is set: leave it out (it becomes https://${domain.name}/oauth/callback) or use that host`,
+    });
+  }
+}
 
 /** A deployment's validated configuration, with every default filled in. */
 export type BrokerConfig = z.output<typeof brokerConfigSchema>;

@@ -1,19 +1,50 @@
+import { createHash } from 'node:crypto';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import Negotiator from 'negotiator';
+import type { BrokerConfig, PageLanguage } from '#shared/config/broker-config.ts';
 import type { AuthorizationResult } from '#shared/use-cases/complete-authorization.ts';
 import { CONNECT_SESSION_TTL_MS } from '#shared/use-cases/connect-session.ts';
-import { htmlResponse, pageSecurityHeaders } from './responses.ts';
+import { PAGE_TEXT, type PageStatus, type PageText, type TextContext } from './page-text.ts';
+import { htmlResponse, pageContentSecurityPolicy, pageSecurityHeaders } from './responses.ts';
+
+export type { PageStatus } from './page-text.ts';
 
 /**
- * The HTML pages people see at the end of connecting their Wise account. Every value is escaped; the
- * pages carry no script (the CSP of `htmlResponse` forbids one anyway) and never show a token, a code, a
- * state or Wise's `error_description`.
+ * The HTML pages people see at the end of connecting their Wise account, in the partner's brand (name,
+ * logo, support link) and in one of the languages the deployment offers. Every value is escaped; the pages
+ * carry no script (their CSP forbids one) and never show a token, a code, a state or Wise's
+ * `error_description`. Their one inline style is allowed by its SHA-256 hash, nothing else.
  *
  * Stable hooks for browser tests: `#outcome` (with `data-status`), `#outcome-title`, `#outcome-message`,
- * `#outcome-advice`, `#connection-id` and `#return-link`.
+ * `#outcome-advice`, `#connection-id`, `#return-link`, `#brand`, `#brand-logo`, `#brand-name` and
+ * `#support-link`.
  */
 
-/** What the page reports: the same words as the `status` query parameter of a return URL. */
-export type PageStatus = 'connected' | 'denied' | 'error';
+/** The partner's brand, as configured (`brand`). */
+export type BrandSettings = BrokerConfig['brand'];
+
+/** How the pages look and speak: the brand, and the language chosen for this request. */
+export interface PagePresentation {
+  brand: BrandSettings;
+  language: PageLanguage;
+}
+
+/** The pages without a brand, in English. */
+export const UNBRANDED: PagePresentation = { brand: { languages: ['en'] }, language: 'en' };
+
+/**
+ * The presentation for one request: the brand, in the language the browser prefers (its
+ * `Accept-Language`, matched by primary tag, so `de-CH` gets `de`) among those the brand offers, or the
+ * first offered language when it accepts none of them.
+ */
+export function presentationFor(brand: BrandSettings, acceptLanguage: string | undefined): PagePresentation {
+  const offered = brand.languages;
+  const fallback = offered[0] ?? 'en';
+  if (acceptLanguage === undefined || acceptLanguage.trim() === '') return { brand, language: fallback };
+  const preferred = new Negotiator({ headers: { 'accept-language': acceptLanguage } }).language([...offered]);
+  const language = offered.find((candidate) => candidate === preferred) ?? fallback;
+  return { brand, language };
+}
 
 /** The content of an outcome page; plain text, escaped when rendered. */
 export interface OutcomePage {
@@ -43,37 +74,26 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"'`]/g, (character) => HTML_ESCAPES[character] ?? character);
 }
 
-const ACCENTS: Record<PageStatus, { colour: string; tint: string; symbol: string; label: string }> = {
-  connected: { colour: '#2f7d32', tint: '#e8f5e9', symbol: '&#10003;', label: 'Connected' },
-  denied: { colour: '#8a5a00', tint: '#fff4e0', symbol: '&#8722;', label: 'Not connected' },
-  error: { colour: '#b3261e', tint: '#fdecea', symbol: '!', label: 'Something went wrong' },
+const ACCENTS: Record<PageStatus, { colour: string; tint: string; symbol: string }> = {
+  connected: { colour: '#2f7d32', tint: '#e8f5e9', symbol: '&#10003;' },
+  denied: { colour: '#8a5a00', tint: '#fff4e0', symbol: '&#8722;' },
+  error: { colour: '#b3261e', tint: '#fdecea', symbol: '!' },
 };
 
-/** Renders an outcome page as a complete HTML document. */
-export function renderOutcomePage(page: OutcomePage): string {
-  const accent = ACCENTS[page.status];
-  const connection =
-    page.connectionId === undefined
-      ? ''
-      : `<p class="meta">Connection <code id="connection-id">${escapeHtml(page.connectionId)}</code></p>`;
-  const link =
-    page.returnLink === undefined
-      ? ''
-      : `<a id="return-link" class="button" href="${escapeHtml(page.returnLink.href)}">${escapeHtml(page.returnLink.label)}</a>`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>${escapeHtml(page.title)} · Wise connection</title>
-<style>
+/** The page's one stylesheet; its SHA-256 is the only style the CSP allows. */
+function pageStyle(status: PageStatus): string {
+  const accent = ACCENTS[status];
+  return `
   :root { color-scheme: light; }
   * { box-sizing: border-box; }
   body { margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
     background: #f4f6f8; color: #1f2933; padding: 24px;
     font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-  main { width: 100%; max-width: 480px; background: #fff; border-radius: 16px; padding: 40px 36px;
+  .page { width: 100%; max-width: 480px; }
+  .brand { display: flex; align-items: center; justify-content: center; gap: 12px; margin: 0 0 20px; }
+  .brand img { display: block; max-height: 40px; max-width: 160px; }
+  .brand span { font-size: 18px; font-weight: 700; }
+  main { background: #fff; border-radius: 16px; padding: 40px 36px;
     box-shadow: 0 1px 3px rgba(16, 24, 40, .08), 0 12px 32px rgba(16, 24, 40, .08); text-align: center; }
   .badge { width: 56px; height: 56px; margin: 0 auto 20px; border-radius: 50%; display: flex;
     align-items: center; justify-content: center; font-size: 28px; font-weight: 700;
@@ -89,33 +109,111 @@ export function renderOutcomePage(page: OutcomePage): string {
   .button { display: inline-block; margin-top: 20px; padding: 12px 24px; border-radius: 999px;
     background: #163300; color: #fff; text-decoration: none; font-weight: 600; }
   .button:hover, .button:focus { background: #254d00; }
-</style>
+  footer { margin-top: 16px; text-align: center; font-size: 14px; }
+  footer a { color: #163300; }
+`;
+}
+
+/** The CSP source that allows exactly the brand's logo: the URL's origin and path, or `data:` inline. */
+function logoSource(logo: string): string {
+  if (logo.startsWith('data:')) return 'data:';
+  const url = new URL(logo);
+  return `${url.origin}${url.pathname}`;
+}
+
+/** A page as HTML with the Content-Security-Policy that lets exactly it render. */
+interface RenderedPage {
+  html: string;
+  contentSecurityPolicy: string;
+}
+
+function renderPage(page: OutcomePage, presentation: PagePresentation): RenderedPage {
+  const { brand } = presentation;
+  const text = PAGE_TEXT[presentation.language];
+  const context: TextContext = { app: brand.name };
+  const accent = ACCENTS[page.status];
+  const style = pageStyle(page.status);
+  const connection =
+    page.connectionId === undefined
+      ? ''
+      : `<p class="meta">${escapeHtml(text.connection)} <code id="connection-id">${escapeHtml(page.connectionId)}</code></p>`;
+  const link =
+    page.returnLink === undefined
+      ? ''
+      : `<a id="return-link" class="button" href="${escapeHtml(page.returnLink.href)}">${escapeHtml(page.returnLink.label)}</a>`;
+  const logo =
+    brand.logo === undefined
+      ? ''
+      : `<img id="brand-logo" src="${escapeHtml(brand.logo)}" alt="${escapeHtml(brand.name === undefined ? text.logoAlt(context) : '')}">`;
+  const name = brand.name === undefined ? '' : `<span id="brand-name">${escapeHtml(brand.name)}</span>`;
+  const header = logo === '' && name === '' ? '' : `<header id="brand" class="brand">${logo}${name}</header>`;
+  const footer =
+    brand.supportUrl === undefined
+      ? ''
+      : `<footer><a id="support-link" href="${escapeHtml(brand.supportUrl)}" rel="noopener noreferrer">${escapeHtml(text.contactSupport(context))}</a></footer>`;
+  const html = `<!doctype html>
+<html lang="${escapeHtml(text.htmlLang)}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>${escapeHtml(text.documentTitle(page.title, context))}</title>
+<style>${style}</style>
 </head>
 <body>
+<div class="page">
+${header}
 <main id="outcome" data-status="${page.status}">
   <div class="badge" aria-hidden="true">${accent.symbol}</div>
-  <p class="label">${accent.label}</p>
+  <p class="label">${escapeHtml(text.statusLabels[page.status])}</p>
   <h1 id="outcome-title">${escapeHtml(page.title)}</h1>
   <p id="outcome-message">${escapeHtml(page.message)}</p>
   <p id="outcome-advice" class="advice">${escapeHtml(page.advice)}</p>
   ${connection}
   ${link}
 </main>
+${footer}
+</div>
 </body>
 </html>
 `;
+  const styleHash = `sha256-${createHash('sha256').update(style).digest('base64')}`;
+  return {
+    html,
+    contentSecurityPolicy: pageContentSecurityPolicy({
+      styleHashes: [styleHash],
+      images: brand.logo === undefined ? [] : [logoSource(brand.logo)],
+    }),
+  };
+}
+
+/** Renders an outcome page as a complete HTML document. */
+export function renderOutcomePage(page: OutcomePage, presentation: PagePresentation = UNBRANDED): string {
+  return renderPage(page, presentation).html;
+}
+
+/** An outcome page as a response, with the Content-Security-Policy of exactly that page. */
+export function outcomePageResponse(
+  statusCode: number,
+  page: OutcomePage,
+  presentation: PagePresentation = UNBRANDED,
+): APIGatewayProxyStructuredResultV2 {
+  const rendered = renderPage(page, presentation);
+  return htmlResponse(statusCode, rendered.html, rendered.contentSecurityPolicy);
 }
 
 /** What the callback answers when the query itself is not a usable answer from Wise. */
 export type CallbackOutcome = AuthorizationResult | { kind: 'malformed' } | { kind: 'crashed' };
 
-const START_AGAIN = 'Go back to the application and start connecting your Wise account again.';
-
 /**
  * The response for a callback outcome: a redirect to the session's return URL on success when there is
- * one, otherwise a page that says what happened and what to do, with a link back when there is a return URL.
+ * one, otherwise a page that says what happened and what to do, with a link back when there is a return
+ * URL, in the presentation's brand and language.
  */
-export function callbackResponse(outcome: CallbackOutcome): APIGatewayProxyStructuredResultV2 {
+export function callbackResponse(
+  outcome: CallbackOutcome,
+  presentation: PagePresentation = UNBRANDED,
+): APIGatewayProxyStructuredResultV2 {
   if (outcome.kind === 'approved') {
     const location = new URL(returnTo(outcome.returnUrl, 'approved', outcome.connectionId));
     location.searchParams.set('completion', outcome.completionCode);
@@ -135,8 +233,10 @@ export function callbackResponse(outcome: CallbackOutcome): APIGatewayProxyStruc
       },
     };
   }
-  const { statusCode, page, retryAfterSeconds } = pageFor(outcome);
-  const response = htmlResponse(statusCode, renderOutcomePage(page));
+  const text = PAGE_TEXT[presentation.language];
+  const context: TextContext = { app: presentation.brand.name };
+  const { statusCode, page, retryAfterSeconds } = pageFor(outcome, text, context);
+  const response = outcomePageResponse(statusCode, page, presentation);
   if (retryAfterSeconds !== undefined) {
     response.headers = { ...response.headers, 'retry-after': String(retryAfterSeconds) };
   }
@@ -166,147 +266,79 @@ export function returnTo(
   return url.href;
 }
 
-function pageFor(outcome: Exclude<CallbackOutcome, { kind: 'approved' }>): {
+type RefusalReason = Extract<AuthorizationResult, { kind: 'refused' }>['reason'];
+
+/** Which text each refusal shows, and whether it is the person's own choice (denied) or an error. */
+const REFUSALS: Record<
+  Exclude<RefusalReason, 'unknown_state' | 'other_browser'>,
+  { status: PageStatus; text: (text: PageText, context: TextContext) => ReturnType<PageText['denied']> }
+> = {
+  expired_state: {
+    status: 'error',
+    text: (text, context) => text.expiredState({ ...context, minutes: CONNECT_SESSION_TTL_MS / 60_000 }),
+  },
+  denied: { status: 'denied', text: (text, context) => text.denied(context) },
+  authorization_failed: { status: 'error', text: (text, context) => text.authorizationFailed(context) },
+  code_rejected: { status: 'error', text: (text, context) => text.codeRejected(context) },
+  profile_not_owned: { status: 'error', text: (text, context) => text.profileNotOwned(context) },
+};
+
+function pageFor(
+  outcome: Exclude<CallbackOutcome, { kind: 'approved' }>,
+  text: PageText,
+  context: TextContext,
+): {
   statusCode: number;
   page: OutcomePage;
   retryAfterSeconds?: number;
 } {
+  const withReturnLink = (
+    session: { connectionId: string; returnUrl?: string },
+    statusCode: number,
+    status: PageStatus,
+    content: ReturnType<PageText['denied']>,
+  ): { statusCode: number; page: OutcomePage } => {
+    const page: OutcomePage = { status, ...content, connectionId: session.connectionId };
+    if (session.returnUrl !== undefined) {
+      page.returnLink = {
+        href: returnTo(session.returnUrl, status === 'denied' ? 'denied' : 'error', session.connectionId),
+        label: text.backLink(context),
+      };
+    }
+    return { statusCode, page };
+  };
   switch (outcome.kind) {
     case 'connected':
       return {
         statusCode: 200,
         page: {
           status: 'connected',
-          title: 'Your Wise account is connected',
-          message:
-            outcome.connection.replacedConnectionId === undefined
-              ? 'The application can now work with your Wise account on your behalf.'
-              : `The application can now work with your Wise account on your behalf. This Wise account was connected before as "${outcome.connection.replacedConnectionId}": that earlier connection no longer works.`,
-          advice: 'You can close this page. You can remove the access at any time in your Wise settings.',
+          ...text.connected({ ...context, replacedConnectionId: outcome.connection.replacedConnectionId }),
           connectionId: outcome.connectionId,
         },
       };
     case 'malformed':
-      return {
-        statusCode: 400,
-        page: {
-          status: 'error',
-          title: 'This link is incomplete',
-          message: "The address is missing parts of Wise's answer, or they were changed on the way.",
-          advice: START_AGAIN,
-        },
-      };
+      return { statusCode: 400, page: { status: 'error', ...text.malformed(context) } };
     case 'crashed':
-      return {
-        statusCode: 500,
-        page: {
-          status: 'error',
-          title: 'Your Wise account could not be connected',
-          message: 'Something went wrong on our side while finishing the connection.',
-          advice: `Please try again in a few minutes. ${START_AGAIN} If it keeps happening, contact the application's support.`,
-        },
-      };
-    case 'refused':
+      return { statusCode: 500, page: { status: 'error', ...text.crashed(context) } };
+    case 'refused': {
       if (outcome.reason === 'other_browser') {
-        return {
-          statusCode: 400,
-          page: {
-            status: 'error',
-            title: 'Finish connecting in the browser where you started',
-            message:
-              'This page was opened in a browser that did not start the connection, so nothing was connected. This protects your account from connection links sent by someone else.',
-            advice: START_AGAIN,
-          },
-        };
+        return { statusCode: 400, page: { status: 'error', ...text.otherBrowser(context) } };
       }
       if (outcome.reason === 'unknown_state') {
-        return {
-          statusCode: 400,
-          page: {
-            status: 'error',
-            title: 'This connection link is not valid',
-            message:
-              'Each connection link works only once, in the browser that opened it, and this one has already been used, was opened elsewhere, or was never issued.',
-            advice: START_AGAIN,
-          },
-        };
+        return { statusCode: 400, page: { status: 'error', ...text.unknownState(context) } };
       }
-      return withReturnLink(outcome, 400, REFUSALS[outcome.reason]);
+      const refusal = REFUSALS[outcome.reason];
+      return withReturnLink(outcome, 400, refusal.status, refusal.text(text, context));
+    }
     case 'unavailable': {
       const minutes = Math.max(1, Math.ceil(outcome.retryAfterSeconds / 60));
       return {
-        ...withReturnLink(outcome, 503, {
-          status: 'error',
-          title: 'Wise is not available right now',
-          message: 'Wise did not answer in time, so your account was not connected.',
-          advice: `Please wait about ${minutes === 1 ? 'a minute' : `${minutes} minutes`}, then start connecting again from the application.`,
-        }),
+        ...withReturnLink(outcome, 503, 'error', text.unavailable({ ...context, minutes })),
         retryAfterSeconds: outcome.retryAfterSeconds,
       };
     }
     case 'failed':
-      return withReturnLink(outcome, 500, {
-        status: 'error',
-        title: 'Your Wise account could not be connected',
-        message: 'Wise did not accept the request to finish the connection. The operators have been told.',
-        advice: "Please try again later. If it keeps happening, contact the application's support.",
-      });
+      return withReturnLink(outcome, 500, 'error', text.failed(context));
   }
-}
-
-type RefusalPage = Pick<OutcomePage, 'status' | 'title' | 'message' | 'advice'>;
-
-const REFUSALS: Record<
-  Exclude<Extract<AuthorizationResult, { kind: 'refused' }>['reason'], 'unknown_state' | 'other_browser'>,
-  RefusalPage
-> = {
-  expired_state: {
-    status: 'error',
-    title: 'This connection link has expired',
-    message: `Connection links are valid for ${CONNECT_SESSION_TTL_MS / 60_000} minutes, and this one is older.`,
-    advice: START_AGAIN,
-  },
-  denied: {
-    status: 'denied',
-    title: 'Your Wise account was not connected',
-    message: "You declined access on Wise's page, so nothing was shared with the application.",
-    advice: 'If that was a mistake, go back to the application and start connecting again.',
-  },
-  authorization_failed: {
-    status: 'error',
-    title: 'Wise could not complete the authorization',
-    message: 'Wise reported a problem instead of confirming the connection.',
-    advice: `${START_AGAIN} If it keeps happening, contact the application's support.`,
-  },
-  code_rejected: {
-    status: 'error',
-    title: 'Wise did not accept this authorization',
-    message: 'The authorization from Wise had expired or had already been used.',
-    advice: START_AGAIN,
-  },
-  profile_not_owned: {
-    status: 'error',
-    title: 'The chosen Wise profile could not be confirmed',
-    message: 'The profile in the answer from Wise does not belong to the Wise account that signed in.',
-    advice: 'Start connecting again from the application and choose one of your own profiles.',
-  },
-};
-
-function withReturnLink(
-  outcome: { connectionId: string; returnUrl?: string },
-  statusCode: number,
-  content: RefusalPage,
-): { statusCode: number; page: OutcomePage } {
-  const page: OutcomePage = { ...content, connectionId: outcome.connectionId };
-  if (outcome.returnUrl !== undefined) {
-    page.returnLink = {
-      href: returnTo(
-        outcome.returnUrl,
-        content.status === 'denied' ? 'denied' : 'error',
-        outcome.connectionId,
-      ),
-      label: 'Back to the application',
-    };
-  }
-  return { statusCode, page };
 }

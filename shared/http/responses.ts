@@ -27,25 +27,54 @@ export function jsonResponse(
   };
 }
 
+/** What a page may load: the hashes of its inline styles and the sources of its images. */
+export interface PageSources {
+  styleHashes?: readonly string[];
+  images?: readonly string[];
+}
+
 /**
- * What every page and redirect for people carries: no framing by any site (`frame-ancestors` for current
- * browsers, `X-Frame-Options` for older ones), so no page can overlay or click through the broker's.
+ * The Content-Security-Policy of a page for people: nothing may load or run but the page's own inline
+ * style (by its hash) and its images (by source); no script at all, no `<base>`, no form posts, and no
+ * framing by any site (`frame-ancestors`, with `X-Frame-Options` for older browsers beside it).
+ */
+export function pageContentSecurityPolicy(sources: PageSources = {}): string {
+  const directives = ["default-src 'none'"];
+  if (sources.styleHashes?.length) {
+    directives.push(`style-src ${sources.styleHashes.map((hash) => `'${hash}'`).join(' ')}`);
+  }
+  if (sources.images?.length) directives.push(`img-src ${sources.images.join(' ')}`);
+  directives.push("base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'");
+  return directives.join('; ');
+}
+
+/**
+ * What every page and redirect for people carries: a CSP that allows nothing (a page adds its own style and
+ * images, see {@link htmlResponse}), no framing by any site, and no `Referer`, so neither a logo's host nor
+ * the next site learns the callback's address with its code and state.
  */
 export const pageSecurityHeaders = {
-  'content-security-policy':
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+  'content-security-policy': pageContentSecurityPolicy(),
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
   ...securityHeaders,
 };
 
-/** An HTML page for people (the OAuth callback). */
-export function htmlResponse(statusCode: number, body: string): APIGatewayProxyStructuredResultV2 {
+/**
+ * An HTML page for people (the OAuth callback), with the page's own Content-Security-Policy (from
+ * {@link pageContentSecurityPolicy}), or one that allows nothing.
+ */
+export function htmlResponse(
+  statusCode: number,
+  body: string,
+  contentSecurityPolicy: string = pageSecurityHeaders['content-security-policy'],
+): APIGatewayProxyStructuredResultV2 {
   return {
     statusCode,
     headers: {
       'content-type': 'text/html; charset=utf-8',
       ...pageSecurityHeaders,
+      'content-security-policy': contentSecurityPolicy,
     },
     body,
   };

@@ -6,9 +6,17 @@ import { type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigurationError, parseBrokerConfig } from '#shared/config/broker-config.ts';
+import { parseBrokerConfig } from '#shared/config/broker-config.ts';
 import { type BrokerDeployment, BrokerFunction, PROJECT_ROOT } from '../../infra/broker-function.ts';
-import { ACCOUNT, buildApp, NO_BUNDLING, REGION, removeOutdirs } from './support.ts';
+import {
+  ACCOUNT,
+  buildApp,
+  configurationErrorOf,
+  NO_BUNDLING,
+  REGION,
+  removeOutdirs,
+  variablesOf,
+} from './support.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'broker-config-files-'));
 afterAll(() => {
@@ -17,23 +25,6 @@ afterAll(() => {
 });
 
 const env = { account: ACCOUNT, region: REGION };
-
-function configurationErrorOf(action: () => unknown): ConfigurationError {
-  try {
-    action();
-  } catch (error) {
-    if (error instanceof ConfigurationError) return error;
-    throw error;
-  }
-  throw new Error('no ConfigurationError was thrown');
-}
-
-function variablesOf(stack: Stack, name: string): Record<string, unknown> {
-  const fn = (stack as Stack & { functions: Record<string, BrokerFunction> }).functions[name]?.function;
-  const id = stack.getLogicalId(fn?.node.defaultChild as CfnElement);
-  const properties = Template.fromStack(stack).findResources('AWS::Lambda::Function')[id]?.Properties;
-  return properties.Environment.Variables;
-}
 
 describe('the CDK app configuration', () => {
   it("synthesizes cdk.json's example sandbox deployment", () => {
@@ -248,6 +239,21 @@ describe('deployment choices', () => {
 
     expect(error.problems[0]?.path).toBe('callers');
     expect(error.message).toMatch(/BROKER_CONFIG \d+ characters, over the 3200/);
+  });
+
+  it('names the inline logo, and the https alternative, when it makes the configuration too large', () => {
+    const callers = Array.from({ length: 16 }, (_, index) => ({
+      principal: `arn:aws:iam::${ACCOUNT}:role/service-number-${index}`,
+      use: [`customer-${index}-*`],
+    }));
+    const brand = { name: 'Acme Payments', logo: `data:image/png;base64,${'A'.repeat(2000)}` };
+
+    const error = configurationErrorOf(() => buildApp({ stage: 'big', env, callers, brand, ...NO_BUNDLING }));
+
+    expect(error.problems[0]?.path).toBe('brand.logo');
+    expect(error.message).toMatch(
+      /with the inline image, over the 3200 .*give the logo as an https:\/\/ URL/,
+    );
   });
 });
 

@@ -1,9 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AppProps } from 'aws-cdk-lib';
+import type { AppProps, CfnElement, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { expect } from 'vitest';
+import { ConfigurationError } from '#shared/config/broker-config.ts';
 import { createBrokerApp } from '../../infra/broker-app.ts';
+import type { BrokerFunction } from '../../infra/broker-function.ts';
 
 export const ACCOUNT = '123456789012';
 export const REGION = 'eu-west-1';
@@ -104,4 +107,23 @@ export function statements(document: { Statement: Record<string, unknown>[] }): 
     }
     return result;
   });
+}
+
+/** The ConfigurationError that `action` throws; any other outcome fails the test. */
+export function configurationErrorOf(action: () => unknown): ConfigurationError {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof ConfigurationError) return error;
+    throw error;
+  }
+  throw new Error('no ConfigurationError was thrown');
+}
+
+/** The environment variables of one broker function of the stateless stack, by the function's name. */
+export function variablesOf(stack: Stack, name: string): Record<string, unknown> {
+  const fn = (stack as Stack & { functions: Record<string, BrokerFunction> }).functions[name]?.function;
+  const id = stack.getLogicalId(fn?.node.defaultChild as CfnElement);
+  const properties = Template.fromStack(stack).findResources('AWS::Lambda::Function')[id]?.Properties;
+  return properties.Environment.Variables;
 }

@@ -55,6 +55,7 @@ describe('parseBrokerConfig', () => {
       api: { throttle: { rateLimit: 100, burstLimit: 200 } },
       functions: { memorySize: 512, memorySizes: {} },
       audit: { retentionDays: 365 },
+      brand: { languages: ['en'] },
       removalPolicy: 'retain',
     });
   });
@@ -94,6 +95,7 @@ describe('parseBrokerConfig', () => {
       api: { throttle: { rateLimit: 1000, burstLimit: 2000 } },
       functions: { memorySize: 1024, memorySizes: { tokens: 2048 } },
       audit: { retentionDays: 731 },
+      brand: { name: 'Acme', supportUrl: 'https://acme.example/help', languages: ['de', 'en'] },
       alarmEmail: 'ops@example.com',
       removalPolicy: 'destroy',
       env: { account: '123456789012', region: 'eu-west-1' },
@@ -520,5 +522,91 @@ describe('connectionPatternMatches', () => {
 
   it('is case-sensitive', () => {
     expect(connectionPatternMatches('Acme-*', 'acme-1')).toBe(false);
+  });
+});
+
+describe('the brand of the connect pages', () => {
+  it('is unbranded and English when left out', () => {
+    expect(parseBrokerConfig({}, 'test.json').brand).toEqual({ languages: ['en'] });
+  });
+
+  it('keeps a name, an https logo, a support link and the offered languages in order', () => {
+    const brand = {
+      name: 'Acme Payments',
+      logo: 'https://cdn.acme.example/brand/logo.svg',
+      supportUrl: 'mailto:help@acme.example',
+      languages: ['de', 'en'],
+    };
+
+    expect(parseBrokerConfig({ brand }, 'test.json').brand).toEqual(brand);
+  });
+
+  it('accepts a small inline logo as a base64 data URI', () => {
+    const logo = `data:image/png;base64,${'A'.repeat(100)}`;
+
+    expect(parseBrokerConfig({ brand: { logo } }, 'test.json').brand.logo).toBe(logo);
+  });
+
+  it.each([
+    ['brand.name', { name: '' }, /must not be empty/],
+    ['brand.name', { name: 'A'.repeat(61) }, /at most 60 characters/],
+    ['brand.name', { name: 'Acme\u202EPay' }, /control or formatting characters/],
+    ['brand.logo', { logo: 'http://cdn.acme.example/logo.png' }, /https:\/\/ URL of an image/],
+    ['brand.logo', { logo: "https://cdn.acme.example/logo.png;'unsafe-inline'" }, /Content-Security-Policy/],
+    ['brand.logo', { logo: 'https://cdn.acme.example/logo.png?v=2' }, /without a \?query/],
+    [
+      'brand.logo',
+      { logo: 'data:text/html;base64,PHNjcmlwdD4=' },
+      /data:image\/png, jpeg, gif, webp or svg\+xml/,
+    ],
+    [
+      'brand.logo',
+      { logo: `data:image/png;base64,${'A'.repeat(2100)}` },
+      /at most 2048 characters when inline/,
+    ],
+    ['brand.supportUrl', { supportUrl: 'javascript:alert(1)' }, /https:\/\/ URL .* or a mailto: address/],
+    ['brand.languages', { languages: [] }, /at least one language/],
+    ['brand.languages', { languages: ['en', 'en'] }, /each language once/],
+    [
+      'brand.languages[1]',
+      { languages: ['en', 'xx'] },
+      /"en", "de" \(add one in shared\/http\/page-text\.ts\)/,
+    ],
+    ['brand.colour', { colour: '#fff' }, /not a known field/],
+  ])('refuses %s in %j, saying what to write', (path, brand, message) => {
+    expect(problemsOf({ brand })[path]).toMatch(message);
+  });
+});
+
+describe('the custom domain', () => {
+  const hostedZone = { id: 'Z0123456789ABCDEFGHIJ', name: 'Example.com.' };
+
+  it('keeps the name and the zone, lower-cased and without the trailing dot', () => {
+    const config = parseBrokerConfig({ domain: { name: 'Wise.Example.com', hostedZone } }, 'test.json');
+
+    expect(config.domain).toEqual({
+      name: 'wise.example.com',
+      hostedZone: { id: 'Z0123456789ABCDEFGHIJ', name: 'example.com' },
+    });
+  });
+
+  it('accepts a redirect URI on the domain itself', () => {
+    const config = parseBrokerConfig(
+      {
+        domain: { name: 'wise.example.com', hostedZone },
+        redirectUri: 'https://wise.example.com/oauth/callback',
+      },
+      'test.json',
+    );
+
+    expect(config.redirectUri).toBe('https://wise.example.com/oauth/callback');
+  });
+
+  it('refuses a certificate ARN that is not one, saying it may be left out', () => {
+    expect(
+      problemsOf({
+        domain: { name: 'wise.example.com', hostedZone, certificateArn: 'arn:aws:iam::1:role/x' },
+      })['domain.certificateArn'],
+    ).toMatch(/leave it out to have one issued with DNS validation/);
   });
 });

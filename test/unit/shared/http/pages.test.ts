@@ -1,6 +1,15 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ConnectionRecord } from '#shared/domain/records.ts';
-import { callbackResponse, escapeHtml, renderOutcomePage, returnTo } from '#shared/http/pages.ts';
+import { PAGE_TEXT } from '#shared/http/page-text.ts';
+import {
+  type BrandSettings,
+  callbackResponse,
+  escapeHtml,
+  presentationFor,
+  renderOutcomePage,
+  returnTo,
+} from '#shared/http/pages.ts';
 
 const connection = { connectionId: 'acme-1' } as ConnectionRecord;
 
@@ -184,5 +193,138 @@ describe('callback pages and redirects refuse to be framed', () => {
     const policy = String(headers(response)['content-security-policy']);
     expect(policy.split(';').map((directive) => directive.trim())).toContain("frame-ancestors 'none'");
     expect(headers(response)['x-frame-options']).toBe('DENY');
+  });
+});
+
+const ACME: BrandSettings = {
+  name: 'Acme Payments',
+  logo: 'https://cdn.acme.example/brand/logo.svg',
+  supportUrl: 'https://acme.example/help',
+  languages: ['en', 'de'],
+};
+
+function directives(response: ReturnType<typeof callbackResponse>): Map<string, string> {
+  const policy = String(headers(response)['content-security-policy']);
+  return new Map(
+    policy.split(';').map((directive) => {
+      const [name = '', ...values] = directive.trim().split(/\s+/);
+      return [name, values.join(' ')];
+    }),
+  );
+}
+
+describe('presentationFor', () => {
+  it.each([
+    ['de-CH,de;q=0.9,en;q=0.8', 'de'],
+    ['en-GB,en;q=0.9', 'en'],
+    ['fr-FR, de;q=0.5', 'de'],
+    ['fr-FR', 'en'],
+    ['', 'en'],
+    [undefined, 'en'],
+    ['de;q=0, en;q=0.1', 'en'],
+  ])('picks from Accept-Language %j the offered language %s, else the first offered', (header, language) => {
+    expect(presentationFor(ACME, header).language).toBe(language);
+  });
+
+  it('never picks a language the brand does not offer', () => {
+    expect(presentationFor({ languages: ['de'] }, 'en-US,en;q=0.9').language).toBe('de');
+  });
+});
+
+describe('branded pages', () => {
+  const connected = { kind: 'connected', connection, connectionId: 'acme-1' } as const;
+
+  it("show the partner's name, logo and support link, and name the partner in the text", () => {
+    const response = callbackResponse(connected, presentationFor(ACME, 'en'));
+
+    expect(response.body).toContain('<span id="brand-name">Acme Payments</span>');
+    expect(response.body).toContain(
+      '<img id="brand-logo" src="https://cdn.acme.example/brand/logo.svg" alt="">',
+    );
+    expect(response.body).toContain(
+      '<a id="support-link" href="https://acme.example/help" rel="noopener noreferrer">Contact Acme Payments support</a>',
+    );
+    expect(response.body).toContain('Acme Payments can now work with your Wise account on your behalf.');
+    expect(response.body).toContain('<title>Your Wise account is connected · Acme Payments</title>');
+  });
+
+  it('speak German to a browser that prefers it, with the lang attribute', () => {
+    const response = callbackResponse(
+      { kind: 'refused', reason: 'denied', connectionId: 'acme-1', returnUrl: 'https://app.example.com/r/' },
+      presentationFor(ACME, 'de-DE,de;q=0.9'),
+    );
+
+    expect(response.body).toContain('<html lang="de">');
+    expect(response.body).toContain('Ihr Wise-Konto wurde nicht verbunden');
+    expect(response.body).toContain('>Zurück zu Acme Payments</a>');
+    expect(response.body).toContain('Support von Acme Payments kontaktieren');
+    expect(response.body).not.toContain('Your Wise account');
+  });
+
+  it('have a text for every outcome in every language', () => {
+    for (const [language, text] of Object.entries(PAGE_TEXT)) {
+      for (const [key, entry] of Object.entries(text)) {
+        if (typeof entry !== 'function') continue;
+        const context = { app: 'Acme', minutes: 3 };
+        const value = entry.length === 2 ? entry('Title', context) : entry(context);
+        const texts = typeof value === 'string' ? [value] : Object.values(value as Record<string, string>);
+        for (const sentence of texts) expect(sentence, `${language}.${key}`).toMatch(/\S/);
+      }
+    }
+  });
+
+  it('escape the brand name', () => {
+    const html = renderOutcomePage(
+      { status: 'error', title: 'T', message: 'M', advice: 'A' },
+      presentationFor({ name: '<script>x</script>', languages: ['en'] }, undefined),
+    );
+
+    expect(html).not.toContain('<script>');
+    expect(html).toContain('&lt;script&gt;x&lt;/script&gt;');
+  });
+
+  it('leave out the brand header and the support link when there is no brand', () => {
+    const response = callbackResponse(connected);
+
+    expect(response.body).not.toMatch(/id="brand|id="support-link"/);
+    expect(response.body).toContain('The application can now work with your Wise account');
+  });
+});
+
+describe("the pages' Content-Security-Policy", () => {
+  const denied = { kind: 'refused', reason: 'denied', connectionId: 'acme-1' } as const;
+
+  it("allows the page's own style by its SHA-256 and nothing inline else: no unsafe-inline, no script", () => {
+    const response = callbackResponse(denied, presentationFor(ACME, 'en'));
+    const style = /<style>([\s\S]*?)<\/style>/.exec(response.body ?? '')?.[1] ?? '';
+    const hash = createHash('sha256').update(style).digest('base64');
+
+    const policy = directives(response);
+    expect(policy.get('style-src')).toBe(`'sha256-${hash}'`);
+    expect(policy.get('default-src')).toBe("'none'");
+    expect(policy.has('script-src')).toBe(false);
+    expect(String(headers(response)['content-security-policy'])).not.toContain('unsafe-inline');
+    expect(policy.get('base-uri')).toBe("'none'");
+    expect(policy.get('form-action')).toBe("'none'");
+    expect(policy.get('frame-ancestors')).toBe("'none'");
+  });
+
+  it('allows exactly the logo URL as an image, and no image without a logo', () => {
+    expect(directives(callbackResponse(denied, presentationFor(ACME, 'en'))).get('img-src')).toBe(
+      'https://cdn.acme.example/brand/logo.svg',
+    );
+    expect(directives(callbackResponse(denied)).has('img-src')).toBe(false);
+  });
+
+  it('allows data: images only for an inline logo', () => {
+    const inline = { ...ACME, logo: 'data:image/png;base64,iVBORw0KGgo=' };
+
+    expect(directives(callbackResponse(denied, presentationFor(inline, 'en'))).get('img-src')).toBe('data:');
+  });
+
+  it('sends no Referer from the pages, so a logo host never sees the callback URL', () => {
+    expect(headers(callbackResponse(denied, presentationFor(ACME, 'en')))['referrer-policy']).toBe(
+      'no-referrer',
+    );
   });
 });
