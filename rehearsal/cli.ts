@@ -1,5 +1,6 @@
-// `npm run rehearse [-- --assembly DIR | --private]`: rehearses the deployment, prints the report, writes it
-// as JSON. `--private` synthesizes the private access variant (the IAM routes on a private REST API).
+// `npm run rehearse [-- --assembly DIR | --private | --custom-domain]`: rehearses the deployment, prints the
+// report, writes it as JSON. `--private` synthesizes the private access variant (the IAM routes on a private
+// REST API), `--custom-domain` the variant with its own domain and brand.
 import { parseArgs } from 'node:util';
 import { rehearse } from './rehearse.ts';
 import { formatReport, REPORT_FILE, writeReport } from './report.ts';
@@ -9,6 +10,7 @@ const { values } = parseArgs({
     assembly: { type: 'string' },
     'keep-work-dir': { type: 'string' },
     private: { type: 'boolean' },
+    'custom-domain': { type: 'boolean' },
   },
   strict: true,
 });
@@ -17,6 +19,7 @@ const result = await rehearse({
   ...(values.assembly === undefined ? {} : { assemblyDir: values.assembly }),
   ...(values['keep-work-dir'] === undefined ? {} : { workDir: values['keep-work-dir'] }),
   ...(values.private ? { privateAccess: true } : {}),
+  ...(values['custom-domain'] ? { customDomain: true } : {}),
 });
 console.log(formatReport(result));
 writeReport(result);

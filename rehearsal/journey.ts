@@ -31,6 +31,11 @@ export interface JourneyOptions {
   onStep?: (name: string) => void;
   /** Waits, bounded, for the wall clock to reach `epochMs`. */
   waitUntil: (epochMs: number) => Promise<void>;
+  /**
+   * Where a browser's request to a URL the broker built lands (a start URL, the callback on the redirect
+   * URI): the local API for a custom domain of the assembly; the URL itself when left out.
+   */
+  browserUrl?: (url: string) => string;
 }
 
 /** One step of the journey and how it went. */
@@ -143,17 +148,20 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
       ...(options.returnUrl === undefined ? {} : { returnUrl: options.returnUrl }),
     });
     expectStatus('POST /connect-sessions', session, 201);
-    const start = await fetch(String(session.body.startUrl ?? ''), { redirect: 'manual' });
+    const browserUrl = options.browserUrl ?? ((url: string) => url);
+    const startUrl = String(session.body.startUrl ?? '');
+    const start = await fetch(browserUrl(startUrl), { redirect: 'manual' });
     const cookie = start.headers.getSetCookie()[0]?.split(';')[0];
     const authorizeUrl = start.headers.get('location');
     if (start.status !== 303 || cookie === undefined || authorizeUrl === null) {
       throw new Error(`the start URL answered ${start.status} without a cookie and a redirect to Wise`);
     }
     const callbackUrl = await approve(authorizeUrl, userId);
-    const callback = await fetch(callbackUrl, { headers: { cookie }, redirect: 'manual' });
+    const where = `start URL on ${URL.canParse(startUrl) ? new URL(startUrl).origin : startUrl}, callback on ${new URL(callbackUrl).origin}`;
+    const callback = await fetch(browserUrl(callbackUrl), { headers: { cookie }, redirect: 'manual' });
     if (options.returnUrl === undefined) {
       expectStatus('GET /oauth/callback', await read(callback), 200);
-      return 'connected at the callback';
+      return `connected at the callback (${where})`;
     }
     expectStatus('GET /oauth/callback', await read(callback), 303);
     const completion = new URL(callback.headers.get('location') ?? '', options.apiUrl).searchParams.get(
@@ -170,7 +178,7 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
       },
     );
     expectStatus('POST /connections/{id}/completion', confirmed, 200);
-    return 'confirmed with the completion code';
+    return `confirmed with the completion code (${where})`;
   };
   const revoke = async (userId: number | undefined) => {
     await fetch(`${options.simulator.url}/__control/revoke`, {

@@ -16,6 +16,7 @@ import {
   readAssembly,
   synthesize,
 } from './assembly.ts';
+import { readCustomDomains, type ServedDomain, throughCustomDomain } from './custom-domains.ts';
 import { type DeployedFunction, type DeployedRoute, type Deployment, readDeployment } from './deployment.ts';
 import { RehearsalError } from './errors.ts';
 import { FunctionHost } from './function-host.ts';
@@ -88,6 +89,8 @@ export interface RehearsalOptions {
   privateAccess?: boolean;
   /** Lifetime of the Wise stand-in's access tokens: the sweep's refresh is due 60 s before their end. */
   accessTokenSeconds?: number;
+  /** Synthesize the variant with its own domain and brand, {@link REHEARSAL_DOMAIN} (ignored with `assemblyDir`). */
+  customDomain?: boolean;
 }
 
 /** How long the journey may wait for a token to fall due. */
@@ -120,10 +123,10 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   try {
     if (!assemblyDir) {
       assemblyDir = join(workDir, 'cdk.out');
-      await synthesizeForRehearsal(
-        assemblyDir,
-        options.privateAccess ? { privateAccess: REHEARSAL_PRIVATE_ACCESS } : {},
-      );
+      await synthesizeForRehearsal(assemblyDir, {
+        ...(options.privateAccess ? { privateAccess: REHEARSAL_PRIVATE_ACCESS } : {}),
+        ...(options.customDomain ? REHEARSAL_DOMAIN : {}),
+      });
     }
     assembly = readAssembly(assemblyDir);
     const config = brokerConfigOf(assembly);
@@ -138,7 +141,10 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     for (const fn of deployment.functions) bundleBytes.set(fn.id, folderBytes(fn.assetDir));
     checkRuntimes(deployment, failures);
 
+    const domains = readCustomDomains(assembly);
+    failures.push(...domains.failures);
     const redirectUri = redirectUriOf(deployment);
+    checkRedirectUri(redirectUri, apiUrl, domains.served, failures);
     const simulator = await startSimulator({
       clientId: config.wise.clientId ?? WISE_STAND_IN.clientId,
       clientSecret: WISE_STAND_IN.clientSecret,
@@ -209,6 +215,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
               stepStartedAt = Date.now();
             },
             runSchedule: () => runSchedules(deployment as Deployment, hosts, failures),
+            browserUrl: (url) => throughCustomDomain(url, domains.served, apiUrl),
             waitUntil: async (epochMs) => {
               await sleep(Math.min(MAX_WAIT_MS, Math.max(0, epochMs - Date.now())));
             },
@@ -300,9 +307,24 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
   };
 }
 
+/** The domain, hosted zone and brand of the custom-domain variant (no certificate ARN: one is issued). */
+export const REHEARSAL_DOMAIN = {
+  domain: {
+    name: 'wise.rehearsal.example.com',
+    hostedZone: { id: 'Z0REHEARSAL0000000000', name: 'example.com' },
+  },
+  brand: {
+    name: 'Rehearsal Payments',
+    logo: 'https://cdn.rehearsal.example.com/logo.svg',
+    supportUrl: 'mailto:support@rehearsal.example.com',
+    languages: ['en', 'de'],
+  },
+};
+
 /**
  * Synthesizes the app with cdk.json's configuration and one more allowed return URL, so the journey's
- * connect sessions can name one (the example configuration allows none).
+ * connect sessions can name one (the example configuration allows none), and the keys of `context` on top
+ * (a variant: {@link REHEARSAL_PRIVATE_ACCESS}, {@link REHEARSAL_DOMAIN}).
  */
 export async function synthesizeForRehearsal(
   outdir: string,
@@ -317,6 +339,23 @@ export async function synthesizeForRehearsal(
     `returnUrls=${JSON.stringify(returnUrls)}`,
     ...Object.entries(context).flatMap(([key, value]) => ['--context', `${key}=${JSON.stringify(value)}`]),
   ]);
+}
+
+/**
+ * The redirect URI must reach the callback: on the API's own endpoint, or on a custom domain that an API
+ * mapping and an alias record lead to.
+ */
+function checkRedirectUri(
+  redirectUri: string,
+  apiUrl: string,
+  served: readonly ServedDomain[],
+  failures: string[],
+): void {
+  if (redirectUri.startsWith(`${apiUrl}/`)) return;
+  if (throughCustomDomain(redirectUri, served, apiUrl) !== redirectUri) return;
+  failures.push(
+    `REDIRECT_URI ${redirectUri} is neither on the API's endpoint nor on a custom domain of the assembly that is mapped to it: Wise would send users where no callback answers.`,
+  );
 }
 
 /**

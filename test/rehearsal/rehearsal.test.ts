@@ -251,4 +251,20 @@ describe('the deployment rehearsal', () => {
       /Journey step "connect session.*" failed: GET \/oauth\/callback answered 403, expected 303.*GET \/oauth\/callback \(authorization AWS_IAM, function oauth-callback\) answered 403/,
     );
   }, 120_000);
+
+  it('fails naming the redirect URI when it leads to a host no callback of the assembly answers on', async () => {
+    const dir = brokenAssembly('redirect-elsewhere', (templates) => {
+      for (const [, resource] of resources(templates)) {
+        const variables = resource.Properties.Environment?.Variables;
+        if (variables?.REDIRECT_URI !== undefined) {
+          variables.REDIRECT_URI = 'https://elsewhere.example.com/oauth/callback';
+        }
+      }
+    });
+    const result = await rehearse({ assemblyDir: dir });
+    expect(result.ok).toBe(false);
+    expect(result.failures.join('\n')).toMatch(
+      /REDIRECT_URI https:\/\/elsewhere\.example\.com\/oauth\/callback is neither on the API's endpoint nor on a custom domain/,
+    );
+  }, 120_000);
 });
