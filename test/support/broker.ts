@@ -292,6 +292,8 @@ export interface TestRequest {
   caller?: string;
   /** The cookies the browser sends, `name=value` each. */
   cookies?: string[];
+  /** More request headers, lower-cased as API Gateway passes them (such as `accept-language`). */
+  headers?: Record<string, string>;
   /**
    * A request API Gateway never routes to this handler, sent to test the handler's own guard: its answer
    * is not checked against docs/openapi.json. Every other answer must fit the document.
@@ -321,6 +323,7 @@ export function apiEvent(request: TestRequest): APIGatewayProxyEventV2 {
     headers: {
       host: 'broker.example.com',
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...request.headers,
     },
     ...(request.query ? { queryStringParameters: request.query } : {}),
     ...(request.pathParameters ? { pathParameters: request.pathParameters } : {}),

@@ -250,4 +250,47 @@ describe('the OAuth callback pages', () => {
     expect(response.body).toContain('Please try again in a few minutes');
     expect(response.body).not.toContain('dynamodb');
   });
+
+  it("speak the language the browser prefers among the brand's, in the brand's name", async () => {
+    const brand = { name: 'Acme Payments', languages: ['en', 'de'] as ('en' | 'de')[] };
+    const handler = createOauthCallbackHandler(() => ({
+      ...broker.runtime,
+      config: { ...broker.runtime.config, brand },
+    }));
+    const unknownStart = (acceptLanguage: string) =>
+      invoke(handler, {
+        method: 'GET',
+        route: '/oauth/start',
+        query: { state: 'q'.repeat(43) },
+        headers: { 'accept-language': acceptLanguage },
+      });
+
+    const german = await unknownStart('de-AT,de;q=0.9,en;q=0.5');
+    const english = await unknownStart('fr-FR,en;q=0.5');
+
+    expect(german.statusCode).toBe(400);
+    expect(german.body).toContain('<html lang="de">');
+    expect(german.body).toContain('Dieser Verbindungslink ist ungültig');
+    expect(german.body).toContain('Kehren Sie zu Acme Payments zurück');
+    expect(english.body).toContain('<html lang="en">');
+    expect(english.body).toContain('Go back to Acme Payments');
+  });
+
+  it('are unbranded and English when the runtime cannot be built, and still say what to do', async () => {
+    const handler = createOauthCallbackHandler(() => {
+      throw new Error('BROKER_CONFIG is not valid');
+    });
+
+    const response = await invoke(handler, {
+      method: 'GET',
+      route: '/oauth/start',
+      query: { state: 'r'.repeat(43) },
+      headers: { 'accept-language': 'de' },
+    });
+
+    expect(response.statusCode).toBe(500);
+    expect(response.body).toContain('<html lang="en">');
+    expect(response.body).toContain('Please try again in a few minutes');
+    expect(response.body).not.toContain('BROKER_CONFIG');
+  });
 });
