@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
 import { LocalSettings } from '#local/local-config.ts';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
+import { callbackResponse, presentationFor } from '#shared/http/pages.ts';
 import { BrokerClient } from '../../client/index.ts';
 import { localBrokerStorage } from '../support/aws.ts';
 import { launchChromium } from '../support/browser.ts';
@@ -267,5 +268,36 @@ describe("the connect pages in the partner's brand, in a real browser", { timeou
     await expectBrand(page);
     await page.screenshot({ path: join(SCREENSHOTS, 'branded-error-en.png'), fullPage: true });
     await context.close();
+  });
+
+  it('draws an inline logo, which the CSP allows as data: only', async () => {
+    const logo = `data:image/svg+xml;base64,${Buffer.from(LOGO_SVG).toString('base64')}`;
+    // The callback's page for a malformed query, served with its own headers, as the handler answers it.
+    const pageHost = createServer((request, response) => {
+      const page = callbackResponse(
+        { kind: 'malformed' },
+        presentationFor(
+          { name: 'Acme Payments', logo, languages: ['en'] },
+          request.headers['accept-language'],
+        ),
+      );
+      response.writeHead(page.statusCode ?? 200, page.headers as Record<string, string>).end(page.body);
+    });
+    const url = await listen(pageHost);
+    const context = await browser.newContext({ locale: 'en-GB' });
+    await recordViolations(context);
+    const page = await context.newPage();
+    const seen = watch(page);
+
+    const response = await page.goto(url);
+
+    expect(response?.headers()['content-security-policy']).toContain('img-src data:;');
+    await expect(violationsOf(page)).resolves.toEqual([]);
+    expect(seen.console()).toEqual([]);
+    await expect.poll(() => page.evaluate("document.querySelector('#brand-logo').naturalWidth")).toBe(120);
+    await expect(page.locator('#outcome-title').textContent()).resolves.toBe('This link is incomplete');
+    await page.screenshot({ path: join(SCREENSHOTS, 'branded-inline-logo.png'), fullPage: true });
+    await context.close();
+    await new Promise((resolve) => pageHost.close(resolve));
   });
 });
