@@ -367,6 +367,7 @@ describe('the broker functions', () => {
         atRiskShare: 0.1,
       },
       audit: { retentionDays: 365 },
+      brand: { languages: ['en'] },
       alarmEmail: 'ops@example.com',
       removalPolicy: 'retain',
     });
