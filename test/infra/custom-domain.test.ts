@@ -181,3 +181,24 @@ describe('a custom domain the configuration gets wrong', () => {
     expect(problem?.message).toMatch(message);
   });
 });
+
+describe('a custom domain with private access', () => {
+  const { app, stateless } = domainApp(
+    { name: 'wise.example.com', hostedZone: ZONE, certificateArn: CERTIFICATE_ARN },
+    { privateAccess: { vpcEndpointIds: ['vpce-0123456789abcdef0'] } },
+  );
+  const template = Template.fromStack(stateless);
+
+  it('maps the HTTP API, which keeps the OAuth pages, so the redirect URI follows the domain', () => {
+    const apiId = Object.keys(template.findResources('AWS::ApiGatewayV2::Api'))[0];
+
+    template.hasResourceProperties('AWS::ApiGatewayV2::ApiMapping', { ApiId: { Ref: apiId } });
+    expect(variablesOf(stateless, 'oauth-callback').REDIRECT_URI).toBe(
+      'https://wise.example.com/oauth/callback',
+    );
+  });
+
+  it('finds nothing unacknowledged with cdk-nag', () => {
+    expect(new AwsSolutionsChecks().validateScope(app).violations).toEqual([]);
+  });
+});
