@@ -55,7 +55,7 @@ export class EventSchemas extends Construct {
         description: `${CONNECTION_EVENTS[kind].detailType}, published by the broker on its event bus`,
         content: JSON.stringify(eventSchemaDocument(kind)),
       });
-      schema.addDependency(this.registry);
+      schema.addResourceDependency(this.registry);
     }
   }
 }
