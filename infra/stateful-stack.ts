@@ -13,6 +13,7 @@ import {
   type ITableV2,
   ProjectionType,
   TableEncryptionV2,
+  type TablePropsV2,
   TableV2,
 } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
@@ -37,6 +38,31 @@ export const WISE_CREDENTIALS_PLACEHOLDER = { clientId: '', clientSecret: '' } a
 /** The secret's full shape, for its description and the README. */
 export const WISE_CREDENTIALS_SHAPE =
   '{"clientId","clientSecret","previousClientSecret"?,"mtls"?:{"certificate","privateKey","ca"?}} (PEM strings)';
+
+/**
+ * The broker table's keys and indexes: what the stateful stack creates, and what a table named by
+ * `existingTableName` (a point-in-time restore of that table) has.
+ */
+export const BROKER_TABLE_SCHEMA = {
+  partitionKey: { name: 'pk', type: AttributeType.STRING },
+  sortKey: { name: 'sk', type: AttributeType.STRING },
+  globalSecondaryIndexes: [
+    {
+      indexName: REFRESH_DUE_INDEX,
+      partitionKey: { name: 'dueShard', type: AttributeType.STRING },
+      sortKey: { name: 'dueAt', type: AttributeType.NUMBER },
+      projectionType: ProjectionType.KEYS_ONLY,
+    },
+    {
+      indexName: CONNECTIONS_BY_STATUS_INDEX,
+      partitionKey: { name: 'status', type: AttributeType.STRING },
+      sortKey: { name: 'connectionId', type: AttributeType.STRING },
+      // The status fields only: no ciphertext, registration code or e-mail is copied into the index.
+      projectionType: ProjectionType.INCLUDE,
+      nonKeyAttributes: [...CONNECTIONS_BY_STATUS_ATTRIBUTES],
+    },
+  ],
+} as const satisfies Pick<TablePropsV2, 'partitionKey' | 'sortKey' | 'globalSecondaryIndexes'>;
 
 /** What the functions are given of the table: its name and ARN (a created or an existing table). */
 export type BrokerTable = Pick<ITableV2, 'tableName' | 'tableArn'>;
@@ -147,30 +173,13 @@ export class StatefulStack extends Stack {
   /** The broker table, with its indexes, point-in-time recovery and the data key. */
   private createTable(retain: boolean, removalPolicy: RemovalPolicy): TableV2 {
     return new TableV2(this, 'Table', {
-      partitionKey: { name: 'pk', type: AttributeType.STRING },
-      sortKey: { name: 'sk', type: AttributeType.STRING },
+      ...BROKER_TABLE_SCHEMA,
       billing: Billing.onDemand(),
       encryption: TableEncryptionV2.customerManagedKey(this.key),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: retain,
       timeToLiveAttribute: 'ttl',
       removalPolicy,
-      globalSecondaryIndexes: [
-        {
-          indexName: REFRESH_DUE_INDEX,
-          partitionKey: { name: 'dueShard', type: AttributeType.STRING },
-          sortKey: { name: 'dueAt', type: AttributeType.NUMBER },
-          projectionType: ProjectionType.KEYS_ONLY,
-        },
-        {
-          indexName: CONNECTIONS_BY_STATUS_INDEX,
-          partitionKey: { name: 'status', type: AttributeType.STRING },
-          sortKey: { name: 'connectionId', type: AttributeType.STRING },
-          // The status fields only: no ciphertext, registration code or e-mail is copied into the index.
-          projectionType: ProjectionType.INCLUDE,
-          nonKeyAttributes: [...CONNECTIONS_BY_STATUS_ATTRIBUTES],
-        },
-      ],
     });
   }
 }

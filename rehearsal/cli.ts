@@ -1,6 +1,7 @@
-// `npm run rehearse [-- --assembly DIR | --private | --custom-domain]`: rehearses the deployment, prints the
-// report, writes it as JSON. `--private` synthesizes the private access variant (the IAM routes on a private
-// REST API), `--custom-domain` the variant with its own domain and brand.
+// `npm run rehearse [-- --assembly DIR | --private | --custom-domain | --existing-table]`: rehearses the
+// deployment, prints the report, writes it as JSON. `--private` synthesizes the private access variant (the
+// IAM routes on a private REST API), `--custom-domain` the variant with its own domain and brand,
+// `--existing-table` the variant that uses a table restored from point-in-time recovery.
 import { parseArgs } from 'node:util';
 import { rehearse } from './rehearse.ts';
 import { formatReport, REPORT_FILE, writeReport } from './report.ts';
@@ -11,6 +12,7 @@ const { values } = parseArgs({
     'keep-work-dir': { type: 'string' },
     private: { type: 'boolean' },
     'custom-domain': { type: 'boolean' },
+    'existing-table': { type: 'boolean' },
   },
   strict: true,
 });
@@ -20,6 +22,7 @@ const result = await rehearse({
   ...(values['keep-work-dir'] === undefined ? {} : { workDir: values['keep-work-dir'] }),
   ...(values.private ? { privateAccess: true } : {}),
   ...(values['custom-domain'] ? { customDomain: true } : {}),
+  ...(values['existing-table'] ? { existingTable: true } : {}),
 });
 console.log(formatReport(result));
 writeReport(result);

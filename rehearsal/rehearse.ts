@@ -25,6 +25,7 @@ import { type MetricCoverage, metricCoverage, metricsInOutput } from './metric-c
 import { actionMatches, type Grant, PolicyEvaluator } from './policy-check.ts';
 import { CallRecorder, type RecordedCall } from './recorder.ts';
 import { restEventOf } from './rest-event.ts';
+import { restoredTable } from './restored-table.ts';
 import { startStandIns } from './stand-ins.ts';
 import { UNEMITTED_METRIC_REASONS } from './unemitted-metrics.ts';
 import { unusedGrantReason } from './unused-grants.ts';
@@ -91,6 +92,12 @@ export interface RehearsalOptions {
   accessTokenSeconds?: number;
   /** Synthesize the variant with its own domain and brand, {@link REHEARSAL_DOMAIN} (ignored with `assemblyDir`). */
   customDomain?: boolean;
+  /**
+   * Synthesize the variant that uses an existing table, {@link REHEARSAL_EXISTING_TABLE} (ignored with
+   * `assemblyDir`). Whenever the configuration names `existingTableName`, the rehearsal creates that table
+   * as a restore from point-in-time recovery would leave it.
+   */
+  existingTable?: boolean;
 }
 
 /** How long the journey may wait for a token to fall due. */
@@ -126,6 +133,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       await synthesizeForRehearsal(assemblyDir, {
         ...(options.privateAccess ? { privateAccess: REHEARSAL_PRIVATE_ACCESS } : {}),
         ...(options.customDomain ? REHEARSAL_DOMAIN : {}),
+        ...(options.existingTable ? { existingTableName: REHEARSAL_EXISTING_TABLE } : {}),
       });
     }
     assembly = readAssembly(assemblyDir);
@@ -135,6 +143,8 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     const standIns = await startStandIns(assembly, {
       apiEndpoint: () => apiUrl,
       secretValue: (_stack, _id, templateValue) => WISE_STAND_IN.secretValue(config, templateValue),
+      existingTables:
+        config.existingTableName === undefined ? [] : [restoredTable(assembly, config.existingTableName)],
     });
     closers.push(() => standIns.close());
     deployment = readDeployment(assembly, standIns);
@@ -337,9 +347,16 @@ export async function synthesizeForRehearsal(
   await synthesize(outdir, [
     '--context',
     `returnUrls=${JSON.stringify(returnUrls)}`,
-    ...Object.entries(context).flatMap(([key, value]) => ['--context', `${key}=${JSON.stringify(value)}`]),
+    // `-c key=value` gives text as it is; an object or list is given as JSON text (infra/broker-app.ts).
+    ...Object.entries(context).flatMap(([key, value]) => [
+      '--context',
+      `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`,
+    ]),
   ]);
 }
+
+/** The table the `--existing-table` synthesis names, which the rehearsal creates as a restore would. */
+export const REHEARSAL_EXISTING_TABLE = 'wise-broker-rehearsal-restored';
 
 /**
  * The redirect URI must reach the callback: on the API's own endpoint, or on a custom domain that an API

@@ -51,6 +51,18 @@ export interface StandInOptions {
   /** The local URL of each HTTP API, by logical id; one for every `AWS::ApiGatewayV2::Api`. */
   apiEndpoint: (stack: AssemblyStack, logicalId: string) => string;
   secretValue: SecretValues;
+  /** Tables the templates use by name without declaring them (a restored table), to create as well. */
+  existingTables?: readonly ExistingTable[];
+}
+
+/**
+ * A table that exists before the deployment: its name, and its properties as a template would declare them
+ * (references resolved in `stack`).
+ */
+export interface ExistingTable {
+  stack: AssemblyStack;
+  tableName: string;
+  properties: Record<string, unknown>;
 }
 
 /**
@@ -126,11 +138,8 @@ export async function startStandIns(assembly: CloudAssembly, options: StandInOpt
       endpoint: dynamodb.endpoint,
       credentials: SETUP_CREDENTIALS,
     });
-    for (const { stack, logicalId, resource } of resources(assembly)) {
-      if (!TABLE_TYPES.has(resource.Type)) continue;
-      const where = `${stack.name} ${logicalId}`;
-      const props = resolver.resolve(stack, resource.Properties ?? {}, where) as TableProperties;
-      const tableName = physical(stack, logicalId)?.ref ?? '';
+    const createTable = async (stack: AssemblyStack, tableName: string, declared: unknown, where: string) => {
+      const props = resolver.resolve(stack, declared, where) as TableProperties;
       await dynamoClient.send(
         new CreateTableCommand({
           TableName: tableName,
@@ -155,6 +164,19 @@ export async function startStandIns(assembly: CloudAssembly, options: StandInOpt
         props.Replicas?.find((replica) => replica.Region === region)?.SSESpecification?.KMSMasterKeyId ??
         props.SSESpecification?.KMSMasterKeyId;
       if (keyArn) tableKeys.set(tableName, keyArnOf(aws, keyArn));
+    };
+    for (const { stack, logicalId, resource } of resources(assembly)) {
+      if (!TABLE_TYPES.has(resource.Type)) continue;
+      const tableName = physical(stack, logicalId)?.ref ?? '';
+      await createTable(stack, tableName, resource.Properties ?? {}, `${stack.name} ${logicalId}`);
+    }
+    for (const table of options.existingTables ?? []) {
+      await createTable(
+        table.stack,
+        table.tableName,
+        table.properties,
+        `the existing table ${table.tableName}`,
+      );
     }
     dynamoClient.destroy();
   } catch (error) {
