@@ -4,6 +4,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { CloudWatchAuditLog } from '#shared/adapters/cloudwatch-audit-log.ts';
 import { logger } from '#shared/observability.ts';
+import { deployedClientConfig } from '#shared/runtime/aws-client-config.ts';
 import { MissingSettingError } from '#shared/runtime/function-environment.ts';
 import {
   type AuditLogWriter,
@@ -35,6 +36,9 @@ export const handler = createAuditForwarderHandler(() => {
       'The environment variable AUDIT_LOG_GROUP is not set; the CDK stack sets it.',
     );
   }
-  auditLog ??= new CloudWatchAuditLog({ client: new CloudWatchLogsClient({}), logGroupName });
+  auditLog ??= new CloudWatchAuditLog({
+    client: new CloudWatchLogsClient(deployedClientConfig()),
+    logGroupName,
+  });
   return auditLog;
 });

@@ -7,6 +7,7 @@ import { KmsTokenCipher } from '#shared/adapters/kms-token-cipher.ts';
 import type { BrokerEvents } from '#shared/ports/events.ts';
 import type { TokenCipher } from '#shared/ports/token-cipher.ts';
 import type { TokenStore } from '#shared/ports/token-store.ts';
+import { deployedClientConfig } from './aws-client-config.ts';
 import {
   type CoreParts,
   coreParts,
@@ -43,22 +44,22 @@ export function brokerEventsOf(client: EventBridgeClient, settings: { eventBusNa
   return new EventBridgeEvents({ client, eventBusName: settings.eventBusName });
 }
 
-// A deployed function's clients: default settings, with the region, credentials and any endpoint
+// A deployed function's clients: bounded timeouts (see `deployedClientConfig`), with the region, credentials and any endpoint
 // (`AWS_ENDPOINT_URL_*`) from the Lambda environment.
 
 /** The token store of a deployed function, on its own DynamoDB client. */
 export function deployedTokenStore(settings: Parameters<typeof tokenStoreOf>[1]): TokenStore {
-  return tokenStoreOf(new DynamoDBClient({}), settings);
+  return tokenStoreOf(new DynamoDBClient(deployedClientConfig()), settings);
 }
 
 /** The token cipher of a deployed function, on its own KMS client. */
 export function deployedTokenCipher(settings: Parameters<typeof tokenCipherOf>[1]): TokenCipher {
-  return tokenCipherOf(new KMSClient({}), settings);
+  return tokenCipherOf(new KMSClient(deployedClientConfig()), settings);
 }
 
 /** The connection events of a deployed function, on its own EventBridge client. */
 export function deployedBrokerEvents(settings: Parameters<typeof brokerEventsOf>[1]): BrokerEvents {
-  return brokerEventsOf(new EventBridgeClient({}), settings);
+  return brokerEventsOf(new EventBridgeClient(deployedClientConfig()), settings);
 }
 
 /** What a deployed function that never reaches Wise builds: DynamoDB, KMS and EventBridge, no Secrets Manager. */

@@ -4,6 +4,7 @@ import { logger } from '#shared/observability.ts';
 import type { Clock } from '#shared/ports/clock.ts';
 import type { WiseOAuth } from '#shared/ports/wise-oauth.ts';
 import { WiseOAuthClient } from '#shared/wise/wise-oauth-client.ts';
+import { deployedClientConfig } from './aws-client-config.ts';
 import { deployedStoreParts } from './aws-parts.ts';
 import { type FunctionConfig, settingsFromEnvironment } from './function-environment.ts';
 import type { Runtime } from './runtime.ts';
@@ -46,7 +47,7 @@ export function wiseOf(client: SecretsManagerClient, settings: WiseSettings): Wi
 
 /** The Wise client of a deployed function, reading the credentials through its own Secrets Manager client. */
 export function deployedWise(settings: WiseSettings): WiseOAuth {
-  return wiseOf(new SecretsManagerClient({}), settings);
+  return wiseOf(new SecretsManagerClient(deployedClientConfig()), settings);
 }
 
 /** The composition root of a deployed function that reaches Wise: every adapter, Secrets Manager included. */
