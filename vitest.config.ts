@@ -10,7 +10,10 @@ export default defineConfig({
     // Checks every response of a local broker against docs/openapi.json; the leak scan checks every file's
     // output for every credential the suite created.
     setupFiles: ['test/support/contract-setup.ts', 'test/support/leak-scan/setup.ts'],
-    globalSetup: ['test/support/leak-scan/global.ts'],
+    // The reliability line adds up what the fault matrices and the chaos run observed, and fails the run
+    // when a refresh token was lost without the broker saying so. Teardowns run last to first, and one
+    // that throws stops those after it: the reliability check comes first so the leak scan's runs anyway.
+    globalSetup: ['test/support/reliability/global.ts', 'test/support/leak-scan/global.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // The JSON report is what `.ci/run` reads to print its summary line.

@@ -18,6 +18,8 @@ async function runFixture(name: string) {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     LEAK_SCAN_DIR: join(folder, name),
+    // Its reliability setup clears its own folder, not the one this run's fault matrices write to.
+    RELIABILITY_DIR: join(folder, `${name}-reliability`),
     LEAK_FIXTURE_REPORT: report,
   };
   for (const key of Object.keys(env)) if (key.startsWith('VITEST') || key === 'TEST') delete env[key];

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeEach, vi } from 'vitest';
 import { publishMetrics, setMetricsSink } from '#shared/observability.ts';
 import { AwsFaultInjector, type FaultTarget } from '../../support/aws-faults.ts';
 import { type BrokerHarness, startBroker } from '../../support/broker.ts';
+import { writeReliabilityReport } from '../../support/reliability/report.ts';
 import { refreshRoutes, TOKEN_LIFETIME_MS } from '../lifecycle/refresh-support.ts';
 
 /** The SDK's own attempts per request (its defaults, which the broker keeps): DynamoDB 4, the others 3. */
@@ -96,32 +97,77 @@ export function metricsRecorder(): { counts(): Record<string, number> } {
  * classification of each error stay the SDK's.
  */
 export function faultyBrokerPerTest() {
-  let current: BrokerHarness | undefined;
+  let current: { broker: BrokerHarness; faults: AwsFaultInjector; revoked: boolean } | undefined;
   let scenarios = 0;
+  let refreshes = 0;
+  let lost = 0;
+  let markedLost = 0;
   afterAll(() => {
+    writeReliabilityReport({
+      source: 'AWS fault matrix',
+      scenarios,
+      faults: AwsFaultInjector.injectedInProcess,
+      kills: 0,
+      refreshes,
+      lost,
+      markedLost,
+    });
     console.info(
       `AWS fault matrix: ${scenarios} scenarios run, ${AwsFaultInjector.injectedInProcess} faults injected`,
     );
   });
+  /**
+   * Adds a scenario's refresh calls and, when `acme-1` ended needing the user again though the user ended
+   * nothing, its loss. The user ends a connection by connecting the same Wise account again (the new
+   * connection replaces it, or Wise ends the earlier grant so a refresh meets `invalid_grant`) or by
+   * revoking access at Wise.
+   */
+  async function countLosses({ broker, faults, revoked }: NonNullable<typeof current>): Promise<void> {
+    faults.clear();
+    const { grants, failedGrants } = broker.simulator.stats();
+    refreshes += grants.refresh_token + failedGrants.refresh_token;
+    const connection = await broker.runtime.store.getConnection('acme-1');
+    const code = connection?.lastError?.code;
+    const userEnded =
+      code === 'replaced_by_connection' ||
+      (code === 'invalid_grant' && (revoked || grants.authorization_code > 1));
+    if (connection?.status === 'needs_reauth' && !userEnded) {
+      lost += 1;
+      if (code === 'refresh_token_lost') markedLost += 1;
+    }
+  }
   beforeEach(() => {
     vi.spyOn(Math, 'random').mockReturnValue(0.01);
   });
   afterEach(async () => {
     vi.restoreAllMocks();
-    await current?.close();
+    const scenario = current;
     current = undefined;
+    if (!scenario) return;
+    try {
+      await countLosses(scenario);
+    } finally {
+      await scenario.broker.close();
+    }
   });
   return async (options: { rotateRefreshTokens?: boolean } = {}) => {
     scenarios += 1;
     const broker = await startBroker({
       simulator: { rotateRefreshTokens: options.rotateRefreshTokens ?? true },
     });
-    current = broker;
     const faults = new AwsFaultInjector()
       .attach(broker.dynamo.client, 'DynamoDB')
       .attach(broker.aws.kms, 'KMS')
       .attach(broker.aws.secrets, 'Secrets Manager')
       .attach(broker.aws.events, 'EventBridge');
+    const scenario = { broker, faults, revoked: false };
+    current = scenario;
+    // A revocation at Wise is the user's doing: what it ends is not counted as lost by the broker.
+    const control = broker.control;
+    broker.control = (path, body) => {
+      if (path === 'revoke') scenario.revoked = true;
+      return control(path, body);
+    };
     const connection = await broker.connect('acme-1');
     // The refresh's own pauses between tries at a write pass at once: their number is what is tested.
     const runtime = { ...broker.runtime, sleep: async () => {} };

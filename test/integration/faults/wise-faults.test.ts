@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { SweepSummary } from '#shared/use-cases/refresh-due.ts';
 import { type BrokerHarness, TEST_CLIENT_SECRET } from '../../support/broker.ts';
+import { writeReliabilityReport } from '../../support/reliability/report.ts';
 import { brokerPerTest, TOKEN_LIFETIME_MS } from '../lifecycle/refresh-support.ts';
 import { faultRoutes, publishedMetrics, WISE_REQUEST_TIMEOUT_MS } from './wise-faults-support.ts';
 
@@ -18,6 +19,15 @@ const metrics = publishedMetrics();
 const outcomes: Array<{ refreshCalls: number; lost: boolean; markedLost: boolean }> = [];
 afterAll(() => {
   const lost = outcomes.filter((outcome) => outcome.lost);
+  writeReliabilityReport({
+    source: 'Wise fault matrix',
+    scenarios: outcomes.length,
+    faults: outcomes.length,
+    kills: 0,
+    refreshes: outcomes.reduce((sum, outcome) => sum + outcome.refreshCalls, 0),
+    lost: lost.length,
+    markedLost: lost.filter((outcome) => outcome.markedLost).length,
+  });
   console.log(
     `Wise fault matrix: ${outcomes.length} scenarios, ${outcomes.length} faults injected, ` +
       `${outcomes.reduce((sum, outcome) => sum + outcome.refreshCalls, 0)} refresh calls to Wise, ` +
