@@ -4,20 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
-import { LocalSettings } from '#local/local-config.ts';
-import { parseBrokerConfig } from '#shared/config/broker-config.ts';
+import type { LocalBroker } from '#local/local-broker.ts';
 import { callbackResponse, presentationFor } from '#shared/http/pages.ts';
 import { BrokerClient } from '../../client/index.ts';
-import { localBrokerStorage } from '../support/aws.ts';
 import { launchChromium } from '../support/browser.ts';
+import { CALLER_KEYS, CALLER_PRINCIPAL, startCallerBroker } from '../support/caller-broker.ts';
 
 const SCREENSHOTS = join('test-results', 'screenshots');
-const PRINCIPAL = 'arn:aws:iam::000000000000:role/payments';
-const CREDENTIALS = {
-  accessKeyId: 'AKIAE2EBRANDPAYMENTS',
-  secretAccessKey: 'e2e-brand-payments-secret-access-key',
-};
 const SUPPORT_URL = 'https://acme.example/help';
 /** The partner's logo: a green rounded square with a white "A", 120 by 40 pixels. */
 const LOGO_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40" viewBox="0 0 120 40">
@@ -146,34 +139,19 @@ beforeAll(async () => {
     response.writeHead(200, { 'content-type': 'text/html' }).end('<h1 id="partner">Back at Acme</h1>');
   });
   partnerAppUrl = await listen(partnerApp);
-  broker = await startLocalBroker(
-    {
-      source: 'the branded pages test',
-      broker: parseBrokerConfig(
-        {
-          stage: 'e2e',
-          callers: [{ principal: PRINCIPAL, use: ['brand-*'] }],
-          returnUrls: [partnerAppUrl],
-          connectWithoutConfirmation: true,
-          brand: {
-            name: 'Acme Payments',
-            logo: `${logoUrl}logo.svg`,
-            supportUrl: SUPPORT_URL,
-            languages: ['en', 'de'],
-          },
-        },
-        'the branded pages test',
-      ),
-      local: LocalSettings.parse({
-        port: 0,
-        dataDir: null,
-        credentials: [{ ...CREDENTIALS, principal: PRINCIPAL }],
-        simulator: { port: 0 },
-      }),
+  broker = await startCallerBroker('the branded pages test', {
+    stage: 'e2e',
+    callers: [{ principal: CALLER_PRINCIPAL, use: ['brand-*'] }],
+    returnUrls: [partnerAppUrl],
+    connectWithoutConfirmation: true,
+    brand: {
+      name: 'Acme Payments',
+      logo: `${logoUrl}logo.svg`,
+      supportUrl: SUPPORT_URL,
+      languages: ['en', 'de'],
     },
-    { schedule: false, ...localBrokerStorage() },
-  );
-  client = new BrokerClient({ baseUrl: broker.url, region: 'us-east-1', credentials: CREDENTIALS });
+  });
+  client = new BrokerClient({ baseUrl: broker.url, region: 'us-east-1', credentials: CALLER_KEYS });
   browser = await launchChromium();
 });
 

@@ -4,19 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalBroker, startLocalBroker } from '#local/local-broker.ts';
-import { LocalSettings } from '#local/local-config.ts';
-import { parseBrokerConfig } from '#shared/config/broker-config.ts';
+import type { LocalBroker } from '#local/local-broker.ts';
 import { BrokerClient } from '../../client/index.ts';
-import { localBrokerStorage } from '../support/aws.ts';
 import { launchChromium } from '../support/browser.ts';
+import { CALLER_KEYS, CALLER_PRINCIPAL, startCallerBroker } from '../support/caller-broker.ts';
 
 const SCREENSHOTS = join('test-results', 'screenshots');
-const PRINCIPAL = 'arn:aws:iam::000000000000:role/payments';
-const CREDENTIALS = {
-  accessKeyId: 'AKIAE2EPAYMENTS00000',
-  secretAccessKey: 'e2e-payments-secret-access-key',
-};
 
 let broker: LocalBroker;
 let browser: Browser;
@@ -47,29 +40,14 @@ beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   partnerApp = await startPartnerApp();
   partnerAppUrl = `http://127.0.0.1:${(partnerApp.address() as AddressInfo).port}/`;
-  broker = await startLocalBroker(
-    {
-      source: 'the browser test',
-      broker: parseBrokerConfig(
-        {
-          stage: 'e2e',
-          callers: [{ principal: PRINCIPAL, use: ['shop-*'], clientToken: false }],
-          returnUrls: [partnerAppUrl],
-          // shop-1 and shop-3 connect without a partner app to confirm them.
-          connectWithoutConfirmation: true,
-        },
-        'the browser test',
-      ),
-      local: LocalSettings.parse({
-        port: 0,
-        dataDir: null,
-        credentials: [{ ...CREDENTIALS, principal: PRINCIPAL }],
-        simulator: { port: 0 },
-      }),
-    },
-    { schedule: false, ...localBrokerStorage() },
-  );
-  client = new BrokerClient({ baseUrl: broker.url, region: 'us-east-1', credentials: CREDENTIALS });
+  broker = await startCallerBroker('the browser test', {
+    stage: 'e2e',
+    callers: [{ principal: CALLER_PRINCIPAL, use: ['shop-*'], clientToken: false }],
+    returnUrls: [partnerAppUrl],
+    // shop-1 and shop-3 connect without a partner app to confirm them.
+    connectWithoutConfirmation: true,
+  });
+  client = new BrokerClient({ baseUrl: broker.url, region: 'us-east-1', credentials: CALLER_KEYS });
   browser = await launchChromium();
 });
 

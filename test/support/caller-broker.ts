@@ -14,8 +14,15 @@ export const CALLER_KEYS = {
   secretAccessKey: 'caller-payments-secret-access-key',
 };
 
-/** A local broker, in memory, for tests of callers written in other languages or packaged apart. */
-export async function startCallerBroker(source: string): Promise<LocalBroker> {
+/**
+ * A local broker, in memory, whose one caller signs with {@link CALLER_KEYS}: for tests of callers written
+ * in other languages or packaged apart, and for the browser tests. `config` replaces fields of the default
+ * deployment configuration (its callers included).
+ */
+export async function startCallerBroker(
+  source: string,
+  config: Record<string, unknown> = {},
+): Promise<LocalBroker> {
   return startLocalBroker(
     {
       source,
@@ -25,6 +32,7 @@ export async function startCallerBroker(source: string): Promise<LocalBroker> {
           callers: [{ principal: CALLER_PRINCIPAL, use: ['acme-*'], clientToken: true }],
           // Sessions without a return URL connect at the callback: no partner app confirms here.
           connectWithoutConfirmation: true,
+          ...config,
         },
         source,
       ),
