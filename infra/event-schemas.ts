@@ -1,11 +1,7 @@
 import { CfnRegistry, CfnSchema } from 'aws-cdk-lib/aws-eventschemas';
 import { Construct } from 'constructs';
-import {
-  CONNECTION_EVENTS,
-  type ConnectionEventKind,
-  connectionEventJsonSchema,
-  EVENT_SOURCE,
-} from '#shared/domain/connection-events.ts';
+import { CONNECTION_EVENTS, connectionEventJsonSchema } from '#shared/domain/connection-event-schemas.ts';
+import { type ConnectionEventKind, EVENT_SOURCE } from '#shared/domain/connection-events.ts';
 
 /** The name of an event's schema in the registry, in EventBridge's own `source@DetailType` form. */
 export function eventSchemaName(kind: ConnectionEventKind): string {

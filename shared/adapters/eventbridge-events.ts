@@ -1,6 +1,6 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
-  CONNECTION_EVENTS,
+  CONNECTION_EVENT_TYPES,
   type ConnectionEventKind,
   EVENT_SOURCE,
 } from '#shared/domain/connection-events.ts';
@@ -14,7 +14,7 @@ import type {
 } from '#shared/ports/events.ts';
 
 /** The `detail-type` of the event a partner's rule matches to ask its Wise user to authorize again. */
-export const REAUTHORIZATION_REQUIRED_DETAIL_TYPE = CONNECTION_EVENTS.reauthorizationRequired.detailType;
+export const REAUTHORIZATION_REQUIRED_DETAIL_TYPE = CONNECTION_EVENT_TYPES.reauthorizationRequired;
 
 /** What {@link EventBridgeEvents} is built from. */
 export interface EventBridgeEventsOptions {
@@ -27,7 +27,7 @@ export interface EventBridgeEventsOptions {
 
 /**
  * Publishes the broker's events on an EventBridge bus, each with the `detail-type` and `detail` of
- * {@link CONNECTION_EVENTS} (times as ISO 8601, absent values as `null`).
+ * `CONNECTION_EVENTS` in `connection-event-schemas.ts` (times as ISO 8601, absent values as `null`).
  */
 export class EventBridgeEvents implements BrokerEvents {
   readonly #client: EventBridgeClient;
@@ -83,7 +83,7 @@ export class EventBridgeEvents implements BrokerEvents {
     detail: Record<string, unknown>,
   ): Promise<void> {
     const at = new Date(atMs);
-    const { detailType } = CONNECTION_EVENTS[kind];
+    const detailType = CONNECTION_EVENT_TYPES[kind];
     const output = await this.#client.send(
       new PutEventsCommand({
         Entries: [

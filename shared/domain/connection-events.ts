@@ -1,74 +1,23 @@
-import * as z from '#shared/validation.ts';
+/**
+ * The connection events the broker publishes: their `source` and each kind's EventBridge `detail-type`,
+ * which is all a function needs to publish one. The schemas of their `detail` are in
+ * `connection-event-schemas.ts`, read by the stack (the schema registry) and the tests, never by a function.
+ */
 
 /** The `source` of every event the broker publishes. */
 export const EVENT_SOURCE = 'wise-token-broker';
 
-/**
- * The events of a connection's life, each with the EventBridge `detail-type` a partner's rule matches and
- * the schema of its `detail`. Details carry ids, statuses and times, never a token, a code or personal data.
- * Times are ISO 8601.
- */
-export const CONNECTION_EVENTS = {
+/** The EventBridge `detail-type` of each kind of connection event, the string a partner's rule matches. */
+export const CONNECTION_EVENT_TYPES = {
   /** A grant stored a connection: the authorization page, a registration code, or an import. */
-  connected: {
-    detailType: 'Connection Connected',
-    detail: z.strictObject({
-      connectionId: z.string(),
-      grant: z.enum(['authorization_code', 'registration_code']),
-      /** True when the connection came from another system through `POST /connections/{id}/import`. */
-      imported: z.boolean(),
-      profileId: z.nullable(z.int()),
-      /** The connection's generation after this grant; a consumer can drop an event older than one it has seen. */
-      generation: z.int(),
-      /** What the grant replaced: `needs_reauth` when the user authorized again; `null` for a new id. */
-      previousStatus: z.nullable(z.enum(['active', 'needs_reauth', 'disconnected'])),
-      at: z.iso.datetime(),
-    }),
-  },
+  connected: 'Connection Connected',
   /** Wise refused the connection's refresh token: the user must authorize again (the connection stops refreshing). */
-  reauthorizationRequired: {
-    detailType: 'Connection Reauthorization Required',
-    detail: z.strictObject({
-      connectionId: z.string(),
-      /** Why, such as `invalid_grant`, or `replaced_by_connection` (see `replacedBy`). */
-      reason: z.string(),
-      /** With `replaced_by_connection`: the connection id the same Wise user is now connected as. */
-      replacedBy: z.optional(z.string()),
-      at: z.iso.datetime(),
-    }),
-  },
+  reauthorizationRequired: 'Connection Reauthorization Required',
   /** A refresh succeeded after one or more failed ones (Wise down, rate limiting, a network error). */
-  recovered: {
-    detailType: 'Connection Recovered',
-    detail: z.strictObject({
-      connectionId: z.string(),
-      /** How many refreshes in a row had failed. */
-      failedRefreshes: z.int(),
-      /** The last failure's code, such as `wise_unavailable`. */
-      lastErrorCode: z.nullable(z.string()),
-      generation: z.int(),
-      at: z.iso.datetime(),
-    }),
-  },
+  recovered: 'Connection Recovered',
   /** An administrator deleted the connection: its tokens are destroyed and a tombstone is left. */
-  disconnected: {
-    detailType: 'Connection Disconnected',
-    detail: z.strictObject({
-      connectionId: z.string(),
-      at: z.iso.datetime(),
-    }),
-  },
+  disconnected: 'Connection Disconnected',
 } as const;
 
 /** One kind of connection event. */
-export type ConnectionEventKind = keyof typeof CONNECTION_EVENTS;
-
-/** The `detail` of one kind of connection event. */
-export type ConnectionEventDetail<K extends ConnectionEventKind> = z.output<
-  (typeof CONNECTION_EVENTS)[K]['detail']
->;
-
-/** The JSON Schema (draft 4, as EventBridge's schema registry reads it) of one kind's `detail`. */
-export function connectionEventJsonSchema(kind: ConnectionEventKind): Record<string, unknown> {
-  return z.toJSONSchema(CONNECTION_EVENTS[kind].detail, { target: 'draft-04' }) as Record<string, unknown>;
-}
+export type ConnectionEventKind = keyof typeof CONNECTION_EVENT_TYPES;

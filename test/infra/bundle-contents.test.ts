@@ -48,7 +48,7 @@ describe("each function's bundle", () => {
   });
 
   it.each(NAMES)(
-    '%s leaves out undici, the full zod build, the configuration schema and the local composition',
+    '%s leaves out undici, the full zod build, the configuration and event schemas and the local composition',
     (name) => {
       expect(inputs.get(name)?.length).toBeGreaterThan(0);
       for (const fragment of [
@@ -56,6 +56,8 @@ describe("each function's bundle", () => {
         'node_modules/zod/v4/classic/',
         'node_modules/zod/v4/locales/de.js',
         'shared/config/broker-config.ts',
+        // The events' detail schemas serve the schema registry and the tests; publishing needs only the type.
+        'shared/domain/connection-event-schemas.ts',
         'shared/runtime/runtime.ts',
         'local/',
       ]) {

@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createConnectionsHandler } from '#functions/connections/handler.ts';
 import { createImportHandler } from '#functions/import/handler.ts';
-import { CONNECTION_EVENTS, type ConnectionEventKind } from '#shared/domain/connection-events.ts';
+import { CONNECTION_EVENTS } from '#shared/domain/connection-event-schemas.ts';
+import type { ConnectionEventKind } from '#shared/domain/connection-events.ts';
 import { BACKOFF_CAP_MS } from '#shared/domain/refresh-rule.ts';
 import { logger } from '#shared/observability.ts';
 import { ADMIN_ARN, type BrokerHarness, invoke, TEST_CALLERS } from '../../support/broker.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createConnectionsHandler } from '#functions/connections/handler.ts';
-import { CONNECTION_EVENTS } from '#shared/domain/connection-events.ts';
+import { CONNECTION_EVENTS } from '#shared/domain/connection-event-schemas.ts';
 import type { TokenStore } from '#shared/ports/token-store.ts';
 import { ADMIN_ARN, type BrokerHarness, invoke } from '../../support/broker.ts';
 import {

@@ -2,7 +2,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { EventBridgeEvents } from '#shared/adapters/eventbridge-events.ts';
-import { CONNECTION_EVENTS } from '#shared/domain/connection-events.ts';
+import { CONNECTION_EVENTS } from '#shared/domain/connection-event-schemas.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
 
 const eventBridge = mockClient(EventBridgeClient);
