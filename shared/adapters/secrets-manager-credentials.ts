@@ -1,6 +1,7 @@
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { BrokerError } from '#shared/domain/errors.ts';
+import { once } from '#shared/once.ts';
 import type { WiseCredentials, WiseCredentialsProvider } from '#shared/ports/wise-oauth.ts';
 import * as z from '#shared/validation.ts';
 
@@ -17,20 +18,21 @@ export class CredentialsUnavailableError extends BrokerError {
   }
 }
 
-const nonEmpty = z.string().check(z.minLength(1));
-
-/** The secret's JSON: what `WiseCredentials` needs; other keys are ignored. */
-const SecretShape = z.object({
-  clientId: nonEmpty,
-  clientSecret: nonEmpty,
-  previousClientSecret: z.optional(nonEmpty),
-  mtls: z.optional(
-    z.object({
-      certificate: nonEmpty,
-      privateKey: nonEmpty,
-      ca: z.optional(nonEmpty),
-    }),
-  ),
+/** The secret's JSON: what `WiseCredentials` needs; other keys are ignored. Built on first read. */
+const secretShape = once(() => {
+  const nonEmpty = z.string().check(z.minLength(1));
+  return z.object({
+    clientId: nonEmpty,
+    clientSecret: nonEmpty,
+    previousClientSecret: z.optional(nonEmpty),
+    mtls: z.optional(
+      z.object({
+        certificate: nonEmpty,
+        privateKey: nonEmpty,
+        ca: z.optional(nonEmpty),
+      }),
+    ),
+  });
 });
 
 /** What {@link SecretsManagerCredentials} is built from. */
@@ -93,13 +95,13 @@ export class SecretsManagerCredentials implements WiseCredentialsProvider {
         { secretId },
       );
     }
-    const parsed = SecretShape.safeParse(json);
+    const parsed = secretShape().safeParse(json);
     if (!parsed.success) throw invalidSecret(secretId, json, parsed.error.issues[0]);
     return toCredentials(parsed.data);
   }
 }
 
-function toCredentials(secret: z.infer<typeof SecretShape>): WiseCredentials {
+function toCredentials(secret: z.infer<ReturnType<typeof secretShape>>): WiseCredentials {
   const credentials: WiseCredentials = { clientId: secret.clientId, clientSecret: secret.clientSecret };
   if (secret.previousClientSecret !== undefined)
     credentials.previousClientSecret = secret.previousClientSecret;

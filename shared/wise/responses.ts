@@ -1,3 +1,4 @@
+import { once } from '#shared/once.ts';
 import type { TokenGrant, WiseProfile, WiseUser } from '#shared/ports/wise-oauth.ts';
 import * as z from '#shared/validation.ts';
 
@@ -11,50 +12,54 @@ export const DOCUMENTED_ACCESS_TOKEN_SECONDS = 43_199;
 export type Parsed<T> = { ok: true; value: T; warnings: string[] } | { ok: false; reason: string };
 
 // Optional fields are read leniently: a field of the wrong type counts as missing rather than failing
-// a response that carries a perfectly good token.
-const lenientString = z.catch(z.nullish(z.string()), undefined);
-/** A number, or a string of digits read as one. */
-function numeric(digits: RegExp, number: z.ZodMiniNumber<number>) {
-  return z.union([number, z.pipe(z.string().check(z.trim(), z.regex(digits)), z.transform(Number))]);
-}
-const lenientSeconds = z.catch(z.nullish(numeric(/^\d+(\.\d+)?$/, z.number())), undefined);
-const lenientId = numeric(/^\d+$/, z.int());
+// a response that carries a perfectly good token. Built on first use: a function instance whose vends are
+// all served from the store never parses an answer from Wise.
+const schemas = once(() => {
+  const lenientString = z.catch(z.nullish(z.string()), undefined);
+  /** A number, or a string of digits read as one. */
+  function numeric(digits: RegExp, number: z.ZodMiniNumber<number>) {
+    return z.union([number, z.pipe(z.string().check(z.trim(), z.regex(digits)), z.transform(Number))]);
+  }
+  const lenientSeconds = z.catch(z.nullish(numeric(/^\d+(\.\d+)?$/, z.number())), undefined);
+  const lenientId = numeric(/^\d+$/, z.int());
 
-const TokenResponse = z.object({
-  access_token: z.string().check(z.minLength(1)),
-  token_type: lenientString,
-  expires_in: lenientSeconds,
-  expires_at: lenientString,
-  refresh_token: lenientString,
-  refresh_token_expires_in: lenientSeconds,
-  refresh_token_expires_at: lenientString,
-  scope: lenientString,
-});
+  const TokenResponse = z.object({
+    access_token: z.string().check(z.minLength(1)),
+    token_type: lenientString,
+    expires_in: lenientSeconds,
+    expires_at: lenientString,
+    refresh_token: lenientString,
+    refresh_token_expires_in: lenientSeconds,
+    refresh_token_expires_at: lenientString,
+    scope: lenientString,
+  });
 
-const UserResponse = z.object({
-  id: lenientId,
-  email: lenientString,
-  name: lenientString,
-});
+  const UserResponse = z.object({
+    id: lenientId,
+    email: lenientString,
+    name: lenientString,
+  });
 
-const ProfileResponse = z.object({
-  id: lenientId,
-  type: z.string(),
-  name: lenientString,
-  fullName: lenientString,
-  businessName: lenientString,
-  firstName: lenientString,
-  lastName: lenientString,
-  details: z.catch(
-    z.nullish(
-      z.object({
-        name: lenientString,
-        firstName: lenientString,
-        lastName: lenientString,
-      }),
+  const ProfileResponse = z.object({
+    id: lenientId,
+    type: z.string(),
+    name: lenientString,
+    fullName: lenientString,
+    businessName: lenientString,
+    firstName: lenientString,
+    lastName: lenientString,
+    details: z.catch(
+      z.nullish(
+        z.object({
+          name: lenientString,
+          firstName: lenientString,
+          lastName: lenientString,
+        }),
+      ),
+      undefined,
     ),
-    undefined,
-  ),
+  });
+  return { TokenResponse, UserResponse, ProfileResponse };
 });
 
 /** Reads JSON without ever quoting the text in the failure reason. */
@@ -95,7 +100,7 @@ function nonEmpty(value: string | null | undefined): string | undefined {
 export function parseTokenResponse(text: string, nowMs: number, traceId?: string): Parsed<TokenGrant> {
   const json = readJson(text);
   if (!json.ok) return { ok: false, reason: 'the body is not JSON' };
-  const result = TokenResponse.safeParse(json.value);
+  const result = schemas().TokenResponse.safeParse(json.value);
   if (!result.success) return { ok: false, reason: 'the body has no access_token' };
   const body = result.data;
   if (body.token_type && body.token_type.toLowerCase() !== 'bearer') {
@@ -126,7 +131,7 @@ export function parseTokenResponse(text: string, nowMs: number, traceId?: string
 export function parseUserResponse(text: string): Parsed<WiseUser> {
   const json = readJson(text);
   if (!json.ok) return { ok: false, reason: 'the body is not JSON' };
-  const result = UserResponse.safeParse(json.value);
+  const result = schemas().UserResponse.safeParse(json.value);
   if (!result.success) return { ok: false, reason: 'the body has no numeric user id' };
   const user: WiseUser = { id: result.data.id };
   const email = nonEmpty(result.data.email);
@@ -136,7 +141,7 @@ export function parseUserResponse(text: string): Parsed<WiseUser> {
   return { ok: true, value: user, warnings: [] };
 }
 
-function profileName(profile: z.infer<typeof ProfileResponse>): string | undefined {
+function profileName(profile: z.infer<ReturnType<typeof schemas>['ProfileResponse']>): string | undefined {
   const details = profile.details;
   const joined = (first?: string | null, last?: string | null) =>
     nonEmpty([first, last].filter((part) => part).join(' '));
@@ -158,7 +163,7 @@ export function parseProfilesResponse(text: string): Parsed<WiseProfile[]> {
   const profiles: WiseProfile[] = [];
   const warnings: string[] = [];
   for (const entry of json.value) {
-    const result = ProfileResponse.safeParse(entry);
+    const result = schemas().ProfileResponse.safeParse(entry);
     if (!result.success) {
       warnings.push('Wise listed a profile without a numeric id or a type; it was skipped.');
       continue;
