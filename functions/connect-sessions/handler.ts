@@ -2,7 +2,7 @@ import { apiHandler } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
 import { deployedStoreParts } from '#shared/runtime/aws-parts.ts';
-import { once } from '#shared/runtime/function-environment.ts';
+import { composedAtInit } from '#shared/runtime/function-environment.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { CompletionRequest, completeConnection } from '#shared/use-cases/complete-connection.ts';
 import { ConnectSessionRequest, createConnectSession } from '#shared/use-cases/connect-session.ts';
@@ -50,4 +50,4 @@ export function createConnectSessionsHandler(runtime: () => ConnectSessionsParts
 }
 
 /** This function's composition root: DynamoDB, KMS and EventBridge, and nothing of Wise. */
-export const handler = createConnectSessionsHandler(once(() => deployedStoreParts()));
+export const handler = createConnectSessionsHandler(composedAtInit(() => deployedStoreParts()));

@@ -2,7 +2,7 @@ import { apiHandler } from '#shared/http/api-handler.ts';
 import { callerArn, parseValue } from '#shared/http/request.ts';
 import { emptyResponse, errorBody, jsonResponse } from '#shared/http/responses.ts';
 import { deployedStoreParts } from '#shared/runtime/aws-parts.ts';
-import { once } from '#shared/runtime/function-environment.ts';
+import { composedAtInit } from '#shared/runtime/function-environment.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
 import {
@@ -56,4 +56,4 @@ function methodNotAllowed(allow: string) {
 }
 
 /** This function's composition root: DynamoDB, KMS and EventBridge, and nothing of Wise. */
-export const handler = createConnectionsHandler(once(() => deployedStoreParts()));
+export const handler = createConnectionsHandler(composedAtInit(() => deployedStoreParts()));

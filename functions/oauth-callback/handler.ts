@@ -9,7 +9,7 @@ import {
 } from '#shared/http/pages.ts';
 import { pageSecurityHeaders } from '#shared/http/responses.ts';
 import { logger } from '#shared/observability.ts';
-import { once } from '#shared/runtime/function-environment.ts';
+import { composedAtInit } from '#shared/runtime/function-environment.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import {
@@ -166,4 +166,4 @@ export function readCallback(
 }
 
 /** This function's composition root: the token store, cipher, events and Wise client it uses. */
-export const handler = createOauthCallbackHandler(once(deployedRuntime));
+export const handler = createOauthCallbackHandler(composedAtInit(deployedRuntime));

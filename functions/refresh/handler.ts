@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { flushMetrics, logger } from '#shared/observability.ts';
-import { once } from '#shared/runtime/function-environment.ts';
+import { composedAtInit } from '#shared/runtime/function-environment.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import { refreshDue, type SweepSummary } from '#shared/use-cases/refresh-due.ts';
@@ -30,4 +30,4 @@ export function createRefreshHandler(runtime: () => Runtime) {
 }
 
 /** This function's composition root: the token store, cipher, events and Wise client it uses. */
-export const handler = createRefreshHandler(once(deployedRuntime));
+export const handler = createRefreshHandler(composedAtInit(deployedRuntime));

@@ -1,7 +1,7 @@
 import { apiHandler } from '#shared/http/api-handler.ts';
 import { callerArn, parseJsonBody } from '#shared/http/request.ts';
 import { jsonResponse } from '#shared/http/responses.ts';
-import { once } from '#shared/runtime/function-environment.ts';
+import { composedAtInit } from '#shared/runtime/function-environment.ts';
 import type { Runtime } from '#shared/runtime/runtime.ts';
 import { deployedRuntime } from '#shared/runtime/wise-parts.ts';
 import { connectionIdFromPath } from '#shared/use-cases/connection-status.ts';
@@ -27,4 +27,4 @@ export function createRegistrationHandler(runtime: () => Runtime) {
 }
 
 /** This function's composition root: the token store, cipher, events and Wise client it uses. */
-export const handler = createRegistrationHandler(once(deployedRuntime));
+export const handler = createRegistrationHandler(composedAtInit(deployedRuntime));

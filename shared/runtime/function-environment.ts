@@ -3,6 +3,8 @@ import { StdoutAuditTrail } from '#shared/adapters/stdout-audit-trail.ts';
 import type { BrokerConfig } from '#shared/config/broker-config.ts';
 import { CallerPolicy } from '#shared/domain/caller-policy.ts';
 import { BrokerError } from '#shared/domain/errors.ts';
+import { logger } from '#shared/observability.ts';
+import { once } from '#shared/once.ts';
 import type { AuditTrail } from '#shared/ports/audit-trail.ts';
 import { type Clock, systemClock } from '#shared/ports/clock.ts';
 
@@ -135,11 +137,25 @@ export function coreParts(settings: {
   };
 }
 
-/** Builds once, on first use, and hands out the same value afterwards: a cold start's composition. */
-export function once<T>(build: () => T): () => T {
-  let built: { value: T } | undefined;
-  return () => {
-    built ??= { value: build() };
-    return built.value;
-  };
+export { once };
+
+/**
+ * A deployed function's composition (its settings, SDK clients and adapters), built when Lambda loads the
+ * function (its init phase, which provisioned concurrency runs ahead of any request) rather than by its
+ * first request. A composition that fails there is logged and built again by each request, which fails
+ * with the same error and answers it as any other. Outside Lambda, such as a test importing a handler,
+ * the composition is built on first use.
+ */
+export function composedAtInit<T>(build: () => T, env: NodeJS.ProcessEnv = process.env): () => T {
+  const composition = once(build);
+  if (env.AWS_LAMBDA_FUNCTION_NAME !== undefined) {
+    try {
+      composition();
+    } catch (error) {
+      logger.error('The function could not build its parts at init; each request will fail the same way.', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  return composition;
 }

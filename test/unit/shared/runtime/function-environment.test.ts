@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseBrokerConfig } from '#shared/config/broker-config.ts';
+import { logger } from '#shared/observability.ts';
 import {
+  composedAtInit,
   functionConfig,
   InvalidSettingError,
   MissingSettingError,
@@ -79,5 +81,46 @@ describe('once', () => {
     const first = source();
     expect(source()).toBe(first);
     expect(builds).toBe(1);
+  });
+});
+
+describe('composedAtInit', () => {
+  const LAMBDA = { AWS_LAMBDA_FUNCTION_NAME: 'wise-broker-test-tokens' };
+  afterEach(() => vi.restoreAllMocks());
+
+  it('builds the composition when Lambda loads the function, before any request', () => {
+    let builds = 0;
+    const composition = composedAtInit(() => ({ build: ++builds }), LAMBDA);
+
+    expect(builds).toBe(1);
+    expect(composition()).toEqual({ build: 1 });
+    expect(builds).toBe(1);
+  });
+
+  it('builds on first use outside Lambda, such as in a test importing a handler', () => {
+    let builds = 0;
+    const composition = composedAtInit(() => ({ build: ++builds }), {});
+
+    expect(builds).toBe(0);
+    composition();
+    expect(builds).toBe(1);
+  });
+
+  it('logs a composition that fails at init, and each request meets the same error', () => {
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
+    let builds = 0;
+    const composition = composedAtInit(() => {
+      builds += 1;
+      return settingsFromEnvironment({});
+    }, LAMBDA);
+
+    expect(builds).toBe(1);
+    expect(error).toHaveBeenCalledWith(
+      'The function could not build its parts at init; each request will fail the same way.',
+      { error: expect.stringContaining('The environment variable BROKER_CONFIG is not set') },
+    );
+    expect(() => composition()).toThrow(MissingSettingError);
+    expect(() => composition()).toThrow(MissingSettingError);
+    expect(builds).toBe(3);
   });
 });
