@@ -49,7 +49,8 @@ export function serviceName(stage: string): string {
 
 /**
  * The environment every broker function receives. `BROKER_CONFIG` is the validated configuration without
- * the local run's section and the CDK environment.
+ * the sections only the deployment reads. `NODE_OPTIONS=--enable-source-maps` only with
+ * `functions.sourceMaps`: Node.js then reads the bundle's source map at every cold start.
  */
 export function commonEnvironment(deployment: BrokerDeployment): Record<string, string> {
   // What only the deployment reads (the local run, the CDK environment, throttling, memory, private access,
@@ -88,14 +89,16 @@ export function commonEnvironment(deployment: BrokerDeployment): Record<string, 
     EVENT_BUS_NAME: deployment.eventBusName,
     POWERTOOLS_SERVICE_NAME: serviceName(stage),
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-    NODE_OPTIONS: '--enable-source-maps',
+    ...(deployment.config.functions.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
   };
 }
 
 /**
  * How every broker function is bundled: minified ESM for Node.js 24 with source maps, the AWS SDK included
  * (the functions then run the versions the tests ran), and the names of classes and functions kept through
- * minification, so an error in a log line or a metric is `InvalidRequestError`, not a mangled name.
+ * minification, so an error in a log line or a metric is `InvalidRequestError`, not a mangled name. The
+ * `index.mjs.map` beside every bundle is used at run time only with `functions.sourceMaps`; otherwise it
+ * decodes a stack position offline.
  */
 export const BUNDLING: BundlingOptions = {
   format: OutputFormat.ESM,

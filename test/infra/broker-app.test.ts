@@ -11,6 +11,7 @@ import type { FunctionName } from '../../infra/routes.ts';
 import {
   buildApp,
   label,
+  NO_BUNDLING,
   REGION,
   removeOutdirs,
   type Statement,
@@ -68,6 +69,13 @@ function lambdaOf(name: string) {
   const resource = resourcesOf(stateless, 'AWS::Lambda::Function')[id];
   if (!resource) throw new Error(`no function ${name}`);
   return { id, properties: resource.Properties };
+}
+
+/** The properties of every Lambda function of a stack that receives the broker's configuration. */
+function brokerFunctionsOf(template: Template): Record<string, TemplateValue>[] {
+  return Object.values(resourcesOf(template, 'AWS::Lambda::Function'))
+    .map((resource) => resource.Properties)
+    .filter((properties) => properties.Environment?.Variables?.BROKER_CONFIG !== undefined);
 }
 
 function policyStatementsOf(name: string): Statement[] {
@@ -317,7 +325,6 @@ describe('the broker functions', () => {
         'BROKER_CONFIG',
         'EVENT_BUS_NAME',
         'KMS_KEY_ID',
-        'NODE_OPTIONS',
         'POWERTOOLS_METRICS_NAMESPACE',
         'POWERTOOLS_SERVICE_NAME',
         'REDIRECT_URI',
@@ -327,12 +334,31 @@ describe('the broker functions', () => {
     );
     expect(variables.POWERTOOLS_SERVICE_NAME).toBe('wise-broker-test');
     expect(variables.POWERTOOLS_METRICS_NAMESPACE).toBe('WiseTokenBroker');
-    expect(variables.NODE_OPTIONS).toBe('--enable-source-maps');
     expect(label(variables.TABLE_NAME)).toBe('table name');
     expect(label(variables.KMS_KEY_ID)).toBe('token key');
     expect(label(variables.WISE_SECRET_ID)).toBe('secret');
     expect(label(variables.EVENT_BUS_NAME)).toBe('event bus name');
     expect(label(variables.REDIRECT_URI)).toBe('api endpoint/oauth/callback');
+  });
+
+  it('leaves source maps off in every function by default: no NODE_OPTIONS', () => {
+    const functions = brokerFunctionsOf(stateless);
+
+    // The broker functions and the audit forwarder.
+    expect(functions).toHaveLength(FUNCTION_NAMES.length + 1);
+    for (const fn of functions) expect(fn.Environment.Variables).not.toHaveProperty('NODE_OPTIONS');
+  });
+
+  it('enables source maps in every function with functions.sourceMaps, and keeps the option out of BROKER_CONFIG', () => {
+    const mapped = buildApp({ ...TEST_CONTEXT, functions: { sourceMaps: true }, ...NO_BUNDLING });
+
+    const functions = brokerFunctionsOf(Template.fromStack(mapped.stateless));
+
+    expect(functions).toHaveLength(FUNCTION_NAMES.length + 1);
+    for (const fn of functions) {
+      expect(fn.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+      expect(JSON.parse(fn.Environment.Variables.BROKER_CONFIG)).not.toHaveProperty('functions');
+    }
   });
 
   it('passes the validated configuration without its local and env sections', () => {

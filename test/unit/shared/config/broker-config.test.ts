@@ -53,7 +53,7 @@ describe('parseBrokerConfig', () => {
         atRiskShare: 0.1,
       },
       api: { throttle: { rateLimit: 100, burstLimit: 200 } },
-      functions: { memorySize: 512, memorySizes: {} },
+      functions: { memorySize: 512, memorySizes: {}, sourceMaps: false },
       audit: { retentionDays: 365 },
       brand: { languages: ['en'] },
       removalPolicy: 'retain',
@@ -93,7 +93,7 @@ describe('parseBrokerConfig', () => {
         atRiskShare: 0.2,
       },
       api: { throttle: { rateLimit: 1000, burstLimit: 2000 } },
-      functions: { memorySize: 1024, memorySizes: { tokens: 2048 } },
+      functions: { memorySize: 1024, memorySizes: { tokens: 2048 }, sourceMaps: true },
       audit: { retentionDays: 731 },
       brand: { name: 'Acme', supportUrl: 'https://acme.example/help', languages: ['de', 'en'] },
       alarmEmail: 'ops@example.com',
@@ -377,6 +377,19 @@ describe('parseBrokerConfig', () => {
             path.startsWith('functions.memorySizes') && message.includes('must name a broker function'),
         ),
       ).toBe(true);
+    });
+  });
+
+  describe('source maps', () => {
+    it('leaves source maps off unless asked', () => {
+      expect(parseBrokerConfig({ functions: { memorySize: 1024 } }, 'x').functions.sourceMaps).toBe(false);
+    });
+
+    it.each(['true', 1, null])('refuses functions.sourceMaps = %j, saying what each value does', (value) => {
+      expect(problemsOf({ functions: { sourceMaps: value } })).toEqual({
+        'functions.sourceMaps':
+          'must be true (stack traces name the source files, at the cost of reading the source map at every cold start) or false (positions in the minified index.mjs)',
+      });
     });
   });
 
