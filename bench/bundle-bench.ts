@@ -204,10 +204,15 @@ export async function bundleFigures(options: {
       const functionLoads: { wall: number; cpu: number }[] = [];
       const bareLoads: { wall: number; cpu: number }[] = [];
       const floorLoads: { wall: number; cpu: number }[] = [];
+      // The vend function also loads with Node's source-map support on (`functions.sourceMaps`), which
+      // reads the bundle's source map at load: what that option costs each cold start.
+      const withSourceMaps = name === 'tokens' ? { ...env, NODE_OPTIONS: '--enable-source-maps' } : undefined;
+      const sourceMappedLoads: { wall: number; cpu: number }[] = [];
       for (let i = 0; i < options.loads; i += 1) {
         functionLoads.push(loadMs(functionOut, env));
         bareLoads.push(loadMs(bareOut, env));
         floorLoads.push(loadMs(floorOut, env));
+        if (withSourceMaps) sourceMappedLoads.push(loadMs(functionOut, withSourceMaps));
       }
       const size = (file: string) => statSync(file).size;
       const w = (load: { wall: number }) => load.wall;
@@ -230,6 +235,15 @@ export async function bundleFigures(options: {
         reported(`${name} floor load time / bare`, median(floorLoads.map(w)) / median(bareLoads.map(w)), 'x'),
         reported(`${name} load time / floor`, median(functionLoads.map(w)) / median(floorLoads.map(w)), 'x'),
       );
+      if (sourceMappedLoads.length > 0) {
+        figures.push(
+          reported(
+            `${name} load time with functions.sourceMaps / without`,
+            median(sourceMappedLoads.map(w)) / median(functionLoads.map(w)),
+            'x',
+          ),
+        );
+      }
       notes.push(`${name}: ${composition(built.metafile, bare?.metafile)}`);
     }
   } finally {
