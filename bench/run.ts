@@ -19,7 +19,7 @@ import { vendFigures } from './vend-bench.ts';
 const quick = process.argv.includes('--quick');
 const COUNTS = quick
   ? { loads: 3, rounds: 300, connections: 100, heapVends: 5_000, sweep: 500, httpSeconds: 1 }
-  : { loads: 9, rounds: 2_000, connections: 1_000, heapVends: 100_000, sweep: 10_000, httpSeconds: 5 };
+  : { loads: 11, rounds: 2_000, connections: 1_000, heapVends: 100_000, sweep: 10_000, httpSeconds: 5 };
 
 const CALLER: BenchCaller = {
   principal: 'arn:aws:iam::000000000000:role/bench',
