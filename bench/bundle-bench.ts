@@ -153,98 +153,116 @@ const FLOOR_LINES = [
   '];',
 ];
 
+/** One load of a bundle in a fresh process: wall and CPU milliseconds. */
+type Load = { wall: number; cpu: number };
+
+const wallMs = (loads: readonly Load[]) => median(loads.map((load) => load.wall));
+const cpuMs = (loads: readonly Load[]) => median(loads.map((load) => load.cpu));
+
+/** Writes and builds the bare and floor bundles of one set of SDK clients. */
+async function baselines(folder: string, clients: (keyof typeof CLIENTS)[]) {
+  const key = clients.join('-') || 'none';
+  const clientLines = [
+    ...clients.map((client) => `import { ${CLIENTS[client][1]} } from '${CLIENTS[client][0]}';`),
+    `import { deployedClientConfig } from ${JSON.stringify(CLIENT_CONFIG)};`,
+    `const clients = [${clients.map((client) => `new ${CLIENTS[client][1]}(deployedClientConfig())`).join(', ')}];`,
+  ];
+  const built = async (kind: string, lines: string[]) => {
+    const entry = join(folder, `${key}-${kind}.mjs`);
+    const out = join(folder, `${key}-${kind}`, 'index.mjs');
+    writeFileSync(entry, lines.join('\n'));
+    const result = await build({
+      ...esbuildOptions(entry, out),
+      absWorkingDir: PROJECT_ROOT,
+      nodePaths: [join(PROJECT_ROOT, 'node_modules')],
+    });
+    return { out, metafile: result.metafile };
+  };
+  const [bare, floor] = await Promise.all([
+    built('bare', [...clientLines, 'export const handler = async () => clients.length;']),
+    built('floor', [
+      ...clientLines,
+      ...FLOOR_LINES,
+      'export const handler = async () => clients.length + libraries.length;',
+    ]),
+  ]);
+  return { bare, floor };
+}
+
 export async function bundleFigures(options: {
   loads: number;
 }): Promise<{ figures: Figure[]; notes: string[] }> {
   const folder = mkdtempSync(join(tmpdir(), 'broker-bundles-'));
   const figures: Figure[] = [];
   const notes: string[] = [];
+  const size = (file: string) => statSync(file).size;
   try {
     const env = lambdaEnvironment();
+    // Functions that call the same SDK clients share one bare and one floor bundle, loaded between each
+    // of theirs: more loads of each baseline, and every function of the set against the same ones.
+    const sets = new Map<string, { clients: (keyof typeof CLIENTS)[]; names: string[] }>();
     for (const [name, spec] of Object.entries(FUNCTIONS)) {
       const clients = clientsOf(spec.access);
-      const clientLines = [
-        ...clients.map((client) => `import { ${CLIENTS[client][1]} } from '${CLIENTS[client][0]}';`),
-        `import { deployedClientConfig } from ${JSON.stringify(CLIENT_CONFIG)};`,
-        `const clients = [${clients.map((client) => `new ${CLIENTS[client][1]}(deployedClientConfig())`).join(', ')}];`,
-      ];
-      const bareEntry = join(folder, `${name}-bare.mjs`);
-      writeFileSync(
-        bareEntry,
-        [...clientLines, 'export const handler = async () => clients.length;'].join('\n'),
-      );
-      const floorEntry = join(folder, `${name}-floor.mjs`);
-      writeFileSync(
-        floorEntry,
-        [
-          ...clientLines,
-          ...FLOOR_LINES,
-          'export const handler = async () => clients.length + libraries.length;',
-        ].join('\n'),
-      );
-      const functionOut = join(folder, name, 'index.mjs');
-      const bareOut = join(folder, `${name}-bare`, 'index.mjs');
-      const floorOut = join(folder, `${name}-floor`, 'index.mjs');
-      const built = await build({
-        ...esbuildOptions(join(PROJECT_ROOT, 'functions', name, 'handler.ts'), functionOut),
-        absWorkingDir: PROJECT_ROOT,
-      });
-      const [bare] = await Promise.all(
-        [
-          [bareEntry, bareOut],
-          [floorEntry, floorOut],
-        ].map(([entry = '', out = '']) =>
-          build({
-            ...esbuildOptions(entry, out),
-            absWorkingDir: PROJECT_ROOT,
-            nodePaths: [join(PROJECT_ROOT, 'node_modules')],
-          }),
-        ),
-      );
-      const functionLoads: { wall: number; cpu: number }[] = [];
-      const bareLoads: { wall: number; cpu: number }[] = [];
-      const floorLoads: { wall: number; cpu: number }[] = [];
+      const key = clients.join(', ') || 'no client';
+      sets.set(key, { clients, names: [...(sets.get(key)?.names ?? []), name] });
+    }
+    for (const [key, { clients, names }] of sets) {
+      const { bare, floor } = await baselines(folder, clients);
+      const built = new Map<string, { out: string; metafile: Metafile | undefined }>();
+      for (const name of names) {
+        const out = join(folder, name, 'index.mjs');
+        const result = await build({
+          ...esbuildOptions(join(PROJECT_ROOT, 'functions', name, 'handler.ts'), out),
+          absWorkingDir: PROJECT_ROOT,
+        });
+        built.set(name, { out, metafile: result.metafile });
+      }
+      const loads = new Map<string, Load[]>(names.map((name) => [name, []]));
+      const bareLoads: Load[] = [];
+      const floorLoads: Load[] = [];
       // The vend function also loads with Node's source-map support on (`functions.sourceMaps`), which
       // reads the bundle's source map at load: what that option costs each cold start.
-      const withSourceMaps = name === 'tokens' ? { ...env, NODE_OPTIONS: '--enable-source-maps' } : undefined;
-      const sourceMappedLoads: { wall: number; cpu: number }[] = [];
+      const withSourceMaps = { ...env, NODE_OPTIONS: '--enable-source-maps' };
+      const sourceMappedLoads: Load[] = [];
       for (let i = 0; i < options.loads; i += 1) {
-        functionLoads.push(loadMs(functionOut, env));
-        bareLoads.push(loadMs(bareOut, env));
-        floorLoads.push(loadMs(floorOut, env));
-        if (withSourceMaps) sourceMappedLoads.push(loadMs(functionOut, withSourceMaps));
+        for (const name of names) {
+          const out = built.get(name)?.out ?? '';
+          loads.get(name)?.push(loadMs(out, env));
+          bareLoads.push(loadMs(bare.out, env));
+          floorLoads.push(loadMs(floor.out, env));
+          if (name === 'tokens') sourceMappedLoads.push(loadMs(out, withSourceMaps));
+        }
       }
-      const size = (file: string) => statSync(file).size;
-      const w = (load: { wall: number }) => load.wall;
-      const c = (load: { cpu: number }) => load.cpu;
       figures.push(
-        reported(`${name} bundle size`, size(functionOut) / 1024, 'KB'),
-        atMost(
-          `${name} bundle size / bare (${clients.join(', ') || 'no client'})`,
-          size(functionOut) / size(bareOut),
-          'x',
-          1.2,
-        ),
-        atMost(`${name} load time / bare`, median(functionLoads.map(w)) / median(bareLoads.map(w)), 'x', 1.2),
-        reported(`${name} load CPU / bare`, median(functionLoads.map(c)) / median(bareLoads.map(c)), 'x'),
         reported(
-          `${name} floor (bare + logger, metrics, zod/mini) size / bare`,
-          size(floorOut) / size(bareOut),
+          `floor of ${key} (bare + logger, metrics, zod/mini): size / bare`,
+          size(floor.out) / size(bare.out),
           'x',
         ),
-        reported(`${name} floor load time / bare`, median(floorLoads.map(w)) / median(bareLoads.map(w)), 'x'),
-        reported(`${name} load time / floor`, median(functionLoads.map(w)) / median(floorLoads.map(w)), 'x'),
+        reported(`floor of ${key}: load time / bare`, wallMs(floorLoads) / wallMs(bareLoads), 'x'),
+        reported(`floor of ${key}: load CPU / bare`, cpuMs(floorLoads) / cpuMs(bareLoads), 'x'),
       );
-      if (sourceMappedLoads.length > 0) {
+      for (const name of names) {
+        const own = loads.get(name) ?? [];
+        const out = built.get(name)?.out ?? '';
         figures.push(
-          reported(
-            `${name} load time with functions.sourceMaps / without`,
-            median(sourceMappedLoads.map(w)) / median(functionLoads.map(w)),
-            'x',
-          ),
+          reported(`${name} bundle size`, size(out) / 1024, 'KB'),
+          atMost(`${name} bundle size / bare (${key})`, size(out) / size(bare.out), 'x', 1.2),
+          atMost(`${name} load time / bare`, wallMs(own) / wallMs(bareLoads), 'x', 1.2),
+          reported(`${name} load CPU / bare`, cpuMs(own) / cpuMs(bareLoads), 'x'),
+          reported(`${name} load time / floor`, wallMs(own) / wallMs(floorLoads), 'x'),
         );
+        if (name === 'tokens') {
+          figures.push(
+            reported(
+              `${name} load time with functions.sourceMaps / without`,
+              wallMs(sourceMappedLoads) / wallMs(own),
+              'x',
+            ),
+          );
+        }
+        notes.push(`${name}: ${composition(built.get(name)?.metafile, bare.metafile)}`);
       }
-      notes.push(`${name}: ${composition(built.metafile, bare?.metafile)}`);
     }
   } finally {
     rmSync(folder, { recursive: true, force: true });
