@@ -126,15 +126,31 @@ describe('a deployed bundle', () => {
     ]);
   });
 
-  it('logs an unexpected error with its class and stack frames in the source files', () => {
+  it('logs an unexpected error with its class and function names, its frames in the bundle by default', () => {
+    const { BROKER_CONFIG: _missing, ...withoutConfig } = environment;
+    expect(withoutConfig).not.toHaveProperty('NODE_OPTIONS');
+
+    const error = unexpectedError(withoutConfig);
+
+    expect(error?.name).toBe('MissingSettingError');
+    expect(error?.stack).toMatch(/at requiredSetting \(.*index\.mjs:\d+:\d+\)/);
+    expect(error?.stack).not.toContain('shared/runtime/function-environment.ts');
+  });
+
+  it('logs the frames in the source files with functions.sourceMaps (Node reads the shipped source map)', () => {
     const { BROKER_CONFIG: _missing, ...withoutConfig } = environment;
 
-    const lines = runBundle(withoutConfig, [tokensEvent(CALLER, '{"connectionId": "acme-1"}')]);
+    const error = unexpectedError({ ...withoutConfig, NODE_OPTIONS: '--enable-source-maps' });
 
-    const failed = lines.find((line) => line.message === 'Request failed');
-    const error = failed?.error as { name: string; location: string; stack: string } | undefined;
     expect(error?.name).toBe('MissingSettingError');
     expect(error?.stack).toContain('shared/runtime/function-environment.ts');
     expect(error?.stack).toMatch(/at requiredSetting \(/);
   });
 });
+
+/** The error the bundle logs for a request it cannot serve because its configuration is missing. */
+function unexpectedError(env: Record<string, string>) {
+  const lines = runBundle(env, [tokensEvent(CALLER, '{"connectionId": "acme-1"}')]);
+  const failed = lines.find((line) => line.message === 'Request failed');
+  return failed?.error as { name: string; location: string; stack: string } | undefined;
+}
