@@ -1,4 +1,5 @@
 import type { RecordedEvent } from '#local/aws/local-aws.ts';
+import { authorizeElsewhere } from '#local/simulator/authorize-elsewhere.ts';
 import { SignedTransport } from '../client/signed-transport.ts';
 import { RehearsalError } from './errors.ts';
 
@@ -18,14 +19,23 @@ export interface JourneyOptions {
   user: JourneyCaller;
   /** May administer connections. */
   admin: JourneyCaller;
-  simulator: { url: string };
+  /** May import the connections `user` uses. */
+  importer: JourneyCaller;
+  /**
+   * The Wise stand-in, with the client the broker is registered as and its redirect URI: what the partner's
+   * old system connected its users with before the broker took them over by import.
+   */
+  simulator: { url: string; client: { id: string; secret: string }; redirectUri: string };
   /** A return URL the configuration allows; without one, the configuration must connect without confirmation. */
   returnUrl?: string;
   /** Every event the functions put on an event bus. */
   events: readonly RecordedEvent[];
   /** Delivers the schedule's event to its function, as the template's rule or schedule would. */
   runSchedule: () => Promise<unknown>;
-  /** Hears each secret the journey meets (access tokens, the registration code), which no log may hold. */
+  /**
+   * Hears each secret the journey meets (access tokens, the registration code, the imported refresh
+   * token), which no log may hold.
+   */
   onSecret?: (secret: string) => void;
   /** Hears each step begin, before its first request. */
   onStep?: (name: string) => void;
@@ -63,16 +73,19 @@ interface VendedToken {
 /**
  * The broker's whole journey through the rehearsed functions, against the Wise simulator: a connect
  * session, its start URL, approval, callback and completion, vends, a scheduled sweep that refreshes, the vend of the new
- * generation, a `rejectedGeneration`, a registration-code connection, the client-credentials token, the
- * listing, a status, a delete, and a re-authorization event on the bus. Stops at the first step that fails.
+ * generation, a `rejectedGeneration`, a registration-code connection, the client-credentials token, an
+ * imported connection, the listing, a status, a delete, and a re-authorization event on the bus. Stops at
+ * the first step that fails.
  */
 export async function runJourney(options: JourneyOptions, steps: JourneyStep[]): Promise<void> {
   options.onSecret?.(REGISTRATION_CODE);
   const userApi = transport(options, options.user);
   const adminApi = transport(options, options.admin);
+  const importerApi = transport(options, options.importer);
   const connected = options.user.connectionId('rehearsal-1');
   const second = options.user.connectionId('rehearsal-2');
   const registered = options.user.connectionId('rehearsal-3');
+  const imported = options.user.connectionId('rehearsal-imported');
   let first: VendedToken | undefined;
   let swept: VendedToken | undefined;
   let rejected: VendedToken | undefined;
@@ -237,6 +250,38 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
     return `connected, generation ${token.generation}`;
   });
 
+  await step('imported connection', async () => {
+    // The partner's old system connected this user itself; the import hands its refresh token over.
+    const old = await authorizeElsewhere(
+      options.simulator.url,
+      options.simulator.client,
+      options.simulator.redirectUri,
+      'rehearsal.imported@example.com',
+    );
+    options.onSecret?.(old.refreshToken);
+    options.onSecret?.(old.accessToken);
+    const answer = await call(importerApi, 'POST', `/connections/${encodeURIComponent(imported)}/import`, {
+      refreshToken: old.refreshToken,
+      userId: old.user.id,
+    });
+    expectStatus('POST /connections/{id}/import', answer, 201);
+    if (answer.body.status !== 'active' || JSON.stringify(answer.body.warnings) !== '[]') {
+      throw new Error(
+        `the import answered status ${String(answer.body.status)} with warnings ${JSON.stringify(answer.body.warnings)}, not active without warnings`,
+      );
+    }
+    // The import's refresh at Wise ends the access token the old system held.
+    const oldAtWise = await fetch(`${options.simulator.url}/v1/me`, {
+      headers: { authorization: `Bearer ${old.accessToken}` },
+    });
+    if (oldAtWise.status !== 401) {
+      throw new Error(`Wise answers ${oldAtWise.status} to the old system's access token after the import`);
+    }
+    const token = await vend(options, userApi, { connectionId: imported });
+    await expectLiveAtWise(options, token.accessToken);
+    return `imported, generation ${token.generation}, valid until ${token.validUntil}`;
+  });
+
   await step('listing, page by page', async () => {
     const ids: string[] = [];
     let nextToken: string | undefined;
@@ -255,7 +300,7 @@ export async function runJourney(options: JourneyOptions, steps: JourneyStep[]):
       nextToken = typeof answer.body.nextToken === 'string' ? answer.body.nextToken : undefined;
       pages += 1;
     } while (nextToken && pages < 10);
-    for (const id of [connected, second, registered]) {
+    for (const id of [connected, second, registered, imported]) {
       if (!ids.includes(id))
         throw new Error(`GET /connections?status=active lists ${JSON.stringify(ids)}, not ${id}`);
     }

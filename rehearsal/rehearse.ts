@@ -216,7 +216,15 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
             region: standIns.region,
             user: callers.user,
             admin: callers.admin,
-            simulator: { url: simulator.url },
+            importer: callers.importer,
+            simulator: {
+              url: simulator.url,
+              client: {
+                id: config.wise.clientId ?? WISE_STAND_IN.clientId,
+                secret: WISE_STAND_IN.clientSecret,
+              },
+              redirectUri,
+            },
             ...(returnUrl === undefined ? {} : { returnUrl }),
             events: standIns.aws.events,
             onSecret: (secret) => secrets.add(secret),
@@ -254,7 +262,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       const leaked = [...secrets].filter((secret) => host.wrote(secret)).length;
       if (leaked > 0) {
         failures.push(
-          `${host.fn.label} wrote ${leaked} secret(s) (access tokens, the registration code or the Wise client secret) to its log.`,
+          `${host.fn.label} wrote ${leaked} secret(s) (access tokens, the registration code, the imported refresh token or the Wise client secret) to its log.`,
         );
       }
     }
@@ -333,7 +341,8 @@ export const REHEARSAL_DOMAIN = {
 
 /**
  * Synthesizes the app with cdk.json's configuration and one more allowed return URL, so the journey's
- * connect sessions can name one (the example configuration allows none), and the keys of `context` on top
+ * connect sessions can name one (the example configuration allows none), a caller that may import when
+ * none may (see {@link REHEARSAL_IMPORT_ROLE}), and the keys of `context` on top
  * (a variant: {@link REHEARSAL_PRIVATE_ACCESS}, {@link REHEARSAL_DOMAIN}).
  */
 export async function synthesizeForRehearsal(
@@ -341,12 +350,15 @@ export async function synthesizeForRehearsal(
   context: Record<string, unknown> = {},
 ): Promise<void> {
   const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as {
-    context?: { returnUrls?: string[] };
+    context?: { returnUrls?: string[]; callers?: CallerEntry[]; env?: { account?: string } };
   };
   const returnUrls = [...(cdkJson.context?.returnUrls ?? []), REHEARSAL_RETURN_URL];
+  const callers = withImportCaller(cdkJson.context?.callers ?? [], cdkJson.context?.env?.account);
   await synthesize(outdir, [
     '--context',
     `returnUrls=${JSON.stringify(returnUrls)}`,
+    '--context',
+    `callers=${JSON.stringify(callers)}`,
     // `-c key=value` gives text as it is; an object or list is given as JSON text (infra/broker-app.ts).
     ...Object.entries(context).flatMap(([key, value]) => [
       '--context',
@@ -354,6 +366,29 @@ export async function synthesizeForRehearsal(
     ]),
   ]);
 }
+
+/** An entry of cdk.json's `callers`, as far as the rehearsal reads it. */
+type CallerEntry = { principal: string; use?: string[]; import?: string[]; clientToken?: boolean };
+
+/**
+ * cdk.json's callers, and when none of them may import, one more that imports the connections the
+ * journey's user connects ({@link REHEARSAL_IMPORT_ROLE}; the example grants no import), so the journey
+ * can import one and vend its token.
+ */
+function withImportCaller(callers: CallerEntry[], account = '123456789012'): CallerEntry[] {
+  if (callers.some((caller) => (caller.import ?? []).length > 0)) return callers;
+  const user =
+    callers.find((caller) => (caller.use ?? []).length > 0 && caller.clientToken) ??
+    callers.find((caller) => (caller.use ?? []).length > 0);
+  if (!user) return callers;
+  return [
+    ...callers,
+    { principal: `arn:aws:iam::${account}:role/${REHEARSAL_IMPORT_ROLE}`, import: user.use ?? [] },
+  ];
+}
+
+/** The role the rehearsal's synthesis grants `import` when cdk.json's callers hold no such grant. */
+export const REHEARSAL_IMPORT_ROLE = 'rehearsal-migration';
 
 /** The table the `--existing-table` synthesis names, which the rehearsal creates as a restore would. */
 export const REHEARSAL_EXISTING_TABLE = 'wise-broker-rehearsal-restored';
@@ -433,9 +468,9 @@ function roleCredentials(fn: DeployedFunction) {
 function journeyCallers(
   config: ReturnType<typeof brokerConfigOf>,
   stack: AssemblyStack | undefined,
-): { user: JourneyCaller & LocalCredential; admin: JourneyCaller & LocalCredential } {
+): Record<'user' | 'admin' | 'importer', JourneyCaller & LocalCredential> {
   if (!stack) throw new RehearsalError('The assembly has no function.');
-  const { user, admin } = callersOf(config);
+  const { user, admin, importer } = callersOf(config);
   const credential = (principal: string, patterns: string[]) => {
     const digest = createHash('sha256').update(principal).digest('hex').toUpperCase();
     return {
@@ -449,6 +484,7 @@ function journeyCallers(
   return {
     user: credential(user.principal, user.patterns),
     admin: credential(admin.principal, admin.patterns),
+    importer: credential(importer.principal, importer.patterns),
   };
 }
 
@@ -458,7 +494,7 @@ async function startApi(
   hosts: ReadonlyMap<string, FunctionHost>,
   failures: string[],
   port: number,
-  callers: { user: LocalCredential; admin: LocalCredential },
+  callers: Record<'user' | 'admin' | 'importer', LocalCredential>,
   trail: string[],
 ): Promise<RunningGateway> {
   const [first] = deployment.functions;
@@ -515,7 +551,8 @@ async function startApi(
     port,
     region: first?.stack.region ?? 'us-east-1',
     accountId: first?.stack.account ?? '000000000000',
-    credentials: [callers.user, callers.admin],
+    // One principal may be several of the journey's callers: the gateway knows each access key once.
+    credentials: [...new Map(Object.values(callers).map((caller) => [caller.accessKeyId, caller])).values()],
     routes,
     logger: {
       info: (_message, attributes) => heard(attributes),

@@ -45,20 +45,34 @@ export function brokerConfigOf(assembly: CloudAssembly): BrokerConfig {
   throw new RehearsalError(`No function of the assembly is given ${CONFIG_VARIABLE}.`);
 }
 
-/** The callers the journey signs as: one that uses connections and the client token, one administrator. */
-export function callersOf(config: BrokerConfig): { user: JourneyIdentity; admin: JourneyIdentity } {
+/**
+ * The callers the journey signs as: one that uses connections and the client token, one administrator, and
+ * one that imports connections.
+ */
+export function callersOf(config: BrokerConfig): {
+  user: JourneyIdentity;
+  admin: JourneyIdentity;
+  importer: JourneyIdentity;
+} {
   const user =
     config.callers.find((caller) => caller.use.length > 0 && caller.clientToken) ??
     config.callers.find((caller) => caller.use.length > 0);
   const admin = config.callers.find((caller) => caller.administer.length > 0);
+  const importer = config.callers.find((caller) => caller.import.length > 0);
   if (!user || !admin) {
     throw new RehearsalError(
       'The configuration needs a caller with "use" patterns and one with "administer" patterns for the journey (cdk.json has both).',
     );
   }
+  if (!importer) {
+    throw new RehearsalError(
+      'The configuration needs a caller with "import" patterns for the journey to import a connection (the rehearsal adds one when it synthesizes and cdk.json has none).',
+    );
+  }
   return {
     user: { principal: user.principal, patterns: user.use },
     admin: { principal: admin.principal, patterns: admin.administer },
+    importer: { principal: importer.principal, patterns: importer.import },
   };
 }
 

@@ -48,6 +48,7 @@ describe('the deployment rehearsal of private access', () => {
         'connect session, approval at Wise, callback and completion',
         'vend',
         'registration-code connection',
+        'imported connection',
         'listing, page by page',
         'delete',
       ]),
