@@ -63,7 +63,8 @@ export class BrokerClient {
    * `minValiditySeconds`; otherwise the broker is asked, once for all concurrent callers.
    *
    * @throws BrokerClientError with the broker's error code (e.g. `connection_not_found`,
-   *   `reauthorization_required`, `provider_unavailable` with `retryAfterSeconds`)
+   *   `reauthorization_required`; `provider_unavailable` or `service_unavailable`, both 503s to retry after
+   *   `retryAfterSeconds`)
    */
   async getToken(target: TokenTarget, options: GetTokenOptions = {}): Promise<VendedToken> {
     const key = 'connectionId' in target ? `connection:${target.connectionId}` : 'client';

@@ -4,6 +4,7 @@ Run by test/e2e/python-client.test.ts, which starts the broker and sets BROKER_U
 CONNECTION_ID and the caller's AWS keys in the environment (read by botocore's default chain).
 """
 
+import http.server
 import json
 import os
 import threading
@@ -129,6 +130,38 @@ class BrokerClientTest(unittest.TestCase):
             client.get_token(connection_id="acme-never-connected")
 
         self.assertEqual((raised.exception.status, raised.exception.code), (404, "connection_not_found"))
+
+    def test_a_503_service_unavailable_raises_its_code_and_retry_after(self):
+        message = "The broker's storage is unavailable just now; try again in 5 s."
+
+        class Unavailable(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                body = json.dumps({"error": "service_unavailable", "message": message}).encode()
+                self.send_response(503)
+                self.send_header("content-type", "application/json")
+                self.send_header("retry-after", "5")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Unavailable)
+        serving = threading.Thread(target=server.handle_request)
+        serving.start()
+        try:
+            client = BrokerClient(f"http://127.0.0.1:{server.server_port}", "us-east-1")
+            with self.assertRaises(BrokerClientError) as raised:
+                client.get_token(connection_id=CONNECTION_ID)
+        finally:
+            serving.join(timeout=10)
+            server.server_close()
+
+        error = raised.exception
+        self.assertEqual((error.status, error.code, error.retry_after_seconds), (503, "service_unavailable", 5))
+        self.assertEqual(str(error), message)
 
     def test_a_wrong_secret_key_is_refused_by_the_gateway(self):
         access_key = os.environ["AWS_ACCESS_KEY_ID"]

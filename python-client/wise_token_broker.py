@@ -33,9 +33,11 @@ class BrokerClientError(Exception):
     """The broker refused or failed a request, or could not be reached.
 
     ``code`` is the broker's ``error`` (``forbidden``, ``connection_not_found``,
-    ``reauthorization_required``, ``provider_unavailable``, ...) or one of the client's own:
-    ``network_error`` (status 0: no answer), ``invalid_request`` (status 0: not sent),
-    ``unexpected_response`` (an answer that is not the broker's JSON).
+    ``reauthorization_required``, ``provider_unavailable``, ``service_unavailable``, ...) or one of the
+    client's own: ``network_error`` (status 0: no answer), ``invalid_request`` (status 0: not sent),
+    ``unexpected_response`` (an answer that is not the broker's JSON). The two 503s,
+    ``provider_unavailable`` (Wise) and ``service_unavailable`` (the broker's storage, encryption service
+    or credentials store), carry ``retry_after_seconds``: ask again after that long.
     """
 
     def __init__(self, message: str, status: int, code: str, retry_after_seconds: Optional[int] = None):

@@ -37,6 +37,7 @@ import type {
   TokenStore,
   TokenUpdate,
 } from '#shared/ports/token-store.ts';
+import { reportUnavailable } from './aws-unavailable.ts';
 
 /** The sparse index of refreshable records: partition `dueShard`, sort `dueAt`, keys only. */
 export const REFRESH_DUE_INDEX = 'refresh-due';
@@ -117,6 +118,7 @@ export class DynamoDbTokenStore implements TokenStore {
         `The refresh-due index needs a whole number of shards of at least 1 and at most ${MAX_REFRESH_SHARDS}, not ${shards}.`,
       );
     }
+    reportUnavailable(options.client, 'DynamoDB');
     this.#documents = DynamoDBDocumentClient.from(options.client, {
       marshallOptions: { removeUndefinedValues: true },
     });

@@ -12,6 +12,7 @@ import type {
   ReauthorizationRequiredEvent,
   RecoveredEvent,
 } from '#shared/ports/events.ts';
+import { reportUnavailable } from './aws-unavailable.ts';
 
 /** The `detail-type` of the event a partner's rule matches to ask its Wise user to authorize again. */
 export const REAUTHORIZATION_REQUIRED_DETAIL_TYPE = CONNECTION_EVENT_TYPES.reauthorizationRequired;
@@ -35,6 +36,7 @@ export class EventBridgeEvents implements BrokerEvents {
   readonly #source: string;
 
   constructor(options: EventBridgeEventsOptions) {
+    reportUnavailable(options.client, 'EventBridge');
     this.#client = options.client;
     this.#eventBusName = options.eventBusName;
     this.#source = options.source ?? EVENT_SOURCE;

@@ -8,6 +8,7 @@ import type {
   SealBinding,
   TokenCipher,
 } from '#shared/ports/token-cipher.ts';
+import { reportUnavailable } from './aws-unavailable.ts';
 import { DATA_KEY_BYTES, envelopeOpener, envelopeSealer } from './envelope.ts';
 
 /** What {@link KmsTokenCipher} is built from. */
@@ -42,6 +43,7 @@ export class KmsTokenCipher implements TokenCipher {
   readonly #deployment: string;
 
   constructor(options: KmsTokenCipherOptions) {
+    reportUnavailable(options.client, 'KMS');
     this.#client = options.client;
     this.#keyId = options.keyId;
     this.#deployment = options.deployment;

@@ -1,9 +1,10 @@
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { BrokerError } from '#shared/domain/errors.ts';
+import { BrokerError, DependencyUnavailableError } from '#shared/domain/errors.ts';
 import { once } from '#shared/once.ts';
 import type { WiseCredentials, WiseCredentialsProvider } from '#shared/ports/wise-oauth.ts';
 import * as z from '#shared/validation.ts';
+import { reportUnavailable } from './aws-unavailable.ts';
 
 /** The Wise credentials could not be read, or the secret does not hold them in the expected shape. */
 export class CredentialsUnavailableError extends BrokerError {
@@ -56,6 +57,7 @@ export class SecretsManagerCredentials implements WiseCredentialsProvider {
   readonly #maxAgeSeconds: number;
 
   constructor(options: SecretsManagerCredentialsOptions) {
+    reportUnavailable(options.client, 'Secrets Manager');
     this.#provider = new SecretsProvider({ awsSdkV3Client: options.client });
     this.#secretId = options.secretId;
     this.#maxAgeSeconds = options.maxAgeSeconds ?? 300;
@@ -71,6 +73,10 @@ export class SecretsManagerCredentials implements WiseCredentialsProvider {
         forceFetch: options?.forceFresh ?? false,
       });
     } catch (error) {
+      // Secrets Manager throttling or down is worth a retry shortly; a missing secret or a denied read is not.
+      // Powertools wraps the client's error in its own, as the cause.
+      const cause = error instanceof Error ? error.cause : undefined;
+      if (cause instanceof DependencyUnavailableError) throw cause;
       throw new CredentialsUnavailableError(
         `The Wise client credentials could not be read from secret "${secretId}"; check that it exists and that this function may read it.`,
         { secretId, cause: error },

@@ -78,3 +78,44 @@ export class TokenDecryptionError extends BrokerError {}
  * was written back over it. Its secrets are refused as not current; a 500, like any tampering.
  */
 export class RolledBackRecordError extends TokenDecryptionError {}
+
+/** An AWS service the broker depends on: the `dependency` of a {@link DependencyUnavailableError}. */
+export type AwsDependency = 'DynamoDB' | 'KMS' | 'Secrets Manager' | 'EventBridge';
+
+/** What a caller is told failed, for each dependency: the part of the broker, never the service behind it. */
+const DEPENDENCY_ROLE: Record<AwsDependency, string> = {
+  DynamoDB: 'storage',
+  KMS: 'encryption service',
+  'Secrets Manager': 'credentials store',
+  EventBridge: 'event delivery',
+};
+
+/**
+ * Seconds a caller should wait before trying again when an AWS dependency is unavailable. The SDK has
+ * already retried with back-off (four attempts for DynamoDB, three for the others) within the request, so
+ * what is left is an outage or a throttle that lasts beyond a second or two: throttling clears as the
+ * service's token bucket refills (seconds), and a timed-out or failing endpoint is usually replaced as
+ * fast. 5 s lets that happen without holding a caller back long enough to miss its own deadlines.
+ */
+export const DEPENDENCY_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * An AWS dependency throttled, timed out, could not be reached or failed on its side beyond the SDK's own
+ * retries: the request may succeed shortly, a 503 with `Retry-After`. The message names the part of the
+ * broker that is unavailable (its storage, encryption service, credentials store), never the service, a
+ * table or an ARN; `dependency` and the SDK's error (the `cause`) are for the logs.
+ */
+export class DependencyUnavailableError extends BrokerError {
+  readonly dependency: AwsDependency;
+  readonly retryAfterSeconds: number;
+
+  constructor(dependency: AwsDependency, options?: { retryAfterSeconds?: number; cause?: unknown }) {
+    const retryAfterSeconds = options?.retryAfterSeconds ?? DEPENDENCY_RETRY_AFTER_SECONDS;
+    super(
+      `The broker's ${DEPENDENCY_ROLE[dependency]} is unavailable just now; try again in ${retryAfterSeconds} s, and tell the operator if it persists.`,
+      { cause: options?.cause },
+    );
+    this.dependency = dependency;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}

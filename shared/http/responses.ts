@@ -2,6 +2,7 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import {
   ConnectionExistsError,
   ConnectionNotFoundError,
+  DependencyUnavailableError,
   ForbiddenError,
   InvalidRequestError,
   ProviderUnavailableError,
@@ -99,8 +100,9 @@ export function errorBody(
 }
 
 /**
- * The one place where errors become HTTP responses. Anything unexpected is a 500 that says nothing of
- * its cause; the caller logs the error.
+ * The one place where errors become HTTP responses. An AWS dependency that is throttling, timing out or
+ * failing beyond the SDK's retries is a 503 `service_unavailable` with `Retry-After`; anything unexpected
+ * is a 500 that says nothing of its cause. The caller logs the error.
  */
 export function errorToResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
   if (error instanceof InvalidRequestError) return errorBody(400, 'invalid_request', error.message);
@@ -115,6 +117,11 @@ export function errorToResponse(error: unknown): APIGatewayProxyStructuredResult
   }
   if (error instanceof ProviderUnavailableError) {
     return errorBody(503, 'provider_unavailable', error.message, {
+      'retry-after': String(error.retryAfterSeconds),
+    });
+  }
+  if (error instanceof DependencyUnavailableError) {
+    return errorBody(503, 'service_unavailable', error.message, {
       'retry-after': String(error.retryAfterSeconds),
     });
   }

@@ -11,7 +11,7 @@ const run = promisify(execFile);
 
 /** Debian's Python, which sees Debian's python3-botocore (`.ci/run` installs it). */
 const DEBIAN_PYTHON = process.env.DEBIAN_PYTHON ?? '/usr/bin/python3';
-const TESTS = 7;
+const TESTS = 8;
 
 let broker: LocalBroker;
 let home: string;

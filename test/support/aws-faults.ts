@@ -28,7 +28,11 @@ export type AwsFault =
   /** Nothing listens at the endpoint: `ECONNREFUSED`. */
   | 'unavailable'
   /** DynamoDB's `ConditionalCheckFailedException` (400), as when another writer got there first. */
-  | 'conditional_conflict';
+  | 'conditional_conflict'
+  /** `AccessDeniedException` (400): the function's role may not make the request. */
+  | 'access_denied'
+  /** KMS's `InvalidCiphertextException` (400): the ciphertext or its encryption context is not KMS's. */
+  | 'invalid_ciphertext';
 
 /** Which requests a rule hits: a command name (e.g. `UpdateItemCommand`) and an optional test of its input. */
 export interface FaultTarget {
@@ -130,6 +134,14 @@ async function inject(
         'com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException',
         'The conditional request failed',
       );
+    case 'access_denied':
+      return errorAnswer(
+        400,
+        'AccessDeniedException',
+        'User is not authorized to perform this action on this resource',
+      );
+    case 'invalid_ciphertext':
+      return errorAnswer(400, 'InvalidCiphertextException', 'The ciphertext is invalid');
     case 'timeout':
       throw socketTimeout();
     case 'timeout_after_applied':

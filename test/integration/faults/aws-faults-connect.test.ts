@@ -211,7 +211,7 @@ describe('AWS faults while a registration code connection is stored', () => {
     await expect(wiseAccepts(ctx.broker, vended.accessToken)).resolves.toBe(true);
   });
 
-  it('answers a 5xx without internals when the write fails past every retry; the same code connects once it clears', async () => {
+  it('answers 503 service_unavailable with Retry-After when the write fails past every retry; the same code connects once it clears', async () => {
     const ctx = await faultyBroker();
     const rule = ctx.faults.arm({
       ...TARGETS.saveConnection,
@@ -222,7 +222,9 @@ describe('AWS faults while a registration code connection is stored', () => {
     const during = await register(ctx, 'acme-reg', true);
 
     expect(rule.injected()).toBeGreaterThan(SDK_ATTEMPTS.dynamodb);
-    expect(during.statusCode).toBeGreaterThanOrEqual(500);
+    expect(during.statusCode).toBe(503);
+    expect(during.headers['retry-after']).toBe('5');
+    expect(during.json).toMatchObject({ error: 'service_unavailable' });
     expect(during.body).not.toMatch(INTERNALS);
     expect(await stored(ctx, 'acme-reg')).toBeUndefined();
     ctx.faults.clear();

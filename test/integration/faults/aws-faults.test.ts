@@ -98,14 +98,16 @@ describe('AWS faults during a scheduled refresh', () => {
       expect(counts[MetricName.refreshSucceeded] ?? 0).toBe(0);
       expect(counts[MetricName.refreshFailed]).toBe(1);
       // While the fault lasts a vend (whose own refresh meets it too) serves the stored token, which Wise
-      // takes; without KMS to open it, the vend answers a 5xx that names nothing of AWS.
+      // takes; without KMS to open it, the vend answers a 503 to try again that names nothing of AWS.
       const during = await ctx.routes.vend({ connectionId: 'acme-1' });
       if (vendDuring === 'serves') {
         expect(during.statusCode).toBe(200);
         expect((during.json as VendBody).generation).toBe(before.generation);
         await expect(wiseAccepts(ctx.broker, (during.json as VendBody).accessToken)).resolves.toBe(true);
       } else {
-        expect(during.statusCode).toBe(500);
+        expect(during.statusCode).toBe(503);
+        expect(during.headers['retry-after']).toBe('5');
+        expect(during.json).toMatchObject({ error: 'service_unavailable' });
         expect(during.body).not.toMatch(INTERNALS);
       }
       expect((await statusOf(ctx.broker, 'acme-1')).status).toBe('active');
@@ -278,21 +280,51 @@ describe('AWS faults during a vend', () => {
   );
 
   it.each(vendPoints)(
-    'answers a clear 5xx without internals while $fault at $point outlasts the SDK retries, and the same token after',
+    'answers 503 service_unavailable with Retry-After, without internals, while $fault at $point outlasts the SDK retries; nothing stored changes, and the same token after',
+    async ({ target, fault }) => {
+      const ctx = await faultyBroker();
+      const storedBefore = await ctx.broker.runtime.store.getConnection('acme-1');
+      const rule = ctx.faults.arm({ ...target, fault, times: Number.POSITIVE_INFINITY });
+
+      const during = await ctx.routes.vend({ connectionId: 'acme-1' });
+
+      expect(rule.injected()).toBeGreaterThan(0);
+      expect(during.statusCode).toBe(503);
+      expect(during.headers['retry-after']).toBe('5');
+      expect(during.json).toEqual({ error: 'service_unavailable', message: expect.any(String) });
+      expect((during.json as { message: string }).message).toMatch(
+        /^The broker's (storage|encryption service) is unavailable just now; try again in 5 s/,
+      );
+      expect(during.body).not.toMatch(INTERNALS);
+      ctx.faults.clear();
+      expect(await ctx.broker.runtime.store.getConnection('acme-1')).toEqual(storedBefore);
+      const after = await ctx.routes.vendOk({ connectionId: 'acme-1' });
+      expect(after.generation).toBe(ctx.connection.generation);
+      await expect(wiseAccepts(ctx.broker, after.accessToken)).resolves.toBe(true);
+    },
+  );
+
+  it.each([
+    {
+      point: 'reading the connection',
+      target: TARGETS.readConnection as FaultTarget,
+      fault: 'access_denied',
+    },
+    { point: 'opening the data key (KMS)', target: TARGETS.openDataKey, fault: 'access_denied' },
+    { point: 'opening the data key (KMS)', target: TARGETS.openDataKey, fault: 'invalid_ciphertext' },
+  ] as Array<{ point: string; target: FaultTarget; fault: AwsFault }>)(
+    'answers 500 internal_error, not 503, when $fault at $point: a refusal is no outage, and waiting will not help',
     async ({ target, fault }) => {
       const ctx = await faultyBroker();
       const rule = ctx.faults.arm({ ...target, fault, times: Number.POSITIVE_INFINITY });
 
       const during = await ctx.routes.vend({ connectionId: 'acme-1' });
 
-      expect(rule.injected()).toBeGreaterThan(0);
-      expect(during.statusCode).toBeGreaterThanOrEqual(500);
-      expect(during.json).toEqual({ error: expect.any(String), message: expect.any(String) });
+      expect(rule.injected()).toBe(1);
+      expect(during.statusCode).toBe(500);
+      expect(during.headers['retry-after']).toBeUndefined();
+      expect(during.json).toEqual({ error: 'internal_error', message: expect.any(String) });
       expect(during.body).not.toMatch(INTERNALS);
-      ctx.faults.clear();
-      const after = await ctx.routes.vendOk({ connectionId: 'acme-1' });
-      expect(after.generation).toBe(ctx.connection.generation);
-      await expect(wiseAccepts(ctx.broker, after.accessToken)).resolves.toBe(true);
     },
   );
 

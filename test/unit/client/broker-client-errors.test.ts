@@ -36,18 +36,15 @@ describe('BrokerClient errors', () => {
     expect(error.retryAfterSeconds).toBeUndefined();
   });
 
-  it('reads Retry-After in seconds from a 503 provider_unavailable', async () => {
-    env.broker.reply('POST /tokens', () =>
-      json(
-        503,
-        { error: 'provider_unavailable', message: 'Wise is unavailable; try again later.' },
-        { 'retry-after': '30' },
-      ),
-    );
+  it.each([
+    ['provider_unavailable', 'Wise is unavailable; try again later.'],
+    ['service_unavailable', "The broker's storage is unavailable just now; try again in 30 s."],
+  ])('reads Retry-After in seconds from a 503 %s', async (code, message) => {
+    env.broker.reply('POST /tokens', () => json(503, { error: code, message }, { 'retry-after': '30' }));
 
     const error = await errorOf(env.client.getToken(target));
 
-    expect(error).toMatchObject({ status: 503, code: 'provider_unavailable', retryAfterSeconds: 30 });
+    expect(error).toMatchObject({ status: 503, code, message, retryAfterSeconds: 30 });
   });
 
   it('reads a Retry-After date as the seconds left on the client clock', async () => {

@@ -9,6 +9,7 @@ import {
   CredentialsUnavailableError,
   SecretsManagerCredentials,
 } from '#shared/adapters/secrets-manager-credentials.ts';
+import { DependencyUnavailableError } from '#shared/domain/errors.ts';
 
 const secretsManager = mockClient(SecretsManagerClient);
 const client = new SecretsManagerClient({
@@ -186,5 +187,17 @@ describe('SecretsManagerCredentials', () => {
 
     await expect(reading).rejects.toBeInstanceOf(CredentialsUnavailableError);
     await expect(reading).rejects.toThrow(`could not be read from secret "${SECRET_ID}"`);
+  });
+
+  it('lets Secrets Manager being unavailable through as such, for the caller to try again shortly', async () => {
+    // What the client's unavailability middleware throws once the SDK gives up (the mock replaces `send`).
+    const unavailable = new DependencyUnavailableError('Secrets Manager', {
+      cause: Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }),
+    });
+    secretsManager.on(GetSecretValueCommand).rejects(unavailable);
+
+    const reading = new SecretsManagerCredentials({ client, secretId: SECRET_ID }).get();
+
+    await expect(reading).rejects.toBe(unavailable);
   });
 });

@@ -3,6 +3,7 @@ import {
   BrokerError,
   ConnectionExistsError,
   ConnectionNotFoundError,
+  DependencyUnavailableError,
   ForbiddenError,
   InvalidRequestError,
   ProviderUnavailableError,
@@ -67,6 +68,32 @@ describe('errorToResponse', () => {
     });
     expect(response.headers).toMatchObject({ 'retry-after': '42', 'cache-control': 'no-store' });
   });
+
+  it.each([
+    ['DynamoDB', 'storage'],
+    ['KMS', 'encryption service'],
+    ['Secrets Manager', 'credentials store'],
+    ['EventBridge', 'event delivery'],
+  ] as const)(
+    "answers %s being unavailable with 503 service_unavailable, Retry-After 5, and a sentence naming the broker's %s, not AWS",
+    (dependency, role) => {
+      const response = errorToResponse(
+        new DependencyUnavailableError(dependency, {
+          cause: Object.assign(new Error('Rate exceeded for arn:aws:kms:eu-west-1:1:key/k'), {
+            name: 'ThrottlingException',
+          }),
+        }),
+      );
+
+      expect(response.statusCode).toBe(503);
+      expect(response.headers).toMatchObject({ 'retry-after': '5', 'cache-control': 'no-store' });
+      expect(JSON.parse(response.body ?? '')).toEqual({
+        error: 'service_unavailable',
+        message: `The broker's ${role} is unavailable just now; try again in 5 s, and tell the operator if it persists.`,
+      });
+      expect(response.body).not.toMatch(/dynamo|kms|secrets ?manager|eventbridge|throttl|arn:/i);
+    },
+  );
 
   it.each([
     ['an Error', new Error('connect ECONNREFUSED 10.0.0.7:443 refresh_token=rt-secret')],
