@@ -137,8 +137,6 @@ export function coreParts(settings: {
   };
 }
 
-export { once };
-
 /**
  * A deployed function's composition (its settings, SDK clients and adapters), built when Lambda loads the
  * function (its init phase, which provisioned concurrency runs ahead of any request) rather than by its

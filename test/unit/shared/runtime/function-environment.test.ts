@@ -6,7 +6,6 @@ import {
   functionConfig,
   InvalidSettingError,
   MissingSettingError,
-  once,
   settingsFromEnvironment,
 } from '#shared/runtime/function-environment.ts';
 import { commonEnvironment } from '../../../../infra/broker-function.ts';
@@ -69,18 +68,6 @@ describe('functionConfig', () => {
 
   it('refuses JSON that is not an object', () => {
     expect(() => functionConfig({ BROKER_CONFIG: '[]' })).toThrow(/stage, wise, callers/);
-  });
-});
-
-describe('once', () => {
-  it('builds on first use and hands out the same value afterwards', () => {
-    let builds = 0;
-    const source = once(() => ({ build: ++builds }));
-
-    expect(builds).toBe(0);
-    const first = source();
-    expect(source()).toBe(first);
-    expect(builds).toBe(1);
   });
 });
 
